@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# setup.sh - installs what is missing (Debian packages), then configures and builds into build/.
+#
+# Idempotent: a second run installs nothing, reconfigures nothing that is current, and rebuilds
+# only what changed. Needs root (or sudo) only when a package is missing.
+#   launch/setup.sh            install + build (Release)
+#   PX_WERROR=ON launch/setup.sh   warnings as errors (what CI uses)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  openmpi-bin libopenmpi-dev
+  libopenblas-dev liblapacke-dev
+  libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+  libcmocka-dev zlib1g-dev
+  dataset-fashion-mnist
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q -o DPkg::Lock::Timeout=300 >/dev/null
+  $SUDO apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+BUILD=${PX_BUILD_DIR:-build}
+WERROR=${PX_WERROR:-OFF}
+if [ ! -f "$BUILD/CMakeCache.txt" ] || ! grep -q "^PX_WERROR:BOOL=$WERROR$" "$BUILD/CMakeCache.txt"; then
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPX_WERROR="$WERROR" >/dev/null
+fi
+cmake --build "$BUILD" -j "$(nproc)" 2>&1 | grep -v -E "^\[ *[0-9]+%\]|^gmake|^make" || true
+test -x "$BUILD/trainer" || { echo "setup: build failed (no $BUILD/trainer)" >&2; exit 1; }
+echo "setup: built into $BUILD/"
