@@ -1,0 +1,70 @@
+/* config.h - loading, overriding, checking and printing a run's configuration (config.pb).
+ *
+ * The schema is proto/config.proto; the generated protobuf-c struct Phalanx__Config is the
+ * configuration the whole runtime reads. After px_config_load every section is present (a
+ * section missing from the file is filled with its defaults), so code reads cfg->optimizer->lr
+ * without NULL checks.
+ *
+ * Every function here refuses bad input with PX_EINVAL and a message that names the field, the
+ * rule and the value; the trainer turns that into exit status 2.
+ */
+#ifndef PX_CONFIG_H
+#define PX_CONFIG_H
+
+#include <stdio.h>
+
+#include "aggregators/aggregator.h"
+#include "config.pb-c.h"
+#include "runtime/common.h"
+
+typedef Phalanx__Config px_config;
+
+/* Reads and decodes a binary config.pb. Refuses a missing or unreadable file, an empty file,
+ * bytes that do not decode as phalanx.Config (truncated, random, a text-format file), fields
+ * unknown to this schema and enum values outside their lists. On success *out is a complete
+ * config owned by the caller (free with px_config_free). */
+px_status px_config_load(const char *path, px_config **out);
+
+/* Decodes a config from memory (same checks as px_config_load; `what` names the source in
+ * messages). */
+px_status px_config_decode(const unsigned char *data, size_t len, const char *what,
+                           px_config **out);
+
+/* A config with every field at its default. */
+px_status px_config_default(px_config **out);
+
+void px_config_free(px_config *cfg);
+
+/* Applies one "section.field=value" override (the trainer's --set). Scalars parse with range
+ * checks, enums by name (case-insensitive), bools as true/false/1/0, repeated fields as a comma
+ * list (empty clears). */
+px_status px_config_set(px_config *cfg, const char *assignment);
+
+/* Checks every rule between fields (ranges, combinations, the aggregator's validity rule for n
+ * workers). The first broken rule is reported. */
+px_status px_config_validate(const px_config *cfg);
+
+/* Prints the effective config in protobuf text format: every field, defaults included. The
+ * output encodes back to an equivalent config.pb with protoc --encode=phalanx.Config. */
+void px_config_print_text(FILE *out, const px_config *cfg);
+
+/* Prints the start-up table: one row per field, "*" marking values that differ from the
+ * default. */
+void px_config_print_table(FILE *out, const px_config *cfg);
+
+/* Text of one scalar field of a section, as --print-config writes it (for metrics and logs).
+ * Returns PX_EINVAL if `section.field` does not exist. */
+px_status px_config_get_text(const px_config *cfg, const char *path, char *buf, size_t cap);
+
+/* Calls fn(name, value_text, user) for every field of `section` that the file or a --set gave
+ * explicitly (used to hand aggregator parameters to px_agg_params_set). Stops at and returns
+ * the first error fn returns. */
+typedef px_status (*px_config_field_fn)(const char *name, const char *value, void *user);
+px_status px_config_each_set_field(const px_config *cfg, const char *section,
+                                   px_config_field_fn fn, void *user);
+
+/* The aggregator parameters of the config: px_agg_params_default, the run seed, then every
+ * field of the aggregator section that the config sets (by name, through px_agg_params_set). */
+px_status px_config_agg_params(const px_config *cfg, px_agg_params *p);
+
+#endif

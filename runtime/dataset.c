@@ -1,0 +1,225 @@
+/* dataset.c - the gzip IDX reader (zlib), Fashion-MNIST loading, batch conversion and the
+ * per-worker sampler (see dataset.h). */
+#include "dataset.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "runtime/rng.h"
+
+#define PX_FMNIST_PACKAGE "dataset-fashion-mnist"
+
+static px_status px__read_exact(gzFile f, const char *path, void *buf, size_t len, const char *what)
+{
+    size_t done = 0;
+    while (done < len) {
+        unsigned chunk = len - done > (1u << 30) ? (1u << 30) : (unsigned)(len - done);
+        int got = gzread(f, (char *)buf + done, chunk);
+        if (got < 0) {
+            int zerr;
+            const char *msg = gzerror(f, &zerr);
+            return px_error(PX_EINVAL, "%s: corrupt gzip data while reading %s (%s)", path, what,
+                            msg);
+        }
+        if (got == 0)
+            return px_error(PX_EINVAL, "%s: file ends early: %zu of %zu bytes of %s", path, done,
+                            len, what);
+        done += (size_t)got;
+    }
+    return PX_OK;
+}
+
+px_status px_idx_read_gz(const char *path, int expect_dims, size_t limit, size_t *count,
+                         size_t *item_bytes, uint8_t **data)
+{
+    *data = NULL;
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return px_error(PX_EINVAL, "%s: %s", path, strerror(errno));
+    gzFile f = gzopen(path, "rb");
+    if (!f) return px_error(PX_EINVAL, "%s: cannot open: %s", path, strerror(errno));
+    gzbuffer(f, 1 << 17);
+    px_status st;
+    unsigned char head[16];
+    size_t head_len = 4 + 4 * (size_t)expect_dims;
+    PX_CHECK_GOTO(px__read_exact(f, path, head, head_len, "the IDX header"), st, done);
+    /* magic: two zero bytes, the type code (0x08 = unsigned byte), the number of dimensions */
+    if (head[0] != 0 || head[1] != 0 || head[2] != 0x08 || head[3] != expect_dims) {
+        st = px_error(PX_EINVAL, "%s: not an IDX file of unsigned bytes with %d dimension%s "
+                                 "(magic %02x %02x %02x %02x)", path, expect_dims,
+                      expect_dims > 1 ? "s" : "", head[0], head[1], head[2], head[3]);
+        goto done;
+    }
+    size_t dims[3] = {0, 1, 1};
+    for (int i = 0; i < expect_dims; i++)
+        dims[i] = ((size_t)head[4 + 4 * i] << 24) | ((size_t)head[5 + 4 * i] << 16) |
+                  ((size_t)head[6 + 4 * i] << 8) | head[7 + 4 * i];
+    if (dims[0] == 0 || dims[1] == 0 || dims[2] == 0 || dims[1] * dims[2] > (1u << 20) ||
+        dims[0] > (1u << 28)) {
+        st = px_error(PX_EINVAL, "%s: implausible IDX dimensions %zu x %zu x %zu", path, dims[0],
+                      dims[1], dims[2]);
+        goto done;
+    }
+    size_t n = (limit && limit < dims[0]) ? limit : dims[0];
+    size_t per = dims[1] * dims[2];
+    *data = px_alloc(n * per, path);
+    if (!*data) {
+        st = PX_ENOMEM;
+        goto done;
+    }
+    PX_CHECK_GOTO(px__read_exact(f, path, *data, n * per, "the data"), st, done);
+    if (n == dims[0]) {
+        /* the whole file was asked for: it must end here, and its gzip trailer (CRC) must
+         * check, which gzread verifies when it reaches the end */
+        unsigned char extra;
+        int got = gzread(f, &extra, 1);
+        if (got < 0) {
+            int zerr;
+            st = px_error(PX_EINVAL, "%s: corrupt gzip data at the end of the file (%s)", path,
+                          gzerror(f, &zerr));
+            goto done;
+        }
+        if (got > 0) {
+            st = px_error(PX_EINVAL, "%s: more bytes than the header's %zu items", path, dims[0]);
+            goto done;
+        }
+    }
+    *count = n;
+    *item_bytes = per;
+    st = PX_OK;
+done:
+    gzclose(f);
+    if (st < 0) {
+        px_free(*data);
+        *data = NULL;
+    }
+    return st;
+}
+
+static px_status px__load_split(px_split *s, const char *dir, const char *prefix, size_t limit,
+                                size_t classes)
+{
+    char ipath[4096], lpath[4096];
+    snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
+    snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
+    size_t ni, nl, per, one;
+    PX_CHECK(px_idx_read_gz(ipath, 3, limit, &ni, &per, &s->images));
+    px_status st = px_idx_read_gz(lpath, 1, limit, &nl, &one, &s->labels);
+    if (st < 0) return st;
+    if (ni != nl)
+        return px_error(PX_EINVAL, "%s has %zu images but %s has %zu labels", ipath, ni, lpath, nl);
+    for (size_t i = 0; i < nl; i++)
+        if (s->labels[i] >= classes)
+            return px_error(PX_EINVAL, "%s: label %u of example %zu is not a class (0..%zu)", lpath,
+                            s->labels[i], i, classes - 1);
+    s->count = ni;
+    s->features = per;
+    return PX_OK;
+}
+
+px_status px_fmnist_load(px_dataset *ds, const char *dir, int want_train, int want_test,
+                         size_t train_limit, size_t test_limit)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->classes = 10;
+    /* per-pixel mean and standard deviation of the Fashion-MNIST training set */
+    ds->mean = 0.2860f;
+    ds->std = 0.3530f;
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return px_error(PX_EINVAL, "Fashion-MNIST not found: %s is not a directory (install the "
+                                   "Debian package %s: apt-get install %s, or set data.path)",
+                        dir, PX_FMNIST_PACKAGE, PX_FMNIST_PACKAGE);
+    px_status st = PX_OK;
+    if (want_train) st = px__load_split(&ds->train, dir, "train", train_limit, ds->classes);
+    if (st == PX_OK && want_test) st = px__load_split(&ds->test, dir, "t10k", test_limit, ds->classes);
+    if (st == PX_OK && want_train && want_test && ds->train.features != ds->test.features)
+        st = px_error(PX_EINVAL, "%s: training images have %zu pixels, test images %zu", dir,
+                      ds->train.features, ds->test.features);
+    if (st < 0) {
+        px_dataset_free(ds);
+        return px_error_context(st, "Fashion-MNIST (Debian package %s)", PX_FMNIST_PACKAGE);
+    }
+    return PX_OK;
+}
+
+void px_dataset_free(px_dataset *ds)
+{
+    px_free(ds->train.images);
+    px_free(ds->train.labels);
+    px_free(ds->test.images);
+    px_free(ds->test.labels);
+    memset(&ds->train, 0, sizeof ds->train);
+    memset(&ds->test, 0, sizeof ds->test);
+}
+
+static void px__convert(const px_dataset *ds, const uint8_t *src, size_t features, float *x)
+{
+    const float a = 1.0f / (255.0f * ds->std), b = -ds->mean / ds->std;
+    for (size_t j = 0; j < features; j++) x[j] = (float)src[j] * a + b;
+}
+
+void px_split_gather(const px_dataset *ds, const px_split *split, const uint32_t *idx, size_t n,
+                     float *x, uint8_t *y)
+{
+    size_t f = split->features;
+    for (size_t i = 0; i < n; i++) {
+        px__convert(ds, split->images + (size_t)idx[i] * f, f, x + i * f);
+        y[i] = split->labels[idx[i]];
+    }
+}
+
+void px_split_slice(const px_dataset *ds, const px_split *split, size_t first, size_t n, float *x,
+                    uint8_t *y)
+{
+    size_t f = split->features;
+    for (size_t i = 0; i < n; i++) {
+        px__convert(ds, split->images + (first + i) * f, f, x + i * f);
+        y[i] = split->labels[first + i];
+    }
+}
+
+px_status px_sampler_init(px_sampler *s, uint64_t seed, uint32_t worker, size_t n)
+{
+    memset(s, 0, sizeof *s);
+    if (n == 0 || n > UINT32_MAX) return px_error(PX_EINVAL, "sampler: %zu training examples", n);
+    s->seed = seed;
+    s->worker = worker;
+    s->n = n;
+    s->epoch = UINT64_MAX;
+    s->perm = px_alloc(n * sizeof *s->perm, "the sampler's permutation");
+    return s->perm ? PX_OK : PX_ENOMEM;
+}
+
+void px_sampler_free(px_sampler *s)
+{
+    px_free(s->perm);
+    s->perm = NULL;
+}
+
+static void px__shuffle_epoch(px_sampler *s, uint64_t epoch)
+{
+    px_rng r;
+    px_rng_init(&r, s->seed, PX_STREAM_BATCH, s->worker, epoch);
+    for (size_t i = 0; i < s->n; i++) s->perm[i] = (uint32_t)i;
+    for (size_t i = s->n - 1; i > 0; i--) { /* Fisher-Yates */
+        size_t j = (size_t)px_rng_below(&r, i + 1);
+        uint32_t t = s->perm[i];
+        s->perm[i] = s->perm[j];
+        s->perm[j] = t;
+    }
+    s->epoch = epoch;
+}
+
+void px_sampler_batch(px_sampler *s, uint64_t step, size_t batch, uint32_t *idx)
+{
+    uint64_t pos = step * batch;
+    for (size_t i = 0; i < batch; i++, pos++) {
+        uint64_t epoch = pos / s->n;
+        if (epoch != s->epoch) px__shuffle_epoch(s, epoch);
+        idx[i] = s->perm[pos % s->n];
+    }
+}

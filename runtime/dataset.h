@@ -1,0 +1,72 @@
+/* dataset.h - image classification data in memory, the Fashion-MNIST IDX reader, and seeded
+ * minibatch sampling per logical worker.
+ *
+ * Images stay as bytes (47 MB for Fashion-MNIST's training set instead of 188 MB of floats);
+ * a batch is converted to normalised floats when it is drawn.
+ */
+#ifndef PX_DATASET_H
+#define PX_DATASET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/common.h"
+
+typedef struct {
+    size_t count;      /* number of examples */
+    size_t features;   /* values per example (28 * 28) */
+    uint8_t *images;   /* count x features, row-major, 0..255 */
+    uint8_t *labels;   /* count, each < classes */
+} px_split;
+
+typedef struct {
+    px_split train, test;
+    size_t classes;
+    float mean, std; /* normalisation: x = (pixel / 255 - mean) / std */
+} px_dataset;
+
+/* Reads one IDX file compressed with gzip (the format of the MNIST family): magic 0x00000801
+ * (labels, 1 dimension) or 0x00000803 (images, 3 dimensions), big-endian dimensions, then the
+ * bytes. `expect_dims` is 1 or 3. At most `limit` items are kept (0 = all). Fills *count, *item
+ * (bytes per item) and *data (owned by the caller, px_free). A missing, truncated or corrupt
+ * file is refused with a message naming the file and the fault. */
+px_status px_idx_read_gz(const char *path, int expect_dims, size_t limit, size_t *count,
+                         size_t *item_bytes, uint8_t **data);
+
+/* Loads Fashion-MNIST from `dir` (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,
+ * t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz). Either split may be skipped (a worker
+ * needs only the training set, the server only the test set); limits of 0 keep everything.
+ * When the directory or a file is missing the message names the Debian package
+ * (dataset-fashion-mnist). */
+px_status px_fmnist_load(px_dataset *ds, const char *dir, int want_train, int want_test,
+                         size_t train_limit, size_t test_limit);
+
+void px_dataset_free(px_dataset *ds);
+
+/* Converts examples idx[0..n) of `split` into normalised floats x (n x features) and labels y. */
+void px_split_gather(const px_dataset *ds, const px_split *split, const uint32_t *idx, size_t n,
+                     float *x, uint8_t *y);
+
+/* Converts the contiguous examples [first, first + n) (evaluation). */
+void px_split_slice(const px_dataset *ds, const px_split *split, size_t first, size_t n, float *x,
+                    uint8_t *y);
+
+/* Minibatch order of one logical worker: each epoch is a fresh permutation of the training set,
+ * drawn from the stream (seed, PX_STREAM_BATCH, worker, epoch), and batch s takes positions
+ * [s * B, (s + 1) * B) of the concatenated epochs. The order is a function of (seed, worker,
+ * step) only: any rank hosting the worker, and a resumed run, draws the same batches. */
+typedef struct {
+    uint64_t seed;
+    uint32_t worker;
+    size_t n;        /* training examples */
+    uint32_t *perm;  /* permutation of the current epoch */
+    uint64_t epoch;  /* epoch held in perm (UINT64_MAX = none yet) */
+} px_sampler;
+
+px_status px_sampler_init(px_sampler *s, uint64_t seed, uint32_t worker, size_t n);
+void px_sampler_free(px_sampler *s);
+
+/* Writes the B example indices of `step` into idx. */
+void px_sampler_batch(px_sampler *s, uint64_t step, size_t batch, uint32_t *idx);
+
+#endif

@@ -1,0 +1,183 @@
+/* mlp.c - MLP forward/backward with cblas_sgemm, softmax cross-entropy (see mlp.h). */
+#include "mlp.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "runtime/rng.h"
+
+px_status px_mlp_shape(px_mlp *m, size_t inputs, const uint32_t *hidden, size_t n_hidden,
+                       size_t classes)
+{
+    memset(m, 0, sizeof *m);
+    if (n_hidden + 1 > PX_MLP_MAX_LINEAR)
+        return px_error(PX_EINVAL, "mlp: %zu hidden layers; at most %d", n_hidden,
+                        PX_MLP_MAX_LINEAR - 1);
+    m->n_linear = n_hidden + 1;
+    m->dims[0] = inputs;
+    for (size_t i = 0; i < n_hidden; i++) m->dims[i + 1] = hidden[i];
+    m->dims[m->n_linear] = classes;
+    size_t off = 0;
+    for (size_t l = 0; l < m->n_linear; l++) {
+        size_t in = m->dims[l], out = m->dims[l + 1];
+        m->w_off[l] = off;
+        off += in * out;
+        m->b_off[l] = off;
+        off += out;
+        snprintf(m->names[2 * l], sizeof m->names[0], "fc%zu.weight", l + 1);
+        snprintf(m->names[2 * l + 1], sizeof m->names[0], "fc%zu.bias", l + 1);
+        m->tensors[2 * l] = (px_layer){m->w_off[l], in * out, m->names[2 * l]};
+        m->tensors[2 * l + 1] = (px_layer){m->b_off[l], out, m->names[2 * l + 1]};
+    }
+    m->n_params = off;
+    m->table.count = 2 * m->n_linear;
+    m->table.layers = m->tensors;
+    return PX_OK;
+}
+
+void px_mlp_init(const px_mlp *m, float *params, uint64_t seed)
+{
+    for (size_t l = 0; l < m->n_linear; l++) {
+        px_rng r;
+        px_rng_init(&r, seed, PX_STREAM_INIT, l, 0);
+        size_t in = m->dims[l], out = m->dims[l + 1];
+        double bound = 1.0 / sqrt((double)in);
+        float *w = params + m->w_off[l], *b = params + m->b_off[l];
+        for (size_t i = 0; i < in * out; i++) w[i] = (float)((2.0 * px_rng_uniform(&r) - 1.0) * bound);
+        for (size_t i = 0; i < out; i++) b[i] = (float)((2.0 * px_rng_uniform(&r) - 1.0) * bound);
+    }
+}
+
+px_status px_mlp_work_create(px_mlp_work *w, const px_mlp *m, size_t batch_max)
+{
+    memset(w, 0, sizeof *w);
+    w->batch_max = batch_max;
+    size_t widest = 0;
+    for (size_t l = 0; l <= m->n_linear; l++) {
+        if (m->dims[l] > widest) widest = m->dims[l];
+        w->act[l] = px_alloc(batch_max * m->dims[l] * sizeof(float), "mlp activations");
+        if (!w->act[l]) goto fail;
+    }
+    for (int k = 0; k < 2; k++) {
+        w->delta[k] = px_alloc(batch_max * widest * sizeof(float), "mlp backward scratch");
+        if (!w->delta[k]) goto fail;
+    }
+    return PX_OK;
+fail:
+    px_mlp_work_free(w);
+    return PX_ENOMEM;
+}
+
+void px_mlp_work_free(px_mlp_work *w)
+{
+    for (size_t l = 0; l <= PX_MLP_MAX_LINEAR; l++) px_free(w->act[l]);
+    px_free(w->delta[0]);
+    px_free(w->delta[1]);
+    memset(w, 0, sizeof *w);
+}
+
+/* act[l+1] = act[l] W_l^T + b_l, then ReLU except after the last layer */
+static void px__forward(const px_mlp *m, px_mlp_work *w, const float *params, size_t batch)
+{
+    for (size_t l = 0; l < m->n_linear; l++) {
+        size_t in = m->dims[l], out = m->dims[l + 1];
+        const float *W = params + m->w_off[l], *b = params + m->b_off[l];
+        float *z = w->act[l + 1];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)batch, (int)out, (int)in, 1.0f,
+                    w->act[l], (int)in, W, (int)in, 0.0f, z, (int)out);
+        int relu = l + 1 < m->n_linear;
+        for (size_t i = 0; i < batch; i++) {
+            float *row = z + i * out;
+            if (relu) {
+                for (size_t j = 0; j < out; j++) {
+                    float v = row[j] + b[j];
+                    row[j] = v > 0.0f ? v : 0.0f;
+                }
+            } else {
+                for (size_t j = 0; j < out; j++) row[j] += b[j];
+            }
+        }
+    }
+}
+
+/* log-sum-exp of a row, in double */
+static double px__lse(const float *z, size_t c)
+{
+    float mx = z[0];
+    for (size_t j = 1; j < c; j++)
+        if (z[j] > mx) mx = z[j];
+    double s = 0;
+    for (size_t j = 0; j < c; j++) s += exp((double)(z[j] - mx));
+    return (double)mx + log(s);
+}
+
+float px_mlp_loss_grad(const px_mlp *m, px_mlp_work *w, const float *params, const uint8_t *y,
+                       size_t batch, float *grad)
+{
+    px__forward(m, w, params, batch);
+    size_t L = m->n_linear, C = m->dims[L];
+    const float *logits = w->act[L];
+    float *dz = w->delta[0];
+    double loss = 0;
+    const double inv_b = 1.0 / (double)batch;
+    /* d(mean CE)/dz = (softmax(z) - onehot(y)) / B */
+    for (size_t i = 0; i < batch; i++) {
+        const float *z = logits + i * C;
+        double lse = px__lse(z, C);
+        loss += lse - (double)z[y[i]];
+        for (size_t j = 0; j < C; j++) {
+            double p = exp((double)z[j] - lse);
+            dz[i * C + j] = (float)((p - (j == y[i] ? 1.0 : 0.0)) * inv_b);
+        }
+    }
+    int cur = 0;
+    for (size_t l = L; l-- > 0;) {
+        size_t in = m->dims[l], out = m->dims[l + 1];
+        const float *d = w->delta[cur];
+        /* dW = dZ^T A (out x in) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)batch, 1.0f,
+                    d, (int)out, w->act[l], (int)in, 0.0f, grad + m->w_off[l], (int)in);
+        float *db = grad + m->b_off[l];
+        memcpy(db, d, out * sizeof(float));
+        for (size_t i = 1; i < batch; i++)
+            for (size_t j = 0; j < out; j++) db[j] += d[i * out + j];
+        if (l == 0) break;
+        /* dA = dZ W (batch x in), then through the ReLU of layer l-1: zero where it was off */
+        float *da = w->delta[1 - cur];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)batch, (int)in, (int)out, 1.0f,
+                    d, (int)out, params + m->w_off[l], (int)in, 0.0f, da, (int)in);
+        const float *a = w->act[l];
+        for (size_t k = 0; k < batch * in; k++)
+            if (!(a[k] > 0.0f)) da[k] = 0.0f;
+        cur = 1 - cur;
+    }
+    return (float)(loss * inv_b);
+}
+
+void px_mlp_evaluate(const px_mlp *m, px_mlp_work *w, const float *params, const uint8_t *y,
+                     size_t batch, double *loss_sum, size_t *correct)
+{
+    px__forward(m, w, params, batch);
+    size_t C = m->dims[m->n_linear];
+    const float *logits = w->act[m->n_linear];
+    for (size_t i = 0; i < batch; i++) {
+        const float *z = logits + i * C;
+        size_t best = 0;
+        for (size_t j = 1; j < C; j++)
+            if (z[j] > z[best]) best = j;
+        *correct += (best == y[i]);
+        *loss_sum += px__lse(z, C) - (double)z[y[i]];
+    }
+}
+
+double px_mlp_step_flops(const px_mlp *m, size_t batch)
+{
+    double f = 0;
+    for (size_t l = 0; l < m->n_linear; l++) {
+        double mac = (double)batch * (double)m->dims[l] * (double)m->dims[l + 1];
+        f += 2 * mac /* forward */ + 2 * mac /* dW */ + (l > 0 ? 2 * mac : 0) /* dA */;
+    }
+    return f;
+}

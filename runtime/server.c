@@ -1,0 +1,216 @@
+/* server.c - the parameter server (see server.h). */
+#include "server.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "comm/transport.h"
+
+#define PX__DROP_LOG_LIMIT 20 /* log the first drops in full, then only count them */
+
+px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset *data, int world,
+                           px_pool *pool)
+{
+    memset(s, 0, sizeof *s);
+    s->cfg = cfg;
+    s->data = data;
+    s->world = world;
+    s->pool = pool;
+    s->n = cfg->cluster->workers;
+    PX_CHECK(px_mlp_shape(&s->model, data->test.features, cfg->model->hidden, cfg->model->n_hidden,
+                          data->classes));
+    s->d = s->model.n_params;
+    s->params_msg_len = PX_WIRE_HEADER_BYTES + s->d * sizeof(float);
+    s->params_msg = px_alloc(s->params_msg_len, "the parameter message");
+    if (!s->params_msg) return PX_ENOMEM;
+    s->params = (float *)(s->params_msg + PX_WIRE_HEADER_BYTES);
+    px_mlp_init(&s->model, s->params, cfg->run->seed);
+
+    const Phalanx__Optimizer *o = cfg->optimizer;
+    PX_CHECK(px_sgd_create(&s->opt, s->d, o->momentum, o->weight_decay, o->nesterov));
+    s->schedule = (px_lr_schedule){
+        .kind = (px_lr_kind)o->schedule,
+        .lr = o->lr,
+        .steps = cfg->schedule->steps,
+        .step_every = o->step_every,
+        .step_gamma = o->step_gamma,
+        .min_lr = o->min_lr,
+        .warmup_steps = o->warmup_steps,
+    };
+
+    px_agg_params ap;
+    PX_CHECK(px_config_agg_params(cfg, &ap));
+    PX_CHECK(px_agg_create(&s->agg, cfg->aggregator->rule, &ap, s->n, s->d, &s->model.table, pool));
+    s->agg_out = px_alloc(s->d * sizeof(float), "the aggregate");
+    s->rows = px_alloc(s->n * s->d * sizeof(float), "the gradients of a step");
+    s->present = calloc(s->n, sizeof *s->present);
+    s->have = calloc(s->n, 1);
+    s->loss = calloc(s->n, sizeof *s->loss);
+    if (!s->agg_out || !s->rows || !s->present || !s->have || !s->loss)
+        return px_error(PX_ENOMEM, "server: cannot allocate");
+
+    int threads = px_pool_size(pool);
+    s->eval_work = calloc((size_t)threads, sizeof *s->eval_work);
+    size_t chunks = (data->test.count + PX_EVAL_CHUNK - 1) / PX_EVAL_CHUNK;
+    s->eval_loss = calloc(chunks ? chunks : 1, sizeof *s->eval_loss);
+    s->eval_correct = calloc(chunks ? chunks : 1, sizeof *s->eval_correct);
+    if (!s->eval_work || !s->eval_loss || !s->eval_correct)
+        return px_error(PX_ENOMEM, "server: cannot allocate");
+    for (int t = 0; t < threads; t++)
+        PX_CHECK(px_mlp_work_create(&s->eval_work[t], &s->model, PX_EVAL_CHUNK));
+    return PX_OK;
+}
+
+void px_server_free(px_server *s)
+{
+    px_free(s->params_msg);
+    px_sgd_free(&s->opt);
+    px_agg_destroy(s->agg);
+    px_free(s->agg_out);
+    px_free(s->rows);
+    free(s->present);
+    free(s->have);
+    free(s->loss);
+    if (s->eval_work)
+        for (int t = 0; t < px_pool_size(s->pool); t++) px_mlp_work_free(&s->eval_work[t]);
+    free(s->eval_work);
+    free(s->eval_loss);
+    free(s->eval_correct);
+    memset(s, 0, sizeof *s);
+}
+
+void px_server_begin_step(px_server *s, uint32_t step, const unsigned char **msg, size_t *len)
+{
+    s->step = step;
+    memset(s->have, 0, s->n);
+    px_msg_header h = {
+        .kind = PX_MSG_PARAMS,
+        .codec = 0,
+        .step = step,
+        .worker = PX_WIRE_SERVER,
+        .elem_count = s->d,
+        .loss = NAN,
+    };
+    px_wire_seal(s->params_msg, &h, s->d * sizeof(float));
+    *msg = s->params_msg;
+    *len = s->params_msg_len;
+}
+
+void px_server_count_drop(px_server *s, px_drop_reason r, int src, const char *why)
+{
+    s->drops[r]++;
+    if (++s->drops_logged <= PX__DROP_LOG_LIMIT)
+        px_log(PX_LOG_WARN, "step %u: dropped a message from rank %d: %s (%s)%s", s->step, src,
+               px_drop_reason_name(r), why,
+               s->drops_logged == PX__DROP_LOG_LIMIT ? "; further drops are only counted in the "
+                                                       "metrics" : "");
+}
+
+px_drop_reason px_server_accept(px_server *s, const unsigned char *msg, size_t len, int src)
+{
+    px_msg_header h;
+    px_drop_reason r = px_wire_open(msg, len, &h);
+    if (r == PX_DROP_NONE) {
+        px_wire_expectation e = {
+            .kind = PX_MSG_GRADIENT,
+            .step = s->step,
+            .n_workers = (uint32_t)s->n,
+            .elem_count = s->d,
+            .payload_bytes = s->d * sizeof(float),
+            .codec = 0,
+        };
+        r = px_wire_expect(&h, &e);
+    }
+    if (r == PX_DROP_NONE && s->world >= 2 && px_worker_rank(h.worker, s->world) != src)
+        r = PX_DROP_WORKER;
+    if (r == PX_DROP_NONE && s->have[h.worker]) r = PX_DROP_DUPLICATE;
+    if (r != PX_DROP_NONE) {
+        char why[128];
+        if (r == PX_DROP_STEP)
+            snprintf(why, sizeof why, "message of step %u, expected %u", h.step, s->step);
+        else if (r == PX_DROP_WORKER)
+            snprintf(why, sizeof why, "worker id %u is not hosted by rank %d", h.worker, src);
+        else
+            snprintf(why, sizeof why, "%zu bytes", len);
+        px_server_count_drop(s, r, src, why);
+        return r;
+    }
+    memcpy(s->rows + (size_t)h.worker * s->d, msg + PX_WIRE_HEADER_BYTES, s->d * sizeof(float));
+    s->have[h.worker] = 1;
+    s->loss[h.worker] = h.loss;
+    return PX_DROP_NONE;
+}
+
+px_status px_server_finish_step(px_server *s, float lr, px_step_result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->train_loss = NAN;
+    size_t k = 0;
+    double loss_sum = 0;
+    size_t loss_n = 0;
+    for (size_t w = 0; w < s->n; w++) {
+        if (!s->have[w]) continue;
+        s->present[k++] = s->rows + w * s->d;
+        if (isfinite(s->loss[w])) {
+            loss_sum += s->loss[w];
+            loss_n++;
+        }
+    }
+    r->received = k;
+    if (loss_n) r->train_loss = loss_sum / (double)loss_n;
+    if (k == 0) {
+        px_log(PX_LOG_WARN, "step %u: no valid gradient arrived; parameters unchanged", s->step);
+        return PX_OK;
+    }
+    double t0 = px_now_ms();
+    px_agg_report rep = {0};
+    px_status st = px_agg_run(s->agg, s->present, k, s->step, s->agg_out, &rep);
+    r->agg_ms = px_now_ms() - t0;
+    r->nonfinite = rep.n_nonfinite;
+    s->drops[PX_DROP_NONFINITE] += rep.n_nonfinite;
+    if (st == PX_EINVAL) {
+        px_log(PX_LOG_WARN, "step %u: not aggregated (%s); parameters unchanged", s->step,
+               px_errmsg());
+        return PX_OK;
+    }
+    PX_CHECK(st);
+    px_sgd_step(&s->opt, s->params, s->agg_out, lr);
+    r->updated = 1;
+    return PX_OK;
+}
+
+typedef struct {
+    px_server *s;
+} px__eval_job;
+
+static void px__eval_chunk(void *arg, size_t c, int thread)
+{
+    px_server *s = ((px__eval_job *)arg)->s;
+    px_mlp_work *w = &s->eval_work[thread];
+    size_t first = c * PX_EVAL_CHUNK, count = s->data->test.count - first;
+    if (count > PX_EVAL_CHUNK) count = PX_EVAL_CHUNK;
+    uint8_t labels[PX_EVAL_CHUNK];
+    px_split_slice(s->data, &s->data->test, first, count, px_mlp_input(w), labels);
+    double loss = 0;
+    size_t correct = 0;
+    px_mlp_evaluate(&s->model, w, s->params, labels, count, &loss, &correct);
+    s->eval_loss[c] = loss;
+    s->eval_correct[c] = correct;
+}
+
+void px_server_evaluate(px_server *s, double *test_loss, double *test_acc)
+{
+    size_t n = s->data->test.count;
+    size_t chunks = (n + PX_EVAL_CHUNK - 1) / PX_EVAL_CHUNK;
+    px__eval_job job = {s};
+    px_pool_run(s->pool, chunks, px__eval_chunk, &job);
+    double loss = 0;
+    size_t correct = 0;
+    for (size_t c = 0; c < chunks; c++) { /* fixed order: the same sum on any thread count */
+        loss += s->eval_loss[c];
+        correct += s->eval_correct[c];
+    }
+    *test_loss = n ? loss / (double)n : NAN;
+    *test_acc = n ? (double)correct / (double)n : NAN;
+}

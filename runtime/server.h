@@ -1,0 +1,88 @@
+/* server.h - the parameter server: it owns the model's parameters and optimizer state, checks
+ * every incoming message, aggregates the step's gradients with the configured rule, applies the
+ * optimizer and evaluates on the test set.
+ *
+ * One step, as the run loop (run.c) drives it:
+ *   px_server_begin_step   seal the parameter message for the step
+ *   px_server_accept       for every message that arrives: validate, keep or drop (counted)
+ *   px_server_finish_step  aggregate the kept gradients, update the parameters
+ * The server never trusts a worker: wrong size, wrong step, foreign worker id, duplicate,
+ * corrupted bytes are dropped with a reason; non-finite values are dropped by the aggregator.
+ */
+#ifndef PX_SERVER_H
+#define PX_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aggregators/aggregator.h"
+#include "comm/wire.h"
+#include "runtime/config.h"
+#include "runtime/dataset.h"
+#include "runtime/mlp.h"
+#include "runtime/optimizer.h"
+#include "runtime/pool.h"
+
+#define PX_EVAL_CHUNK 500 /* test examples per forward pass */
+
+typedef struct {
+    const px_config *cfg;
+    px_mlp model;
+    size_t n;                 /* logical workers */
+    size_t d;                 /* parameters */
+    int world;                /* MPI world size (1 = one process) */
+    unsigned char *params_msg; /* header + parameters: the parameters live in this buffer */
+    size_t params_msg_len;
+    float *params;
+    px_sgd opt;
+    px_lr_schedule schedule;
+    px_agg *agg;
+    float *agg_out;
+    float *rows;              /* n x d: the gradient of each worker this step */
+    const float **present;    /* rows received this step, in worker order */
+    uint8_t *have;            /* per worker: received this step */
+    float *loss;              /* per worker: reported minibatch loss */
+    uint32_t step;
+    uint64_t drops[PX_DROP_REASON_COUNT]; /* since the start */
+    uint64_t drops_logged;
+    const px_dataset *data;   /* test split for evaluation */
+    px_pool *pool;
+    px_mlp_work *eval_work;   /* one per pool thread */
+    double *eval_loss;        /* per evaluation chunk */
+    size_t *eval_correct;
+} px_server;
+
+/* Builds the model, initialises the parameters from the run seed, and allocates every buffer
+ * of the run. `data` must hold the test split and outlive the server. */
+px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset *data, int world,
+                           px_pool *pool);
+void px_server_free(px_server *s);
+
+/* Starts step `step`: seals the parameter message (returned through msg/len) and forgets the
+ * previous step's gradients. */
+void px_server_begin_step(px_server *s, uint32_t step, const unsigned char **msg, size_t *len);
+
+/* Takes one received message from rank `src` (0 in a one-process run). Returns PX_DROP_NONE if
+ * its gradient was kept, or the reason it was dropped (counted in s->drops and logged). */
+px_drop_reason px_server_accept(px_server *s, const unsigned char *msg, size_t len, int src);
+
+/* Count a message that the transport refused before it could be parsed (oversized). */
+void px_server_count_drop(px_server *s, px_drop_reason r, int src, const char *why);
+
+typedef struct {
+    size_t received;    /* gradients kept this step */
+    size_t nonfinite;   /* of which dropped for NaN/Inf by the aggregator */
+    int updated;        /* 1 if the parameters were updated */
+    double train_loss;  /* mean reported loss of the kept finite gradients (NaN if none) */
+    double agg_ms;
+} px_step_result;
+
+/* Aggregates the step's gradients and applies the optimizer at learning rate lr. When no valid
+ * gradient arrived, or the rule's validity condition fails for the number that did, the
+ * parameters stay as they are (updated = 0) and the reason is logged. */
+px_status px_server_finish_step(px_server *s, float lr, px_step_result *r);
+
+/* Mean cross-entropy and top-1 accuracy on the test split. */
+void px_server_evaluate(px_server *s, double *test_loss, double *test_acc);
+
+#endif
