@@ -129,8 +129,8 @@ static px_status px__recv_from_server(px_transport *t, const unsigned char **msg
     int src;
     px_status st = px__recv((px__mpi *)t, 0, PX__TAG_FROM_SERVER, msg, len, &src, deadline_ms);
     if (st == PX_ETIMEOUT)
-        return px_error(PX_ETIMEOUT, "rank %d: no message from the server (rank 0) before the "
-                                     "deadline (cluster.timeout_ms): stalled or dead", t->rank);
+        return px_error(PX_ETIMEOUT, "no message from the server (rank 0) before the "
+                                     "deadline (cluster.timeout_ms): stalled or dead");
     return st;
 }
 
@@ -142,7 +142,7 @@ static px_status px__send(px_transport *t, const unsigned char *msg, size_t len)
     if (len > (size_t)INT32_MAX) return px_error(PX_EINVAL, "mpi: message of %zu bytes", len);
     if (MPI_Isend(msg, (int)len, MPI_BYTE, 0, PX__TAG_TO_SERVER, MPI_COMM_WORLD,
                   &m->sends[m->n_sends]) != MPI_SUCCESS)
-        return px_error(PX_ERUNTIME, "rank %d: cannot start a send to the server", t->rank);
+        return px_error(PX_ERUNTIME, "cannot start a send to the server");
     m->n_sends++;
     return PX_OK;
 }
@@ -153,9 +153,8 @@ static px_status px__sends_done(px_transport *t, double deadline_ms)
     if (m->n_sends == 0) return PX_OK;
     px_status st = px__wait_all(m->sends, (int)m->n_sends, deadline_ms, NULL);
     if (st == PX_ETIMEOUT)
-        return px_error(PX_ETIMEOUT, "rank %d: the server (rank 0) did not take our messages "
-                                     "before the deadline (cluster.timeout_ms): stalled or dead",
-                        t->rank);
+        return px_error(PX_ETIMEOUT, "the server (rank 0) did not take our messages "
+                                     "before the deadline (cluster.timeout_ms): stalled or dead");
     if (st == PX_OK) m->n_sends = 0;
     return st;
 }
@@ -218,8 +217,8 @@ px_status px_mpi_agree(int code, double deadline_ms, int *worst_code, int *worst
     if (MPI_Iallreduce(in, out, 1, MPI_2INT, MPI_MAXLOC, MPI_COMM_WORLD, &req) != MPI_SUCCESS)
         return px_error(PX_ERUNTIME, "mpi: start-up agreement failed");
     if (px__wait_all(&req, 1, deadline_ms, NULL) == PX_ETIMEOUT)
-        return px_error(PX_ETIMEOUT, "rank %d: not every rank reached the start of the run "
-                                     "before the deadline (cluster.timeout_ms)", rank);
+        return px_error(PX_ETIMEOUT, "not every rank reached the start of the run "
+                                     "before the deadline (cluster.timeout_ms)");
     *worst_code = out[0];
     *worst_rank = out[1];
     return PX_OK;

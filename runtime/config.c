@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "aggregators/aggregator.h"
 
@@ -108,6 +109,9 @@ px_status px_config_decode(const unsigned char *data, size_t len, const char *wh
 px_status px_config_load(const char *path, px_config **out)
 {
     *out = NULL;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return px_error(PX_EINVAL, "%s: is a directory or device, not a config file", path);
     FILE *f = fopen(path, "rb");
     if (!f) return px_error(PX_EINVAL, "%s: cannot open config: %s", path, strerror(errno));
     size_t cap = 4096, len = 0;

@@ -270,12 +270,12 @@ static px_status px__worker_loop(const px_config *cfg, px_transport *t, px_worke
         px_msg_header h;
         px_drop_reason r = px_wire_open(msg, len, &h);
         if (r != PX_DROP_NONE)
-            return px_error(PX_EPROTO, "rank %d: broken message from the server (%s)", t->rank,
+            return px_error(PX_EPROTO, "broken message from the server (%s)",
                             px_drop_reason_name(r));
         if (h.kind == PX_MSG_STOP) break;
         if (h.kind != PX_MSG_PARAMS || h.elem_count != d || h.payload_bytes != d * sizeof(float))
-            return px_error(PX_EPROTO, "rank %d: unexpected message from the server (kind %u, "
-                                       "%llu values, expected %zu)", t->rank, h.kind,
+            return px_error(PX_EPROTO, "unexpected message from the server (kind %u, "
+                                       "%llu values, expected %zu)", h.kind,
                             (unsigned long long)h.elem_count, d);
         PX_CHECK(t->sends_done(t, px_now_ms() + cfg->cluster->timeout_ms));
         PX_CHECK(px_worker_group_step(g, (const float *)(msg + PX_WIRE_HEADER_BYTES), h.step, t));
@@ -401,7 +401,10 @@ startup_done:
         px_status ast = px_mpi_agree(px__exit_code(st), px_now_ms() + cl->timeout_ms, &worst,
                                      &worst_rank);
         if (ast < 0 && st == PX_OK) st = ast;
-        else if (ast == PX_OK && worst > 0 && st == PX_OK) {
+        else if (ast == PX_OK && worst > 0 && st < 0 && worst_rank != rank) {
+            /* the same failure on several ranks (a missing dataset): one of them reports */
+            sum->failed_elsewhere = 1;
+        } else if (ast == PX_OK && worst > 0 && st == PX_OK) {
             sum->failed_elsewhere = 1;
             st = px_error(worst == 2 ? PX_EINVAL : PX_ERUNTIME,
                           "rank %d could not start (see its message)", worst_rank);
