@@ -5,11 +5,12 @@
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 
-# pid_of_rank R: the trainer process of MPI rank R (read from its environment)
+# pid_of_rank NAME R: the trainer process of MPI rank R in job NAME (read from its environment;
+# the run name on the command line keeps other tests' jobs out)
 pid_of_rank() {
   local p
-  for p in $(pgrep -f "$TRAINER" || true); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then
+  for p in $(pgrep -f "run.name=$1 " || true); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
       echo "$p"
       return 0
     fi
@@ -45,19 +46,19 @@ finish_job() {
 }
 
 start_job stall_worker
-pid=$(pid_of_rank 2) || fail "no rank 2"
+pid=$(pid_of_rank stall_worker 2) || fail "no rank 2"
 kill -STOP "$pid"
 finish_job stall_worker "no gradient from rank 2"
 kill -CONT "$pid" 2>/dev/null || true
 
 start_job stall_server
-pid=$(pid_of_rank 0) || fail "no rank 0"
+pid=$(pid_of_rank stall_server 0) || fail "no rank 0"
 kill -STOP "$pid"
 finish_job stall_server "no message from the server (rank 0)"
 kill -CONT "$pid" 2>/dev/null || true
 
 start_job dead_worker
-pid=$(pid_of_rank 3) || fail "no rank 3"
+pid=$(pid_of_rank dead_worker 3) || fail "no rank 3"
 kill -KILL "$pid"
 finish_job dead_worker "rank 3"
 echo "PASS"
