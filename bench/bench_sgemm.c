@@ -18,8 +18,10 @@ int main(int argc, char **argv)
     float *b = px_alloc((size_t)k * n * sizeof(float), "B");
     float *c = px_alloc((size_t)m * n * sizeof(float), "C");
     if (!a || !b || !c) return 1;
-    for (size_t i = 0; i < (size_t)m * k; i++) a[i] = (float)(i % 7) * 0.1f;
-    for (size_t i = 0; i < (size_t)k * n; i++) b[i] = (float)(i % 5) * 0.1f;
+    for (size_t i = 0; i < (size_t)m * k; i++)
+        a[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < (size_t)k * n; i++)
+        b[i] = (float)(i % 5) * 0.1f;
     double flop = 2.0 * m * n * k, best = 1e30;
     int reps = 0;
     double t_all = px_now_ms();

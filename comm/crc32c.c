@@ -14,7 +14,8 @@ static void px__init_table(void)
 {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ PX_CRC32C_POLY : c >> 1;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? (c >> 1) ^ PX_CRC32C_POLY : c >> 1;
         px__table[0][i] = c;
     }
     for (uint32_t i = 0; i < 256; i++)
@@ -38,7 +39,8 @@ static uint32_t px__crc_sw(uint32_t c, const unsigned char *p, size_t len)
         p += 8;
         len -= 8;
     }
-    while (len--) c = (c >> 8) ^ px__table[0][(c ^ *p++) & 0xFF];
+    while (len--)
+        c = (c >> 8) ^ px__table[0][(c ^ *p++) & 0xFF];
     return c;
 }
 
@@ -82,7 +84,8 @@ __attribute__((target("sse4.2"))) static uint32_t px__crc_hw_1(uint32_t c, const
         len -= 8;
     }
     c = (uint32_t)c64;
-    while (len--) c = _mm_crc32_u8(c, *p++);
+    while (len--)
+        c = _mm_crc32_u8(c, *p++);
     return c;
 }
 

@@ -72,8 +72,10 @@ static px_status px__send(px_transport *t, const unsigned char *msg, size_t len)
     pthread_mutex_lock(&l->mu);
     if (l->head == l->tail) l->head = l->tail = 0; /* drained: reuse from the start */
     px_status st = PX_OK;
-    if (l->tail < l->cap) l->queue[l->tail++] = (px__item){msg, len};
-    else st = px_error(PX_EINVAL, "local transport: more than %zu messages queued", l->cap);
+    if (l->tail < l->cap)
+        l->queue[l->tail++] = (px__item){msg, len};
+    else
+        st = px_error(PX_EINVAL, "local transport: more than %zu messages queued", l->cap);
     pthread_mutex_unlock(&l->mu);
     return st;
 }

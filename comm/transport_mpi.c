@@ -68,8 +68,10 @@ static px_status px__params_done(px_transport *t, double deadline_ms)
             snprintf(one, sizeof one, "%s%d", ranks[0] ? ", " : "", i + 1);
             strncat(ranks, one, sizeof ranks - strlen(ranks) - 1);
         }
-        st = px_error(PX_ETIMEOUT, "rank %s did not take the server's message before the deadline "
-                                   "(cluster.timeout_ms): stalled or dead", ranks);
+        st = px_error(PX_ETIMEOUT,
+                      "rank %s did not take the server's message before the deadline "
+                      "(cluster.timeout_ms): stalled or dead",
+                      ranks);
     }
     free(pending);
     if (st == PX_OK) m->n_server_reqs = 0;
@@ -95,8 +97,10 @@ static px_status px__recv(px__mpi *m, int source, int tag, const unsigned char *
                 /* receive what fits and discard: the truncation error consumes the message */
                 MPI_Status st2;
                 MPI_Mrecv(m->rbuf, (int)m->max_msg, MPI_BYTE, &handle, &st2);
-                return px_error(PX_EPROTO, "rank %d sent %d bytes, more than the largest legal "
-                                           "message (%zu bytes)", *src, count, m->max_msg);
+                return px_error(PX_EPROTO,
+                                "rank %d sent %d bytes, more than the largest legal "
+                                "message (%zu bytes)",
+                                *src, count, m->max_msg);
             }
             if (MPI_Mrecv(m->rbuf, count, MPI_BYTE, &handle, MPI_STATUS_IGNORE) != MPI_SUCCESS)
                 return px_error(PX_ERUNTIME, "mpi: receive from rank %d failed", *src);

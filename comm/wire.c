@@ -12,11 +12,13 @@ static void px__put16(unsigned char *p, uint16_t v)
 }
 static void px__put32(unsigned char *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
 static void px__put64(unsigned char *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
 static uint16_t px__get16(const unsigned char *p)
 {
@@ -25,21 +27,23 @@ static uint16_t px__get16(const unsigned char *p)
 static uint32_t px__get32(const unsigned char *p)
 {
     uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
     return v;
 }
 static uint64_t px__get64(const unsigned char *p)
 {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
     return v;
 }
 
 const char *px_drop_reason_name(px_drop_reason r)
 {
     static const char *names[PX_DROP_REASON_COUNT] = {
-        "none", "short", "magic", "version", "header_crc", "kind", "step",
-        "worker", "duplicate", "codec", "length", "payload_crc", "nonfinite",
+        "none",   "short",     "magic", "version", "header_crc",  "kind",      "step",
+        "worker", "duplicate", "codec", "length",  "payload_crc", "nonfinite",
     };
     return (r >= 0 && r < PX_DROP_REASON_COUNT) ? names[r] : "unknown";
 }

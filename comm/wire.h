@@ -28,10 +28,10 @@
 
 #include "runtime/common.h"
 
-#define PX_WIRE_MAGIC 0x584C4850u /* bytes 'P','H','L','X' */
-#define PX_WIRE_VERSION 1u
+#define PX_WIRE_MAGIC        0x584C4850u /* bytes 'P','H','L','X' */
+#define PX_WIRE_VERSION      1u
 #define PX_WIRE_HEADER_BYTES 48u
-#define PX_WIRE_SERVER 0xFFFFFFFFu
+#define PX_WIRE_SERVER       0xFFFFFFFFu
 
 typedef enum {
     PX_MSG_GRADIENT = 1, /* worker -> server: one logical worker's gradient for a step */
@@ -56,18 +56,18 @@ typedef struct {
 /* Why a message was refused; each reason has its own counter in the metrics. */
 typedef enum {
     PX_DROP_NONE = 0,
-    PX_DROP_SHORT,        /* fewer bytes than a header */
-    PX_DROP_MAGIC,        /* not a Phalanx message */
-    PX_DROP_VERSION,      /* another wire version */
-    PX_DROP_HEADER_CRC,   /* header bytes corrupted */
-    PX_DROP_KIND,         /* unexpected message kind */
-    PX_DROP_STEP,         /* belongs to another step (late or early) */
-    PX_DROP_WORKER,       /* unknown worker id, or not hosted by the sending rank */
-    PX_DROP_DUPLICATE,    /* second message of a worker in one step */
-    PX_DROP_CODEC,        /* another payload encoding than the run's */
-    PX_DROP_LENGTH,       /* payload size differs from what the header and codec imply */
-    PX_DROP_PAYLOAD_CRC,  /* payload bytes corrupted */
-    PX_DROP_NONFINITE,    /* decoded values contain NaN or Inf */
+    PX_DROP_SHORT,       /* fewer bytes than a header */
+    PX_DROP_MAGIC,       /* not a Phalanx message */
+    PX_DROP_VERSION,     /* another wire version */
+    PX_DROP_HEADER_CRC,  /* header bytes corrupted */
+    PX_DROP_KIND,        /* unexpected message kind */
+    PX_DROP_STEP,        /* belongs to another step (late or early) */
+    PX_DROP_WORKER,      /* unknown worker id, or not hosted by the sending rank */
+    PX_DROP_DUPLICATE,   /* second message of a worker in one step */
+    PX_DROP_CODEC,       /* another payload encoding than the run's */
+    PX_DROP_LENGTH,      /* payload size differs from what the header and codec imply */
+    PX_DROP_PAYLOAD_CRC, /* payload bytes corrupted */
+    PX_DROP_NONFINITE,   /* decoded values contain NaN or Inf */
     PX_DROP_REASON_COUNT
 } px_drop_reason;
 
@@ -88,9 +88,9 @@ px_drop_reason px_wire_open(const unsigned char *msg, size_t len, px_msg_header 
 typedef struct {
     uint8_t kind;
     uint32_t step;
-    uint32_t n_workers;      /* worker ids must be < n_workers (ignored for server messages) */
-    uint64_t elem_count;     /* values the payload must decode to */
-    uint64_t payload_bytes;  /* exact payload size implied by the codec */
+    uint32_t n_workers;     /* worker ids must be < n_workers (ignored for server messages) */
+    uint64_t elem_count;    /* values the payload must decode to */
+    uint64_t payload_bytes; /* exact payload size implied by the codec */
     uint8_t codec;
 } px_wire_expectation;
 

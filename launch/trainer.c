@@ -105,7 +105,8 @@ int main(int argc, char **argv)
 
     px_config *cfg = NULL;
     px_status st = px_config_load(config_path, &cfg);
-    for (int i = 0; st == PX_OK && i < n_sets; i++) st = px_config_set(cfg, sets[i]);
+    for (int i = 0; st == PX_OK && i < n_sets; i++)
+        st = px_config_set(cfg, sets[i]);
     if (st == PX_OK) st = px_config_validate(cfg);
     if (st < 0) {
         if (!quiet) fprintf(stderr, "trainer: %s\n", px_errmsg());
@@ -137,8 +138,9 @@ int main(int argc, char **argv)
     int code = sum.exit_code;
     if (st == PX_OK) {
         if (env.rank == 0) {
-            fprintf(stderr, "final: test_acc %.2f%%  test_loss %.4f  train_loss %.4f  after %u "
-                            "steps in %.1f s (%.1f s training)\n",
+            fprintf(stderr,
+                    "final: test_acc %.2f%%  test_loss %.4f  train_loss %.4f  after %u "
+                    "steps in %.1f s (%.1f s training)\n",
                     100.0 * sum.test_acc, sum.test_loss, sum.train_loss, sum.steps, sum.wall_s,
                     sum.train_s);
             if (sum.dropped)
@@ -148,8 +150,10 @@ int main(int argc, char **argv)
             if (sum.params_path[0]) fprintf(stderr, "parameters: %s\n", sum.params_path);
         }
     } else if (!sum.failed_elsewhere) {
-        if (env.world > 1) fprintf(stderr, "trainer: rank %d: %s\n", env.rank, px_errmsg());
-        else fprintf(stderr, "trainer: %s\n", px_errmsg());
+        if (env.world > 1)
+            fprintf(stderr, "trainer: rank %d: %s\n", env.rank, px_errmsg());
+        else
+            fprintf(stderr, "trainer: %s\n", px_errmsg());
     }
     px_config_free(cfg);
     free(sets);

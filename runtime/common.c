@@ -47,15 +47,24 @@ const char *px_errmsg(void)
 const char *px_status_name(px_status status)
 {
     switch (status) {
-    case PX_OK: return "ok";
-    case PX_EINVAL: return "invalid input";
-    case PX_ENOMEM: return "out of memory";
-    case PX_EIO: return "i/o error";
-    case PX_ETIMEOUT: return "timeout";
-    case PX_EPROTO: return "protocol error";
-    case PX_ERUNTIME: return "run-time error";
-    case PX_ENOTSUP: return "not supported";
-    default: return "unknown error";
+    case PX_OK:
+        return "ok";
+    case PX_EINVAL:
+        return "invalid input";
+    case PX_ENOMEM:
+        return "out of memory";
+    case PX_EIO:
+        return "i/o error";
+    case PX_ETIMEOUT:
+        return "timeout";
+    case PX_EPROTO:
+        return "protocol error";
+    case PX_ERUNTIME:
+        return "run-time error";
+    case PX_ENOTSUP:
+        return "not supported";
+    default:
+        return "unknown error";
     }
 }
 

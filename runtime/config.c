@@ -16,7 +16,7 @@
 
 /* ---- generic access to fields --------------------------------------------------------------- */
 
-#define PX__AT(msg, off) ((void *)((char *)(msg) + (off)))
+#define PX__AT(msg, off)  ((void *)((char *)(msg) + (off)))
 #define PX__CAT(msg, off) ((const void *)((const char *)(msg) + (off)))
 
 static int px__is_message(const ProtobufCFieldDescriptor *f)
@@ -69,31 +69,36 @@ static px_status px__check_known(const ProtobufCMessage *msg, const char *path)
             for (size_t k = 0; k < n; k++)
                 if (!protobuf_c_enum_descriptor_get_value(f->descriptor, vals[k]))
                     return px_error(PX_EINVAL, "%s = %d is not one of the values of %s", sub,
-                                    vals[k], ((const ProtobufCEnumDescriptor *)f->descriptor)->name);
+                                    vals[k],
+                                    ((const ProtobufCEnumDescriptor *)f->descriptor)->name);
         }
     }
     return PX_OK;
 }
 
-px_status px_config_decode(const unsigned char *data, size_t len, const char *what,
-                           px_config **out)
+px_status px_config_decode(const unsigned char *data, size_t len, const char *what, px_config **out)
 {
     *out = NULL;
     if (len == 0)
-        return px_error(PX_EINVAL, "%s: the file is empty; a config is a binary phalanx.Config "
-                                   "(encode a text config with: protoc --encode=phalanx.Config "
-                                   "-I proto proto/config.proto < my.txtpb > my.pb)", what);
+        return px_error(PX_EINVAL,
+                        "%s: the file is empty; a config is a binary phalanx.Config "
+                        "(encode a text config with: protoc --encode=phalanx.Config "
+                        "-I proto proto/config.proto < my.txtpb > my.pb)",
+                        what);
     ProtobufCMessage *m = protobuf_c_message_unpack(&phalanx__config__descriptor, NULL, len, data);
     if (!m) {
         size_t printable = 0;
         for (size_t i = 0; i < len; i++)
             printable += isprint(data[i]) || data[i] == '\n' || data[i] == '\t' || data[i] == '\r';
         if (printable == len)
-            return px_error(PX_EINVAL, "%s: not a binary config.pb; it looks like text. Encode a "
-                                       "text-format config first: protoc --encode=phalanx.Config "
-                                       "-I proto proto/config.proto < %s > config.pb", what, what);
-        return px_error(PX_EINVAL, "%s: not a valid config.pb (%zu bytes that do not decode as "
-                                   "phalanx.Config: truncated, corrupted or another format)",
+            return px_error(PX_EINVAL,
+                            "%s: not a binary config.pb; it looks like text. Encode a "
+                            "text-format config first: protoc --encode=phalanx.Config "
+                            "-I proto proto/config.proto < %s > config.pb",
+                            what, what);
+        return px_error(PX_EINVAL,
+                        "%s: not a valid config.pb (%zu bytes that do not decode as "
+                        "phalanx.Config: truncated, corrupted or another format)",
                         what, len);
     }
     px_status st = px__check_known(m, "");
@@ -192,7 +197,8 @@ static px_status px__parse_int(const char *path, const char *s, long long lo, un
 {
     char *end;
     errno = 0;
-    while (isspace((unsigned char)*s)) s++;
+    while (isspace((unsigned char)*s))
+        s++;
     if (is_unsigned) {
         if (*s == '-' || !*s)
             return px_error(PX_EINVAL, "%s: expected a non-negative integer, got '%s'", path, s);
@@ -200,15 +206,19 @@ static px_status px__parse_int(const char *path, const char *s, long long lo, un
         if (errno || *end || v > hi)
             return px_error(PX_EINVAL, "%s: expected an integer in [0, %llu], got '%s'", path, hi,
                             s);
-        if (size == 4) *(uint32_t *)out = (uint32_t)v;
-        else *(uint64_t *)out = v;
+        if (size == 4)
+            *(uint32_t *)out = (uint32_t)v;
+        else
+            *(uint64_t *)out = v;
     } else {
         long long v = strtoll(s, &end, 0);
         if (errno || *end || !*s || v < lo || (v > 0 && (unsigned long long)v > hi))
             return px_error(PX_EINVAL, "%s: expected an integer in [%lld, %llu], got '%s'", path,
                             lo, hi, s);
-        if (size == 4) *(int32_t *)out = (int32_t)v;
-        else *(int64_t *)out = v;
+        if (size == 4)
+            *(int32_t *)out = (int32_t)v;
+        else
+            *(int64_t *)out = v;
     }
     return PX_OK;
 }
@@ -240,15 +250,20 @@ static px_status px__parse_scalar(const ProtobufCFieldDescriptor *f, const char 
         if (!*s || *end || errno == ERANGE || !isfinite(v) ||
             (f->type == PROTOBUF_C_TYPE_FLOAT && fabs(v) > FLT_MAX))
             return px_error(PX_EINVAL, "%s: expected a finite number, got '%s'", path, s);
-        if (f->type == PROTOBUF_C_TYPE_FLOAT) *(float *)out = (float)v;
-        else *(double *)out = v;
+        if (f->type == PROTOBUF_C_TYPE_FLOAT)
+            *(float *)out = (float)v;
+        else
+            *(double *)out = v;
         return PX_OK;
     }
     case PROTOBUF_C_TYPE_BOOL: {
         protobuf_c_boolean b;
-        if (!strcasecmp(s, "true") || !strcmp(s, "1")) b = 1;
-        else if (!strcasecmp(s, "false") || !strcmp(s, "0")) b = 0;
-        else return px_error(PX_EINVAL, "%s: expected true or false, got '%s'", path, s);
+        if (!strcasecmp(s, "true") || !strcmp(s, "1"))
+            b = 1;
+        else if (!strcasecmp(s, "false") || !strcmp(s, "0"))
+            b = 0;
+        else
+            return px_error(PX_EINVAL, "%s: expected true or false, got '%s'", path, s);
         *(protobuf_c_boolean *)out = b;
         return PX_OK;
     }
@@ -305,7 +320,8 @@ static px_status px__set_field(ProtobufCMessage *msg, const ProtobufCFieldDescri
         size_t esz = px__scalar_size(f), count = 0;
         const char *p = value;
         if (*value)
-            for (count = 1; *p; p++) count += (*p == ',');
+            for (count = 1; *p; p++)
+                count += (*p == ',');
         void *arr = count ? calloc(count, esz) : NULL;
         if (count && !arr) return px_error(PX_ENOMEM, "%s: cannot allocate", path);
         char item[128];
@@ -393,8 +409,7 @@ static px_status px__resolve(ProtobufCMessage *root, const char *path, ProtobufC
 px_status px_config_set(px_config *cfg, const char *assignment)
 {
     const char *eq = strchr(assignment, '=');
-    if (!eq)
-        return px_error(PX_EINVAL, "--set %s: expected section.field=value", assignment);
+    if (!eq) return px_error(PX_EINVAL, "--set %s: expected section.field=value", assignment);
     char path[256];
     size_t len = (size_t)(eq - assignment);
     if (len >= sizeof path) return px_error(PX_EINVAL, "--set: field path too long");
@@ -453,10 +468,12 @@ static void px__scalar_text(const ProtobufCFieldDescriptor *f, const void *p, ch
         snprintf(buf, cap, "%s", *(const protobuf_c_boolean *)p ? "true" : "false");
         break;
     case PROTOBUF_C_TYPE_ENUM: {
-        const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(f->descriptor,
-                                                                           *(const int *)p);
-        if (v) snprintf(buf, cap, "%s", v->name);
-        else snprintf(buf, cap, "%d", *(const int *)p);
+        const ProtobufCEnumValue *v =
+            protobuf_c_enum_descriptor_get_value(f->descriptor, *(const int *)p);
+        if (v)
+            snprintf(buf, cap, "%s", v->name);
+        else
+            snprintf(buf, cap, "%d", *(const int *)p);
         break;
     }
     case PROTOBUF_C_TYPE_STRING: {
@@ -573,7 +590,8 @@ void px_config_print_table(FILE *out, const px_config *cfg)
             char name[64], val[256];
             snprintf(name, sizeof name, "%s.%s", sf->name, f->name);
             px__field_text(sec, f, val, sizeof val);
-            if (f->label == PROTOBUF_C_LABEL_REPEATED && !val[0]) snprintf(val, sizeof val, "(none)");
+            if (f->label == PROTOBUF_C_LABEL_REPEATED && !val[0])
+                snprintf(val, sizeof val, "(none)");
             fprintf(out, "| %c%-29s | %-38.38s |\n", px__is_default(sec, f) ? ' ' : '*', name, val);
         }
     }
@@ -590,8 +608,8 @@ px_status px_config_get_text(const px_config *cfg, const char *path, char *buf, 
     return PX_OK;
 }
 
-px_status px_config_each_set_field(const px_config *cfg, const char *section,
-                                   px_config_field_fn fn, void *user)
+px_status px_config_each_set_field(const px_config *cfg, const char *section, px_config_field_fn fn,
+                                   void *user)
 {
     const ProtobufCFieldDescriptor *sf =
         protobuf_c_message_descriptor_get_field_by_name(cfg->base.descriptor, section);
@@ -628,7 +646,8 @@ static px_status px__check_name(const char *field, const char *s)
     for (const char *p = s; *p; p++)
         PX__RULE(isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.',
                  "config: %s = \"%s\": only letters, digits, '_', '-' and '.' are allowed (it "
-                 "names a directory)", field, s);
+                 "names a directory)",
+                 field, s);
     PX__RULE(strcmp(s, ".") && strcmp(s, ".."), "config: %s = \"%s\" is not a usable name", field,
              s);
     return PX_OK;
@@ -695,8 +714,7 @@ px_status px_config_validate(const px_config *cfg)
     PX__RULE(cl->timeout_ms >= 100 && cl->timeout_ms <= 86400000u,
              "config: cluster.timeout_ms = %u must be in [100, 86400000] (0.1 s to a day)",
              cl->timeout_ms);
-    PX__RULE(cl->threads <= 1024, "config: cluster.threads = %u must be in [0, 1024]",
-             cl->threads);
+    PX__RULE(cl->threads <= 1024, "config: cluster.threads = %u must be in [0, 1024]", cl->threads);
     PX__RULE(cl->device == PHALANX__CLUSTER__DEVICE__CPU,
              "config: cluster.device = CUDA is not available in this version: training runs on "
              "the CPU only (set cluster.device = CPU)");
@@ -708,8 +726,10 @@ px_status px_config_validate(const px_config *cfg)
     px_agg_params ap;
     PX_CHECK(px_config_agg_params(cfg, &ap));
     px_status st = px_agg_validate(cfg->aggregator->rule, &ap, cl->workers);
-    if (st < 0) return px_error_context(st, "config: aggregator.rule = \"%s\" with "
-                                            "cluster.workers = %u", cfg->aggregator->rule,
-                                        cl->workers);
+    if (st < 0)
+        return px_error_context(st,
+                                "config: aggregator.rule = \"%s\" with "
+                                "cluster.workers = %u",
+                                cfg->aggregator->rule, cl->workers);
     return PX_OK;
 }

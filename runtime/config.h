@@ -60,8 +60,8 @@ px_status px_config_get_text(const px_config *cfg, const char *path, char *buf, 
  * explicitly (used to hand aggregator parameters to px_agg_params_set). Stops at and returns
  * the first error fn returns. */
 typedef px_status (*px_config_field_fn)(const char *name, const char *value, void *user);
-px_status px_config_each_set_field(const px_config *cfg, const char *section,
-                                   px_config_field_fn fn, void *user);
+px_status px_config_each_set_field(const px_config *cfg, const char *section, px_config_field_fn fn,
+                                   void *user);
 
 /* The aggregator parameters of the config: px_agg_params_default, the run seed, then every
  * field of the aggregator section that the config sets (by name, through px_agg_params_set). */

@@ -37,8 +37,7 @@ px_status px_idx_read_gz(const char *path, int expect_dims, size_t limit, size_t
 {
     *data = NULL;
     struct stat sb;
-    if (stat(path, &sb) != 0)
-        return px_error(PX_EINVAL, "%s: %s", path, strerror(errno));
+    if (stat(path, &sb) != 0) return px_error(PX_EINVAL, "%s: %s", path, strerror(errno));
     gzFile f = gzopen(path, "rb");
     if (!f) return px_error(PX_EINVAL, "%s: cannot open: %s", path, strerror(errno));
     gzbuffer(f, 1 << 17);
@@ -48,9 +47,11 @@ px_status px_idx_read_gz(const char *path, int expect_dims, size_t limit, size_t
     PX_CHECK_GOTO(px__read_exact(f, path, head, head_len, "the IDX header"), st, done);
     /* magic: two zero bytes, the type code (0x08 = unsigned byte), the number of dimensions */
     if (head[0] != 0 || head[1] != 0 || head[2] != 0x08 || head[3] != expect_dims) {
-        st = px_error(PX_EINVAL, "%s: not an IDX file of unsigned bytes with %d dimension%s "
-                                 "(magic %02x %02x %02x %02x)", path, expect_dims,
-                      expect_dims > 1 ? "s" : "", head[0], head[1], head[2], head[3]);
+        st = px_error(PX_EINVAL,
+                      "%s: not an IDX file of unsigned bytes with %d dimension%s "
+                      "(magic %02x %02x %02x %02x)",
+                      path, expect_dims, expect_dims > 1 ? "s" : "", head[0], head[1], head[2],
+                      head[3]);
         goto done;
     }
     size_t dims[3] = {0, 1, 1};
@@ -130,12 +131,14 @@ px_status px_fmnist_load(px_dataset *ds, const char *dir, int want_train, int wa
     ds->std = 0.3530f;
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return px_error(PX_EINVAL, "Fashion-MNIST not found: %s is not a directory (install the "
-                                   "Debian package %s: apt-get install %s, or set data.path)",
+        return px_error(PX_EINVAL,
+                        "Fashion-MNIST not found: %s is not a directory (install the "
+                        "Debian package %s: apt-get install %s, or set data.path)",
                         dir, PX_FMNIST_PACKAGE, PX_FMNIST_PACKAGE);
     px_status st = PX_OK;
     if (want_train) st = px__load_split(&ds->train, dir, "train", train_limit, ds->classes);
-    if (st == PX_OK && want_test) st = px__load_split(&ds->test, dir, "t10k", test_limit, ds->classes);
+    if (st == PX_OK && want_test)
+        st = px__load_split(&ds->test, dir, "t10k", test_limit, ds->classes);
     if (st == PX_OK && want_train && want_test && ds->train.features != ds->test.features)
         st = px_error(PX_EINVAL, "%s: training images have %zu pixels, test images %zu", dir,
                       ds->train.features, ds->test.features);
@@ -159,7 +162,8 @@ void px_dataset_free(px_dataset *ds)
 static void px__convert(const px_dataset *ds, const uint8_t *src, size_t features, float *x)
 {
     const float a = 1.0f / (255.0f * ds->std), b = -ds->mean / ds->std;
-    for (size_t j = 0; j < features; j++) x[j] = (float)src[j] * a + b;
+    for (size_t j = 0; j < features; j++)
+        x[j] = (float)src[j] * a + b;
 }
 
 void px_split_gather(const px_dataset *ds, const px_split *split, const uint32_t *idx, size_t n,
@@ -204,7 +208,8 @@ static void px__shuffle_epoch(px_sampler *s, uint64_t epoch)
 {
     px_rng r;
     px_rng_init(&r, s->seed, PX_STREAM_BATCH, s->worker, epoch);
-    for (size_t i = 0; i < s->n; i++) s->perm[i] = (uint32_t)i;
+    for (size_t i = 0; i < s->n; i++)
+        s->perm[i] = (uint32_t)i;
     for (size_t i = s->n - 1; i > 0; i--) { /* Fisher-Yates */
         size_t j = (size_t)px_rng_below(&r, i + 1);
         uint32_t t = s->perm[i];

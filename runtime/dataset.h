@@ -13,10 +13,10 @@
 #include "runtime/common.h"
 
 typedef struct {
-    size_t count;      /* number of examples */
-    size_t features;   /* values per example (28 * 28) */
-    uint8_t *images;   /* count x features, row-major, 0..255 */
-    uint8_t *labels;   /* count, each < classes */
+    size_t count;    /* number of examples */
+    size_t features; /* values per example (28 * 28) */
+    uint8_t *images; /* count x features, row-major, 0..255 */
+    uint8_t *labels; /* count, each < classes */
 } px_split;
 
 typedef struct {
@@ -58,9 +58,9 @@ void px_split_slice(const px_dataset *ds, const px_split *split, size_t first, s
 typedef struct {
     uint64_t seed;
     uint32_t worker;
-    size_t n;        /* training examples */
-    uint32_t *perm;  /* permutation of the current epoch */
-    uint64_t epoch;  /* epoch held in perm (UINT64_MAX = none yet) */
+    size_t n;       /* training examples */
+    uint32_t *perm; /* permutation of the current epoch */
+    uint64_t epoch; /* epoch held in perm (UINT64_MAX = none yet) */
 } px_sampler;
 
 px_status px_sampler_init(px_sampler *s, uint64_t seed, uint32_t worker, size_t n);

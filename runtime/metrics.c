@@ -43,8 +43,10 @@ void px_json_int(px_json *j, const char *key, long long v)
 void px_json_num(px_json *j, const char *key, double v)
 {
     px__key(j, key);
-    if (isfinite(v)) px__append(j, "%.6g", v);
-    else px__append(j, "null");
+    if (isfinite(v))
+        px__append(j, "%.6g", v);
+    else
+        px__append(j, "null");
 }
 
 void px_json_str(px_json *j, const char *key, const char *v)
@@ -53,9 +55,12 @@ void px_json_str(px_json *j, const char *key, const char *v)
     px__append(j, "\"");
     for (const char *p = v; *p; p++) {
         unsigned char c = (unsigned char)*p;
-        if (c == '"' || c == '\\') px__append(j, "\\%c", c);
-        else if (c < 0x20) px__append(j, "\\u%04x", c);
-        else px__append(j, "%c", c);
+        if (c == '"' || c == '\\')
+            px__append(j, "\\%c", c);
+        else if (c < 0x20)
+            px__append(j, "\\u%04x", c);
+        else
+            px__append(j, "%c", c);
     }
     px__append(j, "\"");
 }
@@ -133,10 +138,15 @@ void px_progress_update(px_metrics *m, uint32_t step, double train_loss, double 
     char acc[32] = "";
     if (test_acc >= 0) snprintf(acc, sizeof acc, "  test_acc %.2f%%", 100.0 * test_acc);
     if (m->mode == PX_PROGRESS_BAR) {
+        /* redraw at most ten times a second, but always on evaluations and at the end */
+        double now = px_now_ms();
+        if (!evaluated_now && step != m->total_steps && now - m->last_draw_ms < 100) return;
+        m->last_draw_ms = now;
         const int width = 24;
         int fill = (int)((double)width * step / (m->total_steps ? m->total_steps : 1));
         char bar[32];
-        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
         bar[width] = 0;
         double eta = step ? elapsed * (double)(m->total_steps - step) / (double)step : 0;
         fprintf(m->out, "\r\033[K[%s] %u/%u  loss %.4f%s  %.1f ms/step  ETA %.0fs", bar, step,

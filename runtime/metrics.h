@@ -30,17 +30,23 @@ void px_json_str(px_json *j, const char *key, const char *v);
 void px_json_raw(px_json *j, const char *key, const char *raw);
 void px_json_end(px_json *j);
 
-typedef enum { PX_PROGRESS_AUTO = 0, PX_PROGRESS_BAR, PX_PROGRESS_LINES, PX_PROGRESS_QUIET } px_progress_mode;
+typedef enum {
+    PX_PROGRESS_AUTO = 0,
+    PX_PROGRESS_BAR,
+    PX_PROGRESS_LINES,
+    PX_PROGRESS_QUIET
+} px_progress_mode;
 
 typedef struct {
     FILE *file;
     char path[4096];
-    FILE *out;            /* progress stream (stderr) */
+    FILE *out; /* progress stream (stderr) */
     px_progress_mode mode;
     uint32_t total_steps;
-    uint32_t line_every;  /* plain-line mode: a line every this many steps */
+    uint32_t line_every; /* plain-line mode: a line every this many steps */
     double start_ms;
     int bar_drawn;
+    double last_draw_ms;
 } px_metrics;
 
 /* Opens (truncates) the metrics file, creating its directory. `out` receives the progress. */

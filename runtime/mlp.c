@@ -17,7 +17,8 @@ px_status px_mlp_shape(px_mlp *m, size_t inputs, const uint32_t *hidden, size_t 
                         PX_MLP_MAX_LINEAR - 1);
     m->n_linear = n_hidden + 1;
     m->dims[0] = inputs;
-    for (size_t i = 0; i < n_hidden; i++) m->dims[i + 1] = hidden[i];
+    for (size_t i = 0; i < n_hidden; i++)
+        m->dims[i + 1] = hidden[i];
     m->dims[m->n_linear] = classes;
     size_t off = 0;
     for (size_t l = 0; l < m->n_linear; l++) {
@@ -45,8 +46,10 @@ void px_mlp_init(const px_mlp *m, float *params, uint64_t seed)
         size_t in = m->dims[l], out = m->dims[l + 1];
         double bound = 1.0 / sqrt((double)in);
         float *w = params + m->w_off[l], *b = params + m->b_off[l];
-        for (size_t i = 0; i < in * out; i++) w[i] = (float)((2.0 * px_rng_uniform(&r) - 1.0) * bound);
-        for (size_t i = 0; i < out; i++) b[i] = (float)((2.0 * px_rng_uniform(&r) - 1.0) * bound);
+        for (size_t i = 0; i < in * out; i++)
+            w[i] = (float)((2.0 * px_rng_uniform(&r) - 1.0) * bound);
+        for (size_t i = 0; i < out; i++)
+            b[i] = (float)((2.0 * px_rng_uniform(&r) - 1.0) * bound);
     }
 }
 
@@ -72,7 +75,8 @@ fail:
 
 void px_mlp_work_free(px_mlp_work *w)
 {
-    for (size_t l = 0; l <= PX_MLP_MAX_LINEAR; l++) px_free(w->act[l]);
+    for (size_t l = 0; l <= PX_MLP_MAX_LINEAR; l++)
+        px_free(w->act[l]);
     px_free(w->delta[0]);
     px_free(w->delta[1]);
     memset(w, 0, sizeof *w);
@@ -96,7 +100,8 @@ static void px__forward(const px_mlp *m, px_mlp_work *w, const float *params, si
                     row[j] = v > 0.0f ? v : 0.0f;
                 }
             } else {
-                for (size_t j = 0; j < out; j++) row[j] += b[j];
+                for (size_t j = 0; j < out; j++)
+                    row[j] += b[j];
             }
         }
     }
@@ -109,7 +114,8 @@ static double px__lse(const float *z, size_t c)
     for (size_t j = 1; j < c; j++)
         if (z[j] > mx) mx = z[j];
     double s = 0;
-    for (size_t j = 0; j < c; j++) s += exp((double)(z[j] - mx));
+    for (size_t j = 0; j < c; j++)
+        s += exp((double)(z[j] - mx));
     return (double)mx + log(s);
 }
 
@@ -137,12 +143,13 @@ float px_mlp_loss_grad(const px_mlp *m, px_mlp_work *w, const float *params, con
         size_t in = m->dims[l], out = m->dims[l + 1];
         const float *d = w->delta[cur];
         /* dW = dZ^T A (out x in) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)batch, 1.0f,
-                    d, (int)out, w->act[l], (int)in, 0.0f, grad + m->w_off[l], (int)in);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)batch, 1.0f, d,
+                    (int)out, w->act[l], (int)in, 0.0f, grad + m->w_off[l], (int)in);
         float *db = grad + m->b_off[l];
         memcpy(db, d, out * sizeof(float));
         for (size_t i = 1; i < batch; i++)
-            for (size_t j = 0; j < out; j++) db[j] += d[i * out + j];
+            for (size_t j = 0; j < out; j++)
+                db[j] += d[i * out + j];
         if (l == 0) break;
         /* dA = dZ W (batch x in), then through the ReLU of layer l-1: zero where it was off */
         float *da = w->delta[1 - cur];

@@ -21,7 +21,7 @@
 #define PX_MLP_MAX_LINEAR 17
 
 typedef struct {
-    size_t n_linear;                   /* linear layers (hidden + 1) */
+    size_t n_linear;                    /* linear layers (hidden + 1) */
     size_t dims[PX_MLP_MAX_LINEAR + 1]; /* dims[0] = inputs, dims[n_linear] = classes */
     size_t w_off[PX_MLP_MAX_LINEAR], b_off[PX_MLP_MAX_LINEAR];
     size_t n_params;

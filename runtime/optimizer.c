@@ -49,7 +49,8 @@ void px_sgd_step(px_sgd *o, float *restrict w, const float *restrict g, float lr
     float *restrict v = o->velocity;
     size_t n = o->n;
     if (!v) {
-        for (size_t i = 0; i < n; i++) w[i] -= lr * (g[i] + wd * w[i]);
+        for (size_t i = 0; i < n; i++)
+            w[i] -= lr * (g[i] + wd * w[i]);
         return;
     }
     if (o->nesterov) {

@@ -18,8 +18,8 @@ typedef enum { PX_LR_CONSTANT = 0, PX_LR_STEP = 1, PX_LR_COSINE = 2 } px_lr_kind
 
 typedef struct {
     px_lr_kind kind;
-    float lr;          /* peak learning rate */
-    uint32_t steps;    /* length of the run (COSINE reaches min_lr there) */
+    float lr;       /* peak learning rate */
+    uint32_t steps; /* length of the run (COSINE reaches min_lr there) */
     uint32_t step_every;
     float step_gamma;
     float min_lr;

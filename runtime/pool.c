@@ -15,7 +15,7 @@ struct px_pool {
     pthread_cond_t start_cv, done_cv;
     uint64_t generation; /* bumped for every loop; workers wait for a change */
     int shutting_down;
-    int busy;            /* helper threads still inside the current loop */
+    int busy; /* helper threads still inside the current loop */
     /* the current loop */
     px_task_fn fn;
     void *ctx;
@@ -45,7 +45,8 @@ static void *px__thread_main(void *arg)
     uint64_t seen = 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (p->generation == seen && !p->shutting_down) pthread_cond_wait(&p->start_cv, &p->mu);
+        while (p->generation == seen && !p->shutting_down)
+            pthread_cond_wait(&p->start_cv, &p->mu);
         if (p->shutting_down) break;
         seen = p->generation;
         pthread_mutex_unlock(&p->mu);
@@ -102,7 +103,8 @@ void px_pool_destroy(px_pool *p)
     p->shutting_down = 1;
     pthread_cond_broadcast(&p->start_cv);
     pthread_mutex_unlock(&p->mu);
-    for (int i = 1; i < p->n_threads; i++) pthread_join(p->threads[i - 1], NULL);
+    for (int i = 1; i < p->n_threads; i++)
+        pthread_join(p->threads[i - 1], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->start_cv);
     pthread_cond_destroy(&p->done_cv);
@@ -119,7 +121,8 @@ void px_pool_run(px_pool *p, size_t n_tasks, px_task_fn fn, void *ctx)
 {
     if (n_tasks == 0) return;
     if (!p || p->n_threads == 1 || n_tasks == 1) {
-        for (size_t t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        for (size_t t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
         return;
     }
     pthread_mutex_lock(&p->mu);
@@ -135,7 +138,8 @@ void px_pool_run(px_pool *p, size_t n_tasks, px_task_fn fn, void *ctx)
     px__drain(p, 0);
 
     pthread_mutex_lock(&p->mu);
-    while (p->busy > 0) pthread_cond_wait(&p->done_cv, &p->mu);
+    while (p->busy > 0)
+        pthread_cond_wait(&p->done_cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
 }
 

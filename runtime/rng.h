@@ -53,7 +53,8 @@ static inline uint64_t px_hash4(uint64_t seed, uint64_t purpose, uint64_t a, uin
 static inline void px_rng_init(px_rng *r, uint64_t seed, uint64_t purpose, uint64_t a, uint64_t b)
 {
     uint64_t x = px_hash4(seed, purpose, a, b);
-    for (int i = 0; i < 4; i++) r->s[i] = px_splitmix64(&x);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = px_splitmix64(&x);
 }
 
 static inline uint64_t px__rotl(uint64_t x, int k)

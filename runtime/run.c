@@ -40,14 +40,15 @@ typedef struct {
     int is_local;
     px_metrics metrics;
     uint64_t bytes_up_total, bytes_down_total;
-    int *expected, *got;   /* per rank: messages due and received this step (MPI) */
-    uint64_t drops_seen;   /* drops already put in an interval */
+    int *expected, *got; /* per rank: messages due and received this step (MPI) */
+    uint64_t drops_seen; /* drops already put in an interval */
 } px__server_run;
 
 static uint64_t px__drops_total(const px_server *s)
 {
     uint64_t t = 0;
-    for (int r = 0; r < PX_DROP_REASON_COUNT; r++) t += s->drops[r];
+    for (int r = 0; r < PX_DROP_REASON_COUNT; r++)
+        t += s->drops[r];
     return t;
 }
 
@@ -79,9 +80,10 @@ static px_status px__gather(px__server_run *R, double *bytes_up)
                          R->got[r], R->expected[r]);
                 strncat(who, one, sizeof who - strlen(who) - 1);
             }
-            return px_error(PX_ETIMEOUT, "step %u: no gradient from %s within %u ms "
-                                         "(cluster.timeout_ms): stalled or dead", s->step, who,
-                            R->cfg->cluster->timeout_ms);
+            return px_error(PX_ETIMEOUT,
+                            "step %u: no gradient from %s within %u ms "
+                            "(cluster.timeout_ms): stalled or dead",
+                            s->step, who, R->cfg->cluster->timeout_ms);
         }
         *bytes_up += (double)len;
         int counts = 1;
@@ -190,15 +192,16 @@ static px_status px__server_loop(px__server_run *R, px_run_summary *sum)
         if (done % log_every == 0 || evaluate || done == steps) {
             if (iv.loss_n) last_train_loss = iv.loss_sum / iv.loss_n;
             px__write_line(R, done, lr, &iv, evaluate, test_loss, test_acc);
-            px_progress_update(&R->metrics, done, last_train_loss, isfinite(test_acc) ? test_acc : -1,
-                               iv.step_ms / iv.steps, evaluate);
+            px_progress_update(&R->metrics, done, last_train_loss,
+                               isfinite(test_acc) ? test_acc : -1, iv.step_ms / iv.steps, evaluate);
             memset(&iv, 0, sizeof iv);
         }
     }
     px_progress_finish(&R->metrics);
 
     const unsigned char *smsg = s->params_msg;
-    px_msg_header stop = {.kind = PX_MSG_STOP, .step = steps, .worker = PX_WIRE_SERVER, .loss = NAN};
+    px_msg_header stop = {
+        .kind = PX_MSG_STOP, .step = steps, .worker = PX_WIRE_SERVER, .loss = NAN};
     px_wire_seal(s->params_msg, &stop, 0);
     PX_CHECK(t->send_stop(t, smsg, PX_WIRE_HEADER_BYTES, px_now_ms() + cfg->cluster->timeout_ms));
 
@@ -231,9 +234,10 @@ static void px__write_done(px__server_run *R, const px_run_summary *sum)
     px_json_num(&j, "wall_s", sum->wall_s);
     px_json_num(&j, "train_s", sum->train_s);
     px_json_num(&j, "step_ms_mean", sum->steps ? 1000.0 * sum->train_s / sum->steps : NAN);
-    px_json_num(&j, "samples_per_s", sum->train_s > 0 ? (double)sum->steps * cfg->cluster->workers *
-                                                            cfg->data->batch_size / sum->train_s
-                                                      : NAN);
+    px_json_num(&j, "samples_per_s",
+                sum->train_s > 0 ? (double)sum->steps * cfg->cluster->workers *
+                                       cfg->data->batch_size / sum->train_s
+                                 : NAN);
     px_json_num(&j, "test_acc", sum->test_acc);
     px_json_num(&j, "test_loss", sum->test_loss);
     px_json_num(&j, "train_loss", sum->train_loss);
@@ -254,8 +258,10 @@ static void px__output_paths(const px_config *cfg, char *metrics, char *params, 
                              size_t cap)
 {
     snprintf(dir, cap, "%s/%s", cfg->run->output_dir, cfg->run->name);
-    if (cfg->logging->metrics_path[0]) snprintf(metrics, cap, "%s", cfg->logging->metrics_path);
-    else snprintf(metrics, cap, "%s/metrics.jsonl", dir);
+    if (cfg->logging->metrics_path[0])
+        snprintf(metrics, cap, "%s", cfg->logging->metrics_path);
+    else
+        snprintf(metrics, cap, "%s/metrics.jsonl", dir);
     snprintf(params, cap, "%s/params.npy", dir);
 }
 
@@ -274,9 +280,10 @@ static px_status px__worker_loop(const px_config *cfg, px_transport *t, px_worke
                             px_drop_reason_name(r));
         if (h.kind == PX_MSG_STOP) break;
         if (h.kind != PX_MSG_PARAMS || h.elem_count != d || h.payload_bytes != d * sizeof(float))
-            return px_error(PX_EPROTO, "unexpected message from the server (kind %u, "
-                                       "%llu values, expected %zu)", h.kind,
-                            (unsigned long long)h.elem_count, d);
+            return px_error(PX_EPROTO,
+                            "unexpected message from the server (kind %u, "
+                            "%llu values, expected %zu)",
+                            h.kind, (unsigned long long)h.elem_count, d);
         PX_CHECK(t->sends_done(t, px_now_ms() + cfg->cluster->timeout_ms));
         PX_CHECK(px_worker_group_step(g, (const float *)(msg + PX_WIRE_HEADER_BYTES), h.step, t));
     }
@@ -299,8 +306,10 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
     px_status st = PX_OK;
 
     if (is_mpi && cl->transport == PHALANX__CLUSTER__TRANSPORT__LOCAL)
-        st = px_error(PX_EINVAL, "config: cluster.transport = LOCAL, but the job has %d MPI ranks "
-                                 "(run it without mpirun, or set cluster.transport = AUTO)", world);
+        st = px_error(PX_EINVAL,
+                      "config: cluster.transport = LOCAL, but the job has %d MPI ranks "
+                      "(run it without mpirun, or set cluster.transport = AUTO)",
+                      world);
     if (!is_mpi && cl->transport == PHALANX__CLUSTER__TRANSPORT__MPI)
         st = px_error(PX_EINVAL, "config: cluster.transport = MPI needs mpirun with at least 2 "
                                  "ranks (1 server + workers); this process runs alone");
@@ -327,15 +336,18 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
     PX_CHECK_GOTO(px_pool_create(&pool, threads), st, startup_done);
     /* Several gradients at once, one BLAS thread each; or one BLAS call with every thread. */
     size_t hosted = 0;
-    if (!is_mpi) hosted = n;
+    if (!is_mpi)
+        hosted = n;
     else if (rank > 0)
-        for (uint32_t w = 0; w < n; w++) hosted += px_worker_rank(w, world) == rank;
+        for (uint32_t w = 0; w < n; w++)
+            hosted += px_worker_rank(w, world) == rank;
     openblas_set_num_threads(hosted > 1 && threads > 1 ? 1 : threads);
 
     const Phalanx__Data *dc = cfg->data;
     int want_train = !is_mpi || rank > 0, want_test = rank == 0;
-    PX_CHECK_GOTO(px_fmnist_load(&data, dc->path, want_train, want_test, dc->train_limit,
-                                 dc->test_limit), st, startup_done);
+    PX_CHECK_GOTO(
+        px_fmnist_load(&data, dc->path, want_train, want_test, dc->train_limit, dc->test_limit), st,
+        startup_done);
     if (!want_train) {
         /* the server needs only the size of the training set (for epochs) */
         char lpath[4096];
@@ -349,18 +361,22 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
         data.train.features = data.test.features;
     }
     if (want_train && data.train.count < dc->batch_size) {
-        st = px_error(PX_EINVAL, "config: data.batch_size = %u is larger than the %zu training "
-                                 "examples (data.train_limit = %u)", dc->batch_size,
-                      data.train.count, dc->train_limit);
+        st = px_error(PX_EINVAL,
+                      "config: data.batch_size = %u is larger than the %zu training "
+                      "examples (data.train_limit = %u)",
+                      dc->batch_size, data.train.count, dc->train_limit);
         goto startup_done;
     }
 
     size_t features = want_train ? data.train.features : data.test.features;
-    PX_CHECK_GOTO(px_mlp_shape(&model, features, cfg->model->hidden, cfg->model->n_hidden,
-                               data.classes), st, startup_done);
+    PX_CHECK_GOTO(
+        px_mlp_shape(&model, features, cfg->model->hidden, cfg->model->n_hidden, data.classes), st,
+        startup_done);
     size_t msg_max = PX_WIRE_HEADER_BYTES + model.n_params * sizeof(float);
-    if (is_mpi) PX_CHECK_GOTO(px_transport_mpi_create(&t, msg_max, n), st, startup_done);
-    else PX_CHECK_GOTO(px_transport_local_create(&t, n), st, startup_done);
+    if (is_mpi)
+        PX_CHECK_GOTO(px_transport_mpi_create(&t, msg_max, n), st, startup_done);
+    else
+        PX_CHECK_GOTO(px_transport_local_create(&t, n), st, startup_done);
 
     if (rank == 0) {
         PX_CHECK_GOTO(px_server_create(&R.server, cfg, &data, world, pool), st, startup_done);
@@ -373,12 +389,14 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
                 st = px_error(PX_ENOMEM, "server: cannot allocate");
                 goto startup_done;
             }
-            for (uint32_t w = 0; w < n; w++) R.expected[px_worker_rank(w, world)]++;
+            for (uint32_t w = 0; w < n; w++)
+                R.expected[px_worker_rank(w, world)]++;
         }
         px__output_paths(cfg, sum->metrics_path, sum->params_path, (char[4096]){0}, 4096);
         PX_CHECK_GOTO(px_metrics_open(&R.metrics, sum->metrics_path, env->progress,
                                       (px_progress_mode)cfg->logging->progress,
-                                      cfg->schedule->steps), st, startup_done);
+                                      cfg->schedule->steps),
+                      st, startup_done);
     }
     if (hosted) {
         ids = calloc(hosted, sizeof *ids);
@@ -398,9 +416,10 @@ startup_done:
     if (is_mpi) {
         /* every rank learns whether every other rank is ready, so that all stop together */
         int worst = 0, worst_rank = 0;
-        px_status ast = px_mpi_agree(px__exit_code(st), px_now_ms() + cl->timeout_ms, &worst,
-                                     &worst_rank);
-        if (ast < 0 && st == PX_OK) st = ast;
+        px_status ast =
+            px_mpi_agree(px__exit_code(st), px_now_ms() + cl->timeout_ms, &worst, &worst_rank);
+        if (ast < 0 && st == PX_OK)
+            st = ast;
         else if (ast == PX_OK && worst > 0 && st < 0 && worst_rank != rank) {
             /* the same failure on several ranks (a missing dataset): one of them reports */
             sum->failed_elsewhere = 1;
@@ -413,15 +432,19 @@ startup_done:
     }
     if (st == PX_OK && env->progress && rank == 0) {
         if (is_mpi)
-            fprintf(env->progress, "phalanx: MPI job of %d ranks: server on rank 0, %u logical "
-                                   "workers on ranks 1..%d (round-robin), %d thread%s per rank\n",
+            fprintf(env->progress,
+                    "phalanx: MPI job of %d ranks: server on rank 0, %u logical "
+                    "workers on ranks 1..%d (round-robin), %d thread%s per rank\n",
                     world, n, world - 1, threads, threads > 1 ? "s" : "");
         else
-            fprintf(env->progress, "phalanx: one process: server and %u logical workers, %d "
-                                   "thread%s\n", n, threads, threads > 1 ? "s" : "");
-        fprintf(env->progress, "phalanx: model %zu parameters; %zu training / %zu test "
-                               "examples; metrics -> %s\n", R.server.d, data.train.count,
-                data.test.count, sum->metrics_path);
+            fprintf(env->progress,
+                    "phalanx: one process: server and %u logical workers, %d "
+                    "thread%s\n",
+                    n, threads, threads > 1 ? "s" : "");
+        fprintf(env->progress,
+                "phalanx: model %zu parameters; %zu training / %zu test "
+                "examples; metrics -> %s\n",
+                R.server.d, data.train.count, data.test.count, sum->metrics_path);
         fflush(env->progress);
     }
 

@@ -23,17 +23,17 @@ typedef struct {
 
 typedef struct {
     uint32_t steps;
-    double wall_s;         /* start-up included */
-    double train_s;        /* the step loop */
+    double wall_s;  /* start-up included */
+    double train_s; /* the step loop */
     double test_acc, test_loss, train_loss;
     uint64_t dropped;
     char metrics_path[4096];
     char params_path[4096]; /* "" when not saved */
     /* set when the run failed because of another rank: this rank has nothing to report */
     int failed_elsewhere;
-    int exit_code;          /* 0, 1 or 2, agreed by every rank at start-up */
-    int started;            /* every rank passed start-up: a later failure leaves the other
-                               ranks in the middle of a step (MPI: abort the job) */
+    int exit_code; /* 0, 1 or 2, agreed by every rank at start-up */
+    int started;   /* every rank passed start-up: a later failure leaves the other
+                      ranks in the middle of a step (MPI: abort the job) */
 } px_run_summary;
 
 /* Runs the configured training. Returns PX_OK on success; on failure the error message says

@@ -73,7 +73,8 @@ void px_server_free(px_server *s)
     free(s->have);
     free(s->loss);
     if (s->eval_work)
-        for (int t = 0; t < px_pool_size(s->pool); t++) px_mlp_work_free(&s->eval_work[t]);
+        for (int t = 0; t < px_pool_size(s->pool); t++)
+            px_mlp_work_free(&s->eval_work[t]);
     free(s->eval_work);
     free(s->eval_loss);
     free(s->eval_correct);
@@ -104,7 +105,8 @@ void px_server_count_drop(px_server *s, px_drop_reason r, int src, const char *w
         px_log(PX_LOG_WARN, "step %u: dropped a message from rank %d: %s (%s)%s", s->step, src,
                px_drop_reason_name(r), why,
                s->drops_logged == PX__DROP_LOG_LIMIT ? "; further drops are only counted in the "
-                                                       "metrics" : "");
+                                                       "metrics"
+                                                     : "");
 }
 
 px_drop_reason px_server_accept(px_server *s, const unsigned char *msg, size_t len, int src)

@@ -28,9 +28,9 @@
 typedef struct {
     const px_config *cfg;
     px_mlp model;
-    size_t n;                 /* logical workers */
-    size_t d;                 /* parameters */
-    int world;                /* MPI world size (1 = one process) */
+    size_t n;                  /* logical workers */
+    size_t d;                  /* parameters */
+    int world;                 /* MPI world size (1 = one process) */
     unsigned char *params_msg; /* header + parameters: the parameters live in this buffer */
     size_t params_msg_len;
     float *params;
@@ -38,17 +38,17 @@ typedef struct {
     px_lr_schedule schedule;
     px_agg *agg;
     float *agg_out;
-    float *rows;              /* n x d: the gradient of each worker this step */
-    const float **present;    /* rows received this step, in worker order */
-    uint8_t *have;            /* per worker: received this step */
-    float *loss;              /* per worker: reported minibatch loss */
+    float *rows;           /* n x d: the gradient of each worker this step */
+    const float **present; /* rows received this step, in worker order */
+    uint8_t *have;         /* per worker: received this step */
+    float *loss;           /* per worker: reported minibatch loss */
     uint32_t step;
     uint64_t drops[PX_DROP_REASON_COUNT]; /* since the start */
     uint64_t drops_logged;
-    const px_dataset *data;   /* test split for evaluation */
+    const px_dataset *data; /* test split for evaluation */
     px_pool *pool;
-    px_mlp_work *eval_work;   /* one per pool thread */
-    double *eval_loss;        /* per evaluation chunk */
+    px_mlp_work *eval_work; /* one per pool thread */
+    double *eval_loss;      /* per evaluation chunk */
     size_t *eval_correct;
 } px_server;
 
@@ -70,10 +70,10 @@ px_drop_reason px_server_accept(px_server *s, const unsigned char *msg, size_t l
 void px_server_count_drop(px_server *s, px_drop_reason r, int src, const char *why);
 
 typedef struct {
-    size_t received;    /* gradients kept this step */
-    size_t nonfinite;   /* of which dropped for NaN/Inf by the aggregator */
-    int updated;        /* 1 if the parameters were updated */
-    double train_loss;  /* mean reported loss of the kept finite gradients (NaN if none) */
+    size_t received;   /* gradients kept this step */
+    size_t nonfinite;  /* of which dropped for NaN/Inf by the aggregator */
+    int updated;       /* 1 if the parameters were updated */
+    double train_loss; /* mean reported loss of the kept finite gradients (NaN if none) */
     double agg_ms;
 } px_step_result;
 

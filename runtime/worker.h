@@ -19,12 +19,12 @@
 #include "runtime/pool.h"
 
 typedef struct {
-    uint32_t id;             /* logical worker id in [0, n) */
+    uint32_t id; /* logical worker id in [0, n) */
     px_sampler sampler;
     px_mlp_work work;
-    uint32_t *batch_idx;     /* batch_size indices */
-    uint8_t *labels;         /* batch_size labels */
-    unsigned char *msg;      /* header + d floats */
+    uint32_t *batch_idx; /* batch_size indices */
+    uint8_t *labels;     /* batch_size labels */
+    unsigned char *msg;  /* header + d floats */
     size_t msg_len;
 } px_worker;
 

@@ -79,12 +79,15 @@ static void test_median_matches_sort(void **state)
     for (size_t n = 1; n <= 40; n += (n < 10 ? 1 : 7)) {
         float *data = malloc(n * D * sizeof(float));
         const float **rows = malloc(n * sizeof *rows);
-        for (size_t i = 0; i < n * D; i++) data[i] = (float)(px_rng_below(&r, 9)) - 4.0f;
-        for (size_t i = 0; i < n; i++) rows[i] = data + i * D;
+        for (size_t i = 0; i < n * D; i++)
+            data[i] = (float)(px_rng_below(&r, 9)) - 4.0f;
+        for (size_t i = 0; i < n; i++)
+            rows[i] = data + i * D;
         float out[D], col[64];
         run_rule("median", rows, n, D, out, NULL, pool);
         for (size_t c = 0; c < D; c++) {
-            for (size_t i = 0; i < n; i++) col[i] = rows[i][c];
+            for (size_t i = 0; i < n; i++)
+                col[i] = rows[i][c];
             qsort(col, n, sizeof(float), cmp_float);
             float want = n % 2 ? col[n / 2] : 0.5f * (col[n / 2 - 1] + col[n / 2]);
             assert_true(out[c] == want);

@@ -103,7 +103,8 @@ static void test_random_bytes_refused(void **state)
     int refused = 0;
     for (int trial = 0; trial < 2000; trial++) {
         size_t len = 1 + px_rng_below(&r, sizeof buf);
-        for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)px_rng_u64(&r);
+        for (size_t i = 0; i < len; i++)
+            buf[i] = (uint8_t)px_rng_u64(&r);
         px_config *cfg = NULL;
         px_status st = px_config_decode(buf, len, "random", &cfg);
         if (st == PX_EINVAL) {
@@ -127,7 +128,8 @@ static int is_top_boundary(const uint8_t *b, size_t len, size_t cut)
         if (p == cut) return 1;
         uint64_t key = 0;
         int shift = 0;
-        while (b[p] & 0x80) key |= (uint64_t)(b[p++] & 0x7F) << shift, shift += 7;
+        while (b[p] & 0x80)
+            key |= (uint64_t)(b[p++] & 0x7F) << shift, shift += 7;
         key |= (uint64_t)b[p++] << shift;
         int wt = (int)(key & 7);
         if (wt == 0) {
@@ -136,7 +138,8 @@ static int is_top_boundary(const uint8_t *b, size_t len, size_t cut)
         } else if (wt == 2) {
             uint64_t l = 0;
             shift = 0;
-            while (b[p] & 0x80) l |= (uint64_t)(b[p++] & 0x7F) << shift, shift += 7;
+            while (b[p] & 0x80)
+                l |= (uint64_t)(b[p++] & 0x7F) << shift, shift += 7;
             l |= (uint64_t)b[p++] << shift;
             p += l;
         } else if (wt == 5) {

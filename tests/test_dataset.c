@@ -60,7 +60,8 @@ static void test_idx_round_trip_and_limit(void **state)
     char path[300];
     snprintf(path, sizeof path, "%s/img.gz", tmpdir);
     uint8_t data[3 * 2 * 3];
-    for (int i = 0; i < 18; i++) data[i] = (uint8_t)(i * 13);
+    for (int i = 0; i < 18; i++)
+        data[i] = (uint8_t)(i * 13);
     write_idx(path, 3, 3, 2, 3, 3, data);
     size_t count, per;
     uint8_t *out;
@@ -103,7 +104,8 @@ static void test_idx_faults(void **state)
      * inflate or by the gzip CRC at the end, never accepted */
     snprintf(path, sizeof path, "%s/corrupt.gz", tmpdir);
     uint8_t big[4000];
-    for (int i = 0; i < 4000; i++) big[i] = (uint8_t)((i * 7919) >> 3);
+    for (int i = 0; i < 4000; i++)
+        big[i] = (uint8_t)((i * 7919) >> 3);
     write_idx(path, 3, 10, 20, 20, 10, big);
     FILE *f = fopen(path, "r+b");
     fseek(f, 0, SEEK_END);
@@ -168,8 +170,10 @@ static void test_real_fashion_mnist(void **state)
     assert_int_equal(ds.train.features, 784);
     /* Fashion-MNIST is balanced: 6000 training and 1000 test images per class */
     size_t tr[10] = {0}, te[10] = {0};
-    for (size_t i = 0; i < 60000; i++) tr[ds.train.labels[i]]++;
-    for (size_t i = 0; i < 10000; i++) te[ds.test.labels[i]]++;
+    for (size_t i = 0; i < 60000; i++)
+        tr[ds.train.labels[i]]++;
+    for (size_t i = 0; i < 10000; i++)
+        te[ds.test.labels[i]]++;
     for (int c = 0; c < 10; c++) {
         assert_int_equal(tr[c], 6000);
         assert_int_equal(te[c], 1000);
@@ -191,8 +195,8 @@ static void test_real_fashion_mnist(void **state)
     px_split_gather(&ds, &ds.train, idx, 2, x, y);
     assert_int_equal(y[1], ds.train.labels[59999]);
     for (int j = 0; j < 784; j++)
-        assert_float_equal(x[784 + j], (ds.train.images[59999 * 784 + j] / 255.0f - ds.mean) / ds.std,
-                           1e-5);
+        assert_float_equal(x[784 + j],
+                           (ds.train.images[59999 * 784 + j] / 255.0f - ds.mean) / ds.std, 1e-5);
     free(x);
     px_dataset_free(&ds);
 }
@@ -210,12 +214,15 @@ static void test_sampler(void **state)
     uint32_t ia[B], ib[B], ic[B];
     for (int s = 0; s < N / B; s++) {
         px_sampler_batch(&a, s, B, ia);
-        for (int i = 0; i < B; i++) seen[ia[i]]++;
+        for (int i = 0; i < B; i++)
+            seen[ia[i]]++;
     }
-    for (int i = 0; i < N; i++) assert_int_equal(seen[i], 1);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(seen[i], 1);
     /* random access gives the same batches as in order: step 45 (epoch 2), then step 3 */
     px_sampler_batch(&a, 45, B, ia);
-    for (int s = 0; s <= 45; s++) px_sampler_batch(&b, s, B, ib);
+    for (int s = 0; s <= 45; s++)
+        px_sampler_batch(&b, s, B, ib);
     assert_memory_equal(ia, ib, sizeof ia);
     px_sampler_batch(&a, 3, B, ia);
     px_sampler_batch(&c, 3, B, ic);
@@ -229,7 +236,8 @@ static void test_sampler(void **state)
     assert_memory_not_equal(ia, ib, sizeof ia);
     /* a batch that straddles two epochs: B = 30 does not divide N */
     px_sampler_batch(&a, 33, 30, ia); /* positions 990..1019 */
-    for (int i = 0; i < 30; i++) assert_true(ia[i] < N);
+    for (int i = 0; i < 30; i++)
+        assert_true(ia[i] < N);
     px_sampler_free(&a);
     px_sampler_free(&b);
     px_sampler_free(&c);

@@ -22,14 +22,16 @@ static double oracle_loss(const size_t *dims, size_t n_linear, const double *p, 
     double a[64] = {0}, z[64] = {0};
     if (correct) *correct = 0;
     for (size_t s = 0; s < batch; s++) {
-        for (size_t j = 0; j < dims[0]; j++) a[j] = x[s * dims[0] + j];
+        for (size_t j = 0; j < dims[0]; j++)
+            a[j] = x[s * dims[0] + j];
         const double *q = p;
         for (size_t l = 0; l < n_linear; l++) {
             size_t in = dims[l], out = dims[l + 1];
             const double *W = q, *b = q + in * out;
             for (size_t o = 0; o < out; o++) {
                 double v = b[o];
-                for (size_t i = 0; i < in; i++) v += W[o * in + i] * a[i];
+                for (size_t i = 0; i < in; i++)
+                    v += W[o * in + i] * a[i];
                 z[o] = (l + 1 < n_linear && v < 0) ? 0 : v;
             }
             memcpy(a, z, out * sizeof(double));
@@ -40,7 +42,8 @@ static double oracle_loss(const size_t *dims, size_t n_linear, const double *p, 
         for (size_t c = 1; c < C; c++)
             if (a[c] > mx) mx = a[c], best = c;
         double se = 0;
-        for (size_t c = 0; c < C; c++) se += exp(a[c] - mx);
+        for (size_t c = 0; c < C; c++)
+            se += exp(a[c] - mx);
         total += mx + log(se) - a[y[s]];
         if (correct) *correct += best == y[s];
     }
@@ -75,7 +78,8 @@ static void test_layout_and_init(void **state)
         max1 = fmax(max1, fabs(p[i]));
         mean1 += p[i];
     }
-    for (size_t i = m.w_off[2]; i < m.n_params; i++) max3 = fmax(max3, fabs(p[i]));
+    for (size_t i = m.w_off[2]; i < m.n_params; i++)
+        max3 = fmax(max3, fabs(p[i]));
     assert_true(max1 <= 1.0 / sqrt(784.0) && max1 > 0.99 / sqrt(784.0));
     assert_true(max3 <= 1.0 / 16.0 && max3 > 0.95 / 16.0);
     assert_true(fabs(mean1 / 200960) < 1e-3);
@@ -96,17 +100,21 @@ static void check_gradient(const uint32_t *hidden, size_t n_hidden, size_t input
     px_rng r;
     px_rng_init(&r, 9, 1, 0, 0);
     /* larger weights than the init so that every layer matters */
-    for (size_t i = 0; i < m.n_params; i++) p[i] *= 3.0f;
+    for (size_t i = 0; i < m.n_params; i++)
+        p[i] *= 3.0f;
     px_mlp_work w;
     assert_int_equal(px_mlp_work_create(&w, &m, batch), PX_OK);
     float *x = px_mlp_input(&w);
     float xcopy[64 * 16];
     uint8_t y[64];
-    for (size_t i = 0; i < batch * inputs; i++) xcopy[i] = x[i] = (float)px_rng_normal(&r);
-    for (size_t i = 0; i < batch; i++) y[i] = (uint8_t)px_rng_below(&r, classes);
+    for (size_t i = 0; i < batch * inputs; i++)
+        xcopy[i] = x[i] = (float)px_rng_normal(&r);
+    for (size_t i = 0; i < batch; i++)
+        y[i] = (uint8_t)px_rng_below(&r, classes);
 
     float loss = px_mlp_loss_grad(&m, &w, p, y, batch, g);
-    for (size_t i = 0; i < m.n_params; i++) pd[i] = p[i];
+    for (size_t i = 0; i < m.n_params; i++)
+        pd[i] = p[i];
     double want = oracle_loss(m.dims, m.n_linear, pd, xcopy, y, batch, NULL);
     assert_true(fabs(loss - want) < 1e-5 * fmax(1.0, fabs(want)));
 

@@ -61,8 +61,8 @@ static void test_schedules(void **state)
     assert_float_equal(px_lr_at(&s, 0), 0.3f, 0);
     assert_float_equal(px_lr_at(&s, 99), 0.3f, 0);
 
-    s = (px_lr_schedule){.kind = PX_LR_STEP, .lr = 1.0f, .steps = 100, .step_every = 10,
-                         .step_gamma = 0.1f};
+    s = (px_lr_schedule){
+        .kind = PX_LR_STEP, .lr = 1.0f, .steps = 100, .step_every = 10, .step_gamma = 0.1f};
     assert_float_equal(px_lr_at(&s, 9), 1.0f, 1e-7);
     assert_float_equal(px_lr_at(&s, 10), 0.1f, 1e-7);
     assert_float_equal(px_lr_at(&s, 25), 0.01f, 1e-8);

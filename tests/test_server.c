@@ -61,9 +61,10 @@ static int teardown(void **state)
 static size_t make(fixture *f, uint32_t step, uint32_t w, float v)
 {
     float *p = (float *)(f->msg + PX_WIRE_HEADER_BYTES);
-    for (int i = 0; i < D; i++) p[i] = v;
-    px_msg_header h = {.kind = PX_MSG_GRADIENT, .step = step, .worker = w, .elem_count = D,
-                       .loss = 1.0f};
+    for (int i = 0; i < D; i++)
+        p[i] = v;
+    px_msg_header h = {
+        .kind = PX_MSG_GRADIENT, .step = step, .worker = w, .elem_count = D, .loss = 1.0f};
     px_wire_seal(f->msg, &h, D * sizeof(float));
     return PX_WIRE_HEADER_BYTES + D * sizeof(float);
 }

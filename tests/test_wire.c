@@ -19,7 +19,8 @@ static uint32_t crc_reference(const unsigned char *p, size_t n)
     uint32_t c = 0xFFFFFFFFu;
     for (size_t i = 0; i < n; i++) {
         c ^= p[i];
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
     }
     return ~c;
 }
@@ -46,7 +47,8 @@ static void test_crc_matches_reference_all_lengths(void **state)
     unsigned char *buf = malloc(max);
     px_rng r;
     px_rng_init(&r, 7, 99, 0, 0);
-    for (size_t i = 0; i < max; i++) buf[i] = (unsigned char)px_rng_u64(&r);
+    for (size_t i = 0; i < max; i++)
+        buf[i] = (unsigned char)px_rng_u64(&r);
     size_t lens[] = {1, 7, 8, 9, 63, 64, 1000, 24575, 24576, 24577, 49152 + 5, max};
     for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
         size_t off = k % 3; /* unaligned starts too */
@@ -65,7 +67,8 @@ static unsigned char *make_message(px_msg_header *h)
 {
     unsigned char *msg = malloc(PX_WIRE_HEADER_BYTES + D * sizeof(float));
     float *payload = (float *)(msg + PX_WIRE_HEADER_BYTES);
-    for (int i = 0; i < D; i++) payload[i] = (float)i * 0.5f - 3.0f;
+    for (int i = 0; i < D; i++)
+        payload[i] = (float)i * 0.5f - 3.0f;
     memset(h, 0, sizeof *h);
     h->kind = PX_MSG_GRADIENT;
     h->codec = 0;
@@ -79,8 +82,12 @@ static unsigned char *make_message(px_msg_header *h)
 
 static px_wire_expectation expect_ok(void)
 {
-    px_wire_expectation e = {.kind = PX_MSG_GRADIENT, .step = 41, .n_workers = 7,
-                             .elem_count = D, .payload_bytes = D * sizeof(float), .codec = 0};
+    px_wire_expectation e = {.kind = PX_MSG_GRADIENT,
+                             .step = 41,
+                             .n_workers = 7,
+                             .elem_count = D,
+                             .payload_bytes = D * sizeof(float),
+                             .codec = 0};
     return e;
 }
 
