@@ -29,29 +29,37 @@ struct px_transport {
     int world;        /* processes in the job (1 for local) */
 
     /* ---- server side ---- */
-    /* Starts sending the parameter message to every worker rank. `msg` must stay unchanged
-     * until params_done returns. */
-    px_status (*send_params)(px_transport *t, const unsigned char *msg, size_t len);
-    /* Waits until every parameter send of the step has completed. */
-    px_status (*params_done)(px_transport *t, double deadline_ms);
+    /* Sends the parameter message to every worker rank. The transport keeps its own copy, so
+     * `msg` may change as soon as this returns. A rank that has not yet taken the previous
+     * parameters (stalled, or a straggler) is skipped: *skipped (may be NULL) counts them. */
+    px_status (*send_params)(px_transport *t, const unsigned char *msg, size_t len, int *skipped);
     /* Next message from any worker rank. On PX_OK, *msg points at len bytes valid until the next
-     * call and *src is the sending rank. PX_ETIMEOUT when nothing arrives before the deadline.
-     * PX_EPROTO when a message arrived that was larger than the largest legal message: it was
-     * discarded, *len is its size and *src its sender. */
+     * call and *src is the sending rank. PX_ETIMEOUT when nothing arrives before the deadline
+     * (local: when no message is left and none is on its way). PX_EPROTO when a message
+     * arrived that was larger than the largest legal message: it was discarded, *len is its
+     * size and *src its sender. */
     px_status (*recv)(px_transport *t, const unsigned char **msg, size_t *len, int *src,
                       double deadline_ms);
-    /* Tells every worker rank that the run is over. */
+    /* Tells every worker rank that the run is over, then takes in (and discards) whatever they
+     * still send until each has answered with a BYE message (comm/wire.h), so that no worker
+     * is left waiting on a send. Best effort for ranks that stopped listening: they are not
+     * waited for beyond the deadline (PX_ETIMEOUT names how many). */
     px_status (*send_stop)(px_transport *t, const unsigned char *msg, size_t len,
                            double deadline_ms);
 
     /* ---- worker side ---- */
-    /* Next message from the server (parameters or stop); *msg valid until the next call. */
+    /* The newest message from the server (parameters or stop): older parameter messages still
+     * queued are skipped. *msg is valid until the next call. */
     px_status (*recv_from_server)(px_transport *t, const unsigned char **msg, size_t *len,
                                   double deadline_ms);
-    /* Starts sending one message to the server; `msg` must stay unchanged until sends_done. */
-    px_status (*send)(px_transport *t, const unsigned char *msg, size_t len);
+    /* Sends one message to the server, not before `ready_at_ms` (px_now_ms clock; 0 = now: a
+     * straggler's delay). `msg` must stay unchanged until sends_done. */
+    px_status (*send)(px_transport *t, const unsigned char *msg, size_t len, double ready_at_ms);
     /* Waits until every message handed to send has left. */
     px_status (*sends_done)(px_transport *t, double deadline_ms);
+    /* 1 if `msg` was handed to send and has not been delivered yet (a straggler's message still
+     * on its way): its buffer must not be rewritten. */
+    int (*in_flight)(px_transport *t, const unsigned char *msg);
 
     void (*destroy)(px_transport *t);
 };

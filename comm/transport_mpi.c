@@ -1,84 +1,106 @@
 /* transport_mpi.c - the MPI transport (see transport.h): point-to-point nonblocking messages
  * polled against a deadline. Collectives are avoided on purpose: a collective that one rank
- * never joins cannot be timed out or attributed to that rank. */
+ * never joins cannot be timed out or attributed to that rank.
+ *
+ * The server copies each parameter message into a buffer of its own before sending, and does
+ * not send to a rank that has not taken the previous one: a stalled or slow rank then holds
+ * one old buffer, never the one being rewritten, and never blocks the others. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "transport.h"
+#include "wire.h"
 
 enum { PX__TAG_FROM_SERVER = 11, PX__TAG_TO_SERVER = 12 };
 #define PX__POLL_US 50u /* sleep between polls: small against a step, frees the core */
 
 typedef struct {
+    unsigned char *data;
+    int users; /* sends not yet complete that read this buffer */
+} px__buffer;
+
+typedef struct {
     px_transport base;
     size_t max_msg;
     unsigned char *rbuf;
-    MPI_Request *server_reqs; /* one per worker rank */
-    int n_server_reqs;
+    /* server: parameter buffers (one in normal operation, one more per lagging rank) */
+    px__buffer *bufs;
+    int n_bufs;
+    MPI_Request *to_rank; /* per rank: the pending parameter send, or MPI_REQUEST_NULL */
+    int *to_rank_buf;     /* per rank: the buffer that send reads */
+    /* worker: sends of this step */
     MPI_Request *sends;
     size_t n_sends, max_sends;
 } px__mpi;
 
-/* Waits for reqs[0..n) until the deadline. On timeout returns PX_ETIMEOUT and sets pending[i]
- * for each request not yet complete. */
-static px_status px__wait_all(MPI_Request *reqs, int n, double deadline_ms, int *pending)
+/* Waits for reqs[0..n) until the deadline: PX_OK, or PX_ETIMEOUT. */
+static px_status px__wait_all(MPI_Request *reqs, int n, double deadline_ms)
 {
     for (;;) {
         int done = 0;
         if (MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
             return px_error(PX_ERUNTIME, "MPI_Testall failed");
         if (done) return PX_OK;
-        if (px_now_ms() > deadline_ms) {
-            for (int i = 0; i < n; i++) {
-                int flag = 0;
-                MPI_Test(&reqs[i], &flag, MPI_STATUS_IGNORE);
-                if (pending) pending[i] = !flag;
-            }
-            return PX_ETIMEOUT;
-        }
+        if (px_now_ms() > deadline_ms) return PX_ETIMEOUT;
         px_sleep_us(PX__POLL_US);
     }
 }
 
-static px_status px__send_params(px_transport *t, const unsigned char *msg, size_t len)
+/* Marks completed parameter sends; their buffers become free. */
+static void px__reap(px__mpi *m)
 {
-    px__mpi *m = (px__mpi *)t;
-    if (len > (size_t)INT32_MAX) return px_error(PX_EINVAL, "mpi: message of %zu bytes", len);
-    for (int r = 1; r < t->world; r++)
-        if (MPI_Isend(msg, (int)len, MPI_BYTE, r, PX__TAG_FROM_SERVER, MPI_COMM_WORLD,
-                      &m->server_reqs[r - 1]) != MPI_SUCCESS)
+    for (int r = 1; r < m->base.world; r++) {
+        if (m->to_rank[r] == MPI_REQUEST_NULL) continue;
+        int done = 0;
+        MPI_Test(&m->to_rank[r], &done, MPI_STATUS_IGNORE);
+        if (done) {
+            m->bufs[m->to_rank_buf[r]].users--;
+            m->to_rank[r] = MPI_REQUEST_NULL;
+        }
+    }
+}
+
+static px_status px__send_to_ranks(px__mpi *m, const unsigned char *msg, size_t len, int *skipped)
+{
+    if (len > m->max_msg) return px_error(PX_EINVAL, "mpi: message of %zu bytes", len);
+    px__reap(m);
+    int b = 0;
+    while (b < m->n_bufs && m->bufs[b].users > 0) b++;
+    if (b == m->n_bufs) {
+        /* every buffer is held by a lagging rank: one more (happens only when ranks lag) */
+        if (m->n_bufs >= m->base.world)
+            return px_error(PX_ERUNTIME, "mpi: no free parameter buffer");
+        m->bufs[b].data = px_alloc(m->max_msg, "a parameter buffer");
+        if (!m->bufs[b].data) return PX_ENOMEM;
+        m->n_bufs++;
+    }
+    memcpy(m->bufs[b].data, msg, len);
+    int skip = 0;
+    for (int r = 1; r < m->base.world; r++) {
+        if (m->to_rank[r] != MPI_REQUEST_NULL) {
+            skip++; /* still has not taken the previous message */
+            continue;
+        }
+        if (MPI_Isend(m->bufs[b].data, (int)len, MPI_BYTE, r, PX__TAG_FROM_SERVER, MPI_COMM_WORLD,
+                      &m->to_rank[r]) != MPI_SUCCESS)
             return px_error(PX_ERUNTIME, "mpi: cannot start the send to rank %d", r);
-    m->n_server_reqs = t->world - 1;
+        m->to_rank_buf[r] = b;
+        m->bufs[b].users++;
+    }
+    if (skipped) *skipped = skip;
     return PX_OK;
 }
 
-static px_status px__params_done(px_transport *t, double deadline_ms)
+static px_status px__send_params(px_transport *t, const unsigned char *msg, size_t len,
+                                 int *skipped)
 {
-    px__mpi *m = (px__mpi *)t;
-    if (m->n_server_reqs == 0) return PX_OK;
-    int *pending = calloc((size_t)m->n_server_reqs, sizeof *pending);
-    px_status st = px__wait_all(m->server_reqs, m->n_server_reqs, deadline_ms, pending);
-    if (st == PX_ETIMEOUT) {
-        char ranks[512] = "";
-        for (int i = 0; i < m->n_server_reqs; i++) {
-            if (!pending[i]) continue;
-            char one[16];
-            snprintf(one, sizeof one, "%s%d", ranks[0] ? ", " : "", i + 1);
-            strncat(ranks, one, sizeof ranks - strlen(ranks) - 1);
-        }
-        st = px_error(PX_ETIMEOUT,
-                      "rank %s did not take the server's message before the deadline "
-                      "(cluster.timeout_ms): stalled or dead",
-                      ranks);
-    }
-    free(pending);
-    if (st == PX_OK) m->n_server_reqs = 0;
-    return st;
+    return px__send_to_ranks((px__mpi *)t, msg, len, skipped);
 }
 
-/* Receives the next message with `tag` from `source` into rbuf. */
+/* Receives the next message with `tag` from `source` into rbuf; a deadline in the past polls
+ * once. */
 static px_status px__recv(px__mpi *m, int source, int tag, const unsigned char **msg, size_t *len,
                           int *src, double deadline_ms)
 {
@@ -97,10 +119,8 @@ static px_status px__recv(px__mpi *m, int source, int tag, const unsigned char *
                 /* receive what fits and discard: the truncation error consumes the message */
                 MPI_Status st2;
                 MPI_Mrecv(m->rbuf, (int)m->max_msg, MPI_BYTE, &handle, &st2);
-                return px_error(PX_EPROTO,
-                                "rank %d sent %d bytes, more than the largest legal "
-                                "message (%zu bytes)",
-                                *src, count, m->max_msg);
+                return px_error(PX_EPROTO, "rank %d sent %d bytes, more than the largest legal "
+                                           "message (%zu bytes)", *src, count, m->max_msg);
             }
             if (MPI_Mrecv(m->rbuf, count, MPI_BYTE, &handle, MPI_STATUS_IGNORE) != MPI_SUCCESS)
                 return px_error(PX_ERUNTIME, "mpi: receive from rank %d failed", *src);
@@ -122,28 +142,85 @@ static px_status px__server_recv(px_transport *t, const unsigned char **msg, siz
 static px_status px__send_stop(px_transport *t, const unsigned char *msg, size_t len,
                                double deadline_ms)
 {
-    PX_CHECK(px__params_done(t, deadline_ms));
-    PX_CHECK(px__send_params(t, msg, len));
-    return px__params_done(t, deadline_ms);
+    px__mpi *m = (px__mpi *)t;
+    /* give lagging ranks until the deadline to take their last parameters, then tell every
+     * rank that listens to stop */
+    int *told = calloc((size_t)t->world, sizeof *told);
+    if (!told) return px_error(PX_ENOMEM, "mpi: cannot allocate");
+    double lag_deadline = px_now_ms() + (deadline_ms - px_now_ms()) / 2;
+    for (;;) {
+        px__reap(m);
+        int pending = 0;
+        for (int r = 1; r < t->world; r++) pending += m->to_rank[r] != MPI_REQUEST_NULL;
+        if (!pending || px_now_ms() > lag_deadline) break;
+        px_sleep_us(PX__POLL_US);
+    }
+    for (int r = 1; r < t->world; r++) told[r] = m->to_rank[r] == MPI_REQUEST_NULL;
+    px_status st = px__send_to_ranks(m, msg, len, NULL);
+    /* drain: gradients still on their way are discarded; each told rank ends with BYE */
+    int waiting = 0;
+    for (int r = 1; r < t->world; r++) waiting += told[r];
+    while (st == PX_OK && waiting > 0) {
+        const unsigned char *in;
+        size_t in_len;
+        int src;
+        px_status rs = px__recv(m, MPI_ANY_SOURCE, PX__TAG_TO_SERVER, &in, &in_len, &src,
+                                deadline_ms);
+        if (rs == PX_ETIMEOUT) {
+            st = px_error(PX_ETIMEOUT, "%d rank%s did not answer the stop message before the "
+                                       "deadline", waiting, waiting > 1 ? "s" : "");
+            break;
+        }
+        if (rs == PX_OK && in_len >= 7 && in[6] == PX_MSG_BYE && src > 0 && src < t->world &&
+            told[src]) {
+            told[src] = 0;
+            waiting--;
+        }
+    }
+    px__reap(m);
+    int untold = 0;
+    for (int r = 1; r < t->world; r++) untold += m->to_rank[r] != MPI_REQUEST_NULL;
+    free(told);
+    if (st == PX_OK && untold)
+        st = px_error(PX_ETIMEOUT, "%d rank%s never took the last messages (stalled or dead)",
+                      untold, untold > 1 ? "s" : "");
+    return st;
 }
 
 static px_status px__recv_from_server(px_transport *t, const unsigned char **msg, size_t *len,
                                       double deadline_ms)
 {
+    px__mpi *m = (px__mpi *)t;
     int src;
-    px_status st = px__recv((px__mpi *)t, 0, PX__TAG_FROM_SERVER, msg, len, &src, deadline_ms);
+    px_status st = px__recv(m, 0, PX__TAG_FROM_SERVER, msg, len, &src, deadline_ms);
     if (st == PX_ETIMEOUT)
-        return px_error(PX_ETIMEOUT, "no message from the server (rank 0) before the "
-                                     "deadline (cluster.timeout_ms): stalled or dead");
-    return st;
+        return px_error(PX_ETIMEOUT, "no message from the server (rank 0) before the deadline "
+                                     "(cluster.timeout_ms): stalled or dead");
+    PX_CHECK(st);
+    /* a slow worker may find several messages queued: only the newest matters (the server
+     * sends a rank nothing new until it has taken the previous message, so at most a couple) */
+    for (;;) {
+        const unsigned char *next;
+        size_t next_len;
+        int flag = 0;
+        MPI_Status status;
+        MPI_Iprobe(0, PX__TAG_FROM_SERVER, MPI_COMM_WORLD, &flag, &status);
+        if (!flag) break;
+        PX_CHECK(px__recv(m, 0, PX__TAG_FROM_SERVER, &next, &next_len, &src, 0));
+        *msg = next;
+        *len = next_len;
+    }
+    return PX_OK;
 }
 
-static px_status px__send(px_transport *t, const unsigned char *msg, size_t len)
+static px_status px__send(px_transport *t, const unsigned char *msg, size_t len, double ready_at)
 {
     px__mpi *m = (px__mpi *)t;
     if (m->n_sends >= m->max_sends)
         return px_error(PX_EINVAL, "mpi: more than %zu sends in one step", m->max_sends);
     if (len > (size_t)INT32_MAX) return px_error(PX_EINVAL, "mpi: message of %zu bytes", len);
+    double wait = ready_at - px_now_ms();
+    if (wait > 0) px_sleep_us((unsigned)(wait * 1000)); /* a straggler really is late */
     if (MPI_Isend(msg, (int)len, MPI_BYTE, 0, PX__TAG_TO_SERVER, MPI_COMM_WORLD,
                   &m->sends[m->n_sends]) != MPI_SUCCESS)
         return px_error(PX_ERUNTIME, "cannot start a send to the server");
@@ -155,12 +232,17 @@ static px_status px__sends_done(px_transport *t, double deadline_ms)
 {
     px__mpi *m = (px__mpi *)t;
     if (m->n_sends == 0) return PX_OK;
-    px_status st = px__wait_all(m->sends, (int)m->n_sends, deadline_ms, NULL);
+    px_status st = px__wait_all(m->sends, (int)m->n_sends, deadline_ms);
     if (st == PX_ETIMEOUT)
-        return px_error(PX_ETIMEOUT, "the server (rank 0) did not take our messages "
-                                     "before the deadline (cluster.timeout_ms): stalled or dead");
+        return px_error(PX_ETIMEOUT, "the server (rank 0) did not take our messages before the "
+                                     "deadline (cluster.timeout_ms): stalled or dead");
     if (st == PX_OK) m->n_sends = 0;
     return st;
+}
+
+static int px__in_flight(px_transport *t, const unsigned char *msg)
+{
+    return 0; /* a worker rank waits for its sends (sends_done) before the next step */
 }
 
 static void px__destroy(px_transport *t)
@@ -168,7 +250,10 @@ static void px__destroy(px_transport *t)
     px__mpi *m = (px__mpi *)t;
     if (!m) return;
     px_free(m->rbuf);
-    free(m->server_reqs);
+    for (int b = 0; b < m->n_bufs; b++) px_free(m->bufs[b].data);
+    free(m->bufs);
+    free(m->to_rank);
+    free(m->to_rank_buf);
     free(m->sends);
     free(m);
 }
@@ -183,8 +268,8 @@ px_status px_transport_mpi_create(px_transport **out, size_t max_msg, size_t max
     if (!m) return px_error(PX_ENOMEM, "mpi transport: cannot allocate");
     MPI_Comm_rank(MPI_COMM_WORLD, &m->base.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &m->base.world);
-    if (m->base.world < 2) {
-        int world = m->base.world;
+    int world = m->base.world;
+    if (world < 2) {
         free(m);
         return px_error(PX_EINVAL, "mpi transport: needs at least 2 ranks, the job has %d", world);
     }
@@ -194,19 +279,30 @@ px_status px_transport_mpi_create(px_transport **out, size_t max_msg, size_t max
     m->max_msg = max_msg;
     m->max_sends = max_sends ? max_sends : 1;
     m->rbuf = px_alloc(max_msg, "the receive buffer");
-    m->server_reqs = calloc((size_t)m->base.world, sizeof *m->server_reqs);
+    m->bufs = calloc((size_t)world, sizeof *m->bufs);
+    m->to_rank = malloc((size_t)world * sizeof *m->to_rank);
+    m->to_rank_buf = calloc((size_t)world, sizeof *m->to_rank_buf);
     m->sends = calloc(m->max_sends, sizeof *m->sends);
-    if (!m->rbuf || !m->server_reqs || !m->sends) {
+    if (!m->rbuf || !m->bufs || !m->to_rank || !m->to_rank_buf || !m->sends) {
         px__destroy(&m->base);
         return px_error(PX_ENOMEM, "mpi transport: cannot allocate buffers");
     }
+    for (int r = 0; r < world; r++) m->to_rank[r] = MPI_REQUEST_NULL;
+    if (m->base.rank == 0) {
+        m->bufs[0].data = px_alloc(max_msg, "a parameter buffer");
+        if (!m->bufs[0].data) {
+            px__destroy(&m->base);
+            return PX_ENOMEM;
+        }
+        m->n_bufs = 1;
+    }
     m->base.send_params = px__send_params;
-    m->base.params_done = px__params_done;
     m->base.recv = px__server_recv;
     m->base.send_stop = px__send_stop;
     m->base.recv_from_server = px__recv_from_server;
     m->base.send = px__send;
     m->base.sends_done = px__sends_done;
+    m->base.in_flight = px__in_flight;
     m->base.destroy = px__destroy;
     *out = &m->base;
     return PX_OK;
@@ -220,9 +316,9 @@ px_status px_mpi_agree(int code, double deadline_ms, int *worst_code, int *worst
     MPI_Request req;
     if (MPI_Iallreduce(in, out, 1, MPI_2INT, MPI_MAXLOC, MPI_COMM_WORLD, &req) != MPI_SUCCESS)
         return px_error(PX_ERUNTIME, "mpi: start-up agreement failed");
-    if (px__wait_all(&req, 1, deadline_ms, NULL) == PX_ETIMEOUT)
-        return px_error(PX_ETIMEOUT, "not every rank reached the start of the run "
-                                     "before the deadline (cluster.timeout_ms)");
+    if (px__wait_all(&req, 1, deadline_ms) == PX_ETIMEOUT)
+        return px_error(PX_ETIMEOUT, "not every rank reached the start of the run before the "
+                                     "deadline (cluster.timeout_ms)");
     *worst_code = out[0];
     *worst_rank = out[1];
     return PX_OK;

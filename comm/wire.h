@@ -37,6 +37,7 @@ typedef enum {
     PX_MSG_GRADIENT = 1, /* worker -> server: one logical worker's gradient for a step */
     PX_MSG_PARAMS = 2,   /* server -> worker rank: the parameters for a step */
     PX_MSG_STOP = 3,     /* server -> worker rank: the run is over (no payload) */
+    PX_MSG_BYE = 4,      /* worker rank -> server: answer to STOP, after its last message */
 } px_msg_kind;
 
 typedef struct {

@@ -158,6 +158,15 @@ int main(int argc, char **argv)
     px_config_free(cfg);
     free(sets);
     if (under_mpi) {
+        if (st == PX_OK && sum.unreachable_ranks) {
+            /* the training is complete and written, but MPI_Finalize would wait forever for a
+             * rank that stopped listening, and Open MPI's mpirun does not end a job aborted
+             * with status 0 while such a rank exists: abort with 1 */
+            fprintf(stderr, "trainer: the run is complete, but a rank stopped responding; "
+                            "ending the MPI job with exit status 1\n");
+            fflush(stderr);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
         if (st < 0 && sum.started) {
             /* the other ranks are in the middle of a step: end the whole job now */
             fflush(stderr);

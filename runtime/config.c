@@ -667,6 +667,30 @@ px_status px_config_agg_params(const px_config *cfg, px_agg_params *p)
     return px_config_each_set_field(cfg, "aggregator", px__agg_param_cb, p);
 }
 
+px_status px_config_byz_spec(const px_config *cfg, px_byz_spec *s)
+{
+    const Phalanx__Byzantine *b = cfg->byzantine;
+    memset(s, 0, sizeof *s);
+    s->attack = (px_attack)b->attack;
+    s->omniscient = b->mode == PHALANX__BYZANTINE__MODE__OMNISCIENT;
+    s->n = cfg->cluster->workers;
+    s->count = b->count;
+    s->rotate = b->rotate;
+    s->start_step = b->start_step;
+    s->tau = b->tau;
+    s->alie_z = b->alie_z;
+    s->sigma = b->sigma;
+    s->scale = b->scale;
+    s->omission_prob = b->omission_prob;
+    s->large_value = b->large_value;
+    s->mimic_target = b->mimic_target;
+    s->crash_step = b->crash_step;
+    s->delay_ms = b->delay_ms;
+    s->corrupt_bytes = b->corrupt_bytes;
+    s->seed = cfg->run->seed;
+    return PX_OK;
+}
+
 px_status px_config_validate(const px_config *cfg)
 {
     const Phalanx__Run *run = cfg->run;
@@ -718,6 +742,17 @@ px_status px_config_validate(const px_config *cfg)
     PX__RULE(cl->device == PHALANX__CLUSTER__DEVICE__CPU,
              "config: cluster.device = CUDA is not available in this version: training runs on "
              "the CPU only (set cluster.device = CPU)");
+
+    PX__RULE(cl->f_wait < cl->workers,
+             "config: cluster.f_wait = %u must be less than cluster.workers = %u", cl->f_wait,
+             cl->workers);
+    PX__RULE(cl->step_timeout_ms == 0 || (cl->step_timeout_ms >= 10 && cl->step_timeout_ms <= cl->timeout_ms),
+             "config: cluster.step_timeout_ms = %u must be 0 or in [10, cluster.timeout_ms = %u]",
+             cl->step_timeout_ms, cl->timeout_ms);
+
+    px_byz_spec byz;
+    PX_CHECK(px_config_byz_spec(cfg, &byz));
+    PX_CHECK(px_byz_check(&byz));
 
     const Phalanx__Schedule *sch = cfg->schedule;
     PX__RULE(sch->steps >= 1, "config: schedule.steps = 0 must be >= 1");

@@ -15,6 +15,7 @@
 
 #include "aggregators/aggregator.h"
 #include "config.pb-c.h"
+#include "faults/byzantine.h"
 #include "runtime/common.h"
 
 typedef Phalanx__Config px_config;
@@ -66,5 +67,8 @@ px_status px_config_each_set_field(const px_config *cfg, const char *section, px
 /* The aggregator parameters of the config: px_agg_params_default, the run seed, then every
  * field of the aggregator section that the config sets (by name, through px_agg_params_set). */
 px_status px_config_agg_params(const px_config *cfg, px_agg_params *p);
+
+/* The fault-injection spec of the config's byzantine section (with the run seed and n). */
+px_status px_config_byz_spec(const px_config *cfg, px_byz_spec *s);
 
 #endif

@@ -43,26 +43,36 @@ void px_sgd_free(px_sgd *o)
     o->velocity = NULL;
 }
 
-void px_sgd_step(px_sgd *o, float *restrict w, const float *restrict g, float lr)
+static inline int px__finite(float x)
+{
+    uint32_t bits;
+    memcpy(&bits, &x, 4);
+    return (bits & 0x7F800000u) != 0x7F800000u;
+}
+
+size_t px_sgd_step(px_sgd *o, float *restrict w, const float *restrict g, float lr)
 {
     const float wd = o->weight_decay, mu = o->momentum;
     float *restrict v = o->velocity;
-    size_t n = o->n;
+    size_t n = o->n, refused = 0;
+    /* branch-free selects: the loops stay vectorised */
     if (!v) {
-        for (size_t i = 0; i < n; i++)
-            w[i] -= lr * (g[i] + wd * w[i]);
-        return;
-    }
-    if (o->nesterov) {
         for (size_t i = 0; i < n; i++) {
-            float gi = g[i] + wd * w[i];
-            v[i] = mu * v[i] + gi;
-            w[i] -= lr * (gi + mu * v[i]);
+            float nw = w[i] - lr * (g[i] + wd * w[i]);
+            int ok = px__finite(nw);
+            w[i] = ok ? nw : w[i];
+            refused += !ok;
         }
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            v[i] = mu * v[i] + (g[i] + wd * w[i]);
-            w[i] -= lr * v[i];
-        }
+        return refused;
     }
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + wd * w[i];
+        float nv = mu * v[i] + gi;
+        float nw = w[i] - lr * (o->nesterov ? gi + mu * nv : nv);
+        int ok = px__finite(nw) & px__finite(nv);
+        v[i] = ok ? nv : v[i];
+        w[i] = ok ? nw : w[i];
+        refused += !ok;
+    }
+    return refused;
 }

@@ -40,7 +40,9 @@ typedef struct {
 px_status px_sgd_create(px_sgd *o, size_t n, float momentum, float weight_decay, int nesterov);
 void px_sgd_free(px_sgd *o);
 
-/* One update of w (n values) with gradient g at learning rate lr. g is not modified. */
-void px_sgd_step(px_sgd *o, float *w, const float *g, float lr);
+/* One update of w (n values) with gradient g at learning rate lr. g is not modified. An element
+ * whose new weight or momentum would not be finite (an overflowing aggregate) keeps its old
+ * values, so the model never holds NaN or Inf; the number of such elements is returned. */
+size_t px_sgd_step(px_sgd *o, float *w, const float *g, float lr);
 
 #endif

@@ -27,8 +27,8 @@ typedef struct {
     double loss_sum;
     uint32_t loss_n;
     double bytes_up, bytes_down;
-    uint64_t dropped, nonfinite;
-    size_t received_last;
+    uint64_t dropped, nonfinite, late;
+    size_t received_last, injected_last;
 } px__interval;
 
 typedef struct {
@@ -42,6 +42,7 @@ typedef struct {
     uint64_t bytes_up_total, bytes_down_total;
     int *expected, *got; /* per rank: messages due and received this step (MPI) */
     uint64_t drops_seen; /* drops already put in an interval */
+    uint64_t late_seen;
 } px__server_run;
 
 static uint64_t px__drops_total(const px_server *s)
@@ -52,38 +53,37 @@ static uint64_t px__drops_total(const px_server *s)
     return t;
 }
 
-/* Receives the step's messages: every rank's quota (MPI) or the drained queue (local). */
+/* Receives the step's messages. Ends when every expected gradient is in, or (cluster.f_wait)
+ * as soon as n - f_wait are, or when the rest cannot come: every rank has delivered what it
+ * owes (MPI), or no message is left or on its way (one process). A wait past the deadline ends
+ * the run when every gradient was required, and the step otherwise. */
 static px_status px__gather(px__server_run *R, double *bytes_up)
 {
     px_server *s = &R->server;
     px_transport *t = R->t;
-    double deadline = px_now_ms() + R->cfg->cluster->timeout_ms;
-    int world = t->world, missing = 0;
+    const Phalanx__Cluster *cl = R->cfg->cluster;
+    uint32_t f_wait = cl->f_wait;
+    double timeout = f_wait && cl->step_timeout_ms ? cl->step_timeout_ms : cl->timeout_ms;
+    double deadline = px_now_ms() + timeout;
+    size_t quorum = s->n - f_wait, need = quorum < s->n_alive ? quorum : s->n_alive;
+    int world = t->world, ranks_owing = 0;
     if (!R->is_local) {
-        for (int r = 1; r < world; r++) {
-            R->got[r] = 0;
-            missing += R->expected[r] > 0;
-        }
+        for (int r = 1; r < world; r++) R->expected[r] = R->got[r] = 0;
+        for (uint32_t w = 0; w < s->n; w++)
+            if (s->alive[w]) R->expected[px_worker_rank(w, world)]++;
+        for (int r = 1; r < world; r++) ranks_owing += R->expected[r] > 0;
     }
-    while (R->is_local || missing > 0) {
+    size_t valid = 0, delivered = 0;
+    int silent = 0;
+    while (valid < need && (R->is_local || ranks_owing > 0)) {
         const unsigned char *msg;
         size_t len;
         int src;
         px_status st = t->recv(t, &msg, &len, &src, deadline);
         if (st == PX_ETIMEOUT) {
-            if (R->is_local) break;
-            char who[1024] = "";
-            for (int r = 1; r < world; r++) {
-                if (R->got[r] >= R->expected[r]) continue;
-                char one[64];
-                snprintf(one, sizeof one, "%srank %d (%d of %d messages)", who[0] ? ", " : "", r,
-                         R->got[r], R->expected[r]);
-                strncat(who, one, sizeof who - strlen(who) - 1);
-            }
-            return px_error(PX_ETIMEOUT,
-                            "step %u: no gradient from %s within %u ms "
-                            "(cluster.timeout_ms): stalled or dead",
-                            s->step, who, R->cfg->cluster->timeout_ms);
+            /* one process: the queue ran dry; silent if some live worker sent nothing */
+            silent = R->is_local ? delivered < s->n_alive : 1;
+            break;
         }
         *bytes_up += (double)len;
         int counts = 1;
@@ -91,15 +91,54 @@ static px_status px__gather(px__server_run *R, double *bytes_up)
             px_server_count_drop(s, PX_DROP_LENGTH, src, px_errmsg());
         } else {
             PX_CHECK(st);
-            /* a message of another step (late) does not use up the sender's quota */
-            counts = px_server_accept(s, msg, len, src) != PX_DROP_STEP;
+            px_drop_reason r = px_server_accept(s, msg, len, src);
+            valid += r == PX_DROP_NONE;
+            /* a message of another step (late) does not pay what the sender owes now */
+            counts = r != PX_DROP_STEP;
         }
-        if (!R->is_local && counts && src > 0 && src < world) {
-            R->got[src]++;
-            if (R->got[src] == R->expected[src]) missing--;
+        delivered += counts;
+        if (!R->is_local && counts && src > 0 && src < world && ++R->got[src] == R->expected[src])
+            ranks_owing--;
+    }
+    if (R->is_local) {
+        /* messages past the quorum would reach the server in the next step and be dropped there
+         * as late, as under MPI: drop them now (a buffer must not be queued when rewritten) */
+        const unsigned char *msg;
+        size_t len;
+        int src;
+        while (t->recv(t, &msg, &len, &src, 0) == PX_OK) {
+            *bytes_up += (double)len;
+            px_server_count_drop(s, PX_DROP_STEP, 0, "arrived after the step's quorum");
         }
     }
-    return t->params_done(t, deadline);
+    if (silent && f_wait == 0) {
+        char who[1024] = "";
+        if (R->is_local) {
+            for (uint32_t w = 0; w < s->n; w++) {
+                if (s->have[w]) continue;
+                char one[32];
+                snprintf(one, sizeof one, "%s%u", who[0] ? ", " : "", w);
+                strncat(who, one, sizeof who - strlen(who) - 1);
+            }
+            return px_error(PX_ERUNTIME, "step %u: no gradient from worker %s, and every worker "
+                                         "is required (cluster.f_wait = 0)", s->step, who);
+        }
+        for (int r = 1; r < world; r++) {
+            if (R->got[r] >= R->expected[r]) continue;
+            char one[64];
+            snprintf(one, sizeof one, "%srank %d (%d of %d messages)", who[0] ? ", " : "", r,
+                     R->got[r], R->expected[r]);
+            strncat(who, one, sizeof who - strlen(who) - 1);
+        }
+        return px_error(PX_ETIMEOUT, "step %u: no gradient from %s within %u ms "
+                                     "(cluster.timeout_ms): stalled or dead", s->step, who,
+                        cl->timeout_ms);
+    }
+    if (f_wait) {
+        int changed;
+        PX_CHECK(px_server_track_liveness(s, px_now_ms(), cl->timeout_ms, &changed));
+    }
+    return PX_OK;
 }
 
 static void px__write_line(px__server_run *R, uint32_t done, float lr, px__interval *iv,
@@ -126,7 +165,10 @@ static void px__write_line(px__server_run *R, uint32_t done, float lr, px__inter
     px_json_num(&j, "bytes_down", iv->bytes_down / k);
     px_json_int(&j, "dropped", (long long)iv->dropped);
     px_json_int(&j, "nonfinite", (long long)iv->nonfinite);
+    px_json_int(&j, "late", (long long)iv->late);
     px_json_int(&j, "workers_used", (long long)iv->received_last);
+    if (R->server.byz_on) px_json_int(&j, "byzantine_injected", (long long)iv->injected_last);
+    px_json_int(&j, "workers_alive", (long long)R->server.n_alive);
     px_json_end(&j);
     px_status st = px_metrics_write(&R->metrics, &j);
     if (st < 0) px_log(PX_LOG_WARN, "%s", px_errmsg());
@@ -150,14 +192,15 @@ static px_status px__server_loop(px__server_run *R, px_run_summary *sum)
         const unsigned char *pmsg;
         size_t plen;
         px_server_begin_step(s, step, &pmsg, &plen);
-        PX_CHECK(t->send_params(t, pmsg, plen));
+        int skipped = 0;
+        PX_CHECK(t->send_params(t, pmsg, plen, &skipped));
         double compute_ms = 0;
         if (R->is_local) {
             double c0 = px_now_ms();
             PX_CHECK(px_worker_group_step(&R->local, s->params, step, t));
             compute_ms = px_now_ms() - c0;
         }
-        double bytes_up = 0, bytes_down = (double)plen * n_worker_ranks;
+        double bytes_up = 0, bytes_down = (double)plen * (n_worker_ranks - skipped);
         PX_CHECK(px__gather(R, &bytes_up));
         double comm_ms = px_now_ms() - t0 - compute_ms;
 
@@ -181,6 +224,9 @@ static px_status px__server_loop(px__server_run *R, px_run_summary *sum)
         iv.bytes_down += bytes_down;
         iv.nonfinite += res.nonfinite;
         iv.received_last = res.received;
+        iv.injected_last = res.injected;
+        iv.late += s->drops[PX_DROP_STEP] - R->late_seen;
+        R->late_seen = s->drops[PX_DROP_STEP];
         if (isfinite(res.train_loss)) {
             iv.loss_sum += res.train_loss;
             iv.loss_n++;
@@ -203,7 +249,14 @@ static px_status px__server_loop(px__server_run *R, px_run_summary *sum)
     px_msg_header stop = {
         .kind = PX_MSG_STOP, .step = steps, .worker = PX_WIRE_SERVER, .loss = NAN};
     px_wire_seal(s->params_msg, &stop, 0);
-    PX_CHECK(t->send_stop(t, smsg, PX_WIRE_HEADER_BYTES, px_now_ms() + cfg->cluster->timeout_ms));
+    px_status stop_st = t->send_stop(t, smsg, PX_WIRE_HEADER_BYTES,
+                                     px_now_ms() + 2.0 * cfg->cluster->timeout_ms);
+    if (stop_st < 0) {
+        /* the training is done; a rank that stopped listening cannot spoil it, but the job
+         * cannot end normally with it either (see trainer.c) */
+        px_log(PX_LOG_WARN, "%s", px_errmsg());
+        sum->unreachable_ranks = 1;
+    }
 
     sum->steps = steps;
     sum->train_s = (px_now_ms() - loop_start) / 1000.0;
@@ -244,11 +297,18 @@ static void px__write_done(px__server_run *R, const px_run_summary *sum)
     px_json_int(&j, "bytes_up_total", (long long)R->bytes_up_total);
     px_json_int(&j, "bytes_down_total", (long long)R->bytes_down_total);
     px_json_int(&j, "dropped_total", (long long)sum->dropped);
+    px_json_int(&j, "late_total", (long long)s->drops[PX_DROP_STEP]);
+    px_json_int(&j, "nonfinite_total", (long long)s->drops[PX_DROP_NONFINITE]);
+    px_json_int(&j, "update_refused_total", (long long)s->update_refused);
+    px_json_int(&j, "workers_alive", (long long)s->n_alive);
     px_json_raw(&j, "drops", drops);
     px_json_str(&j, "mode", R->is_local ? "local" : "mpi");
     px_json_int(&j, "world", R->env->world);
     px_json_int(&j, "workers", cfg->cluster->workers);
     px_json_str(&j, "aggregator", cfg->aggregator->rule);
+    px_json_str(&j, "attack", cfg->byzantine->count ? px_attack_name((px_attack)cfg->byzantine->attack)
+                                                  : "none");
+    px_json_int(&j, "byzantine", cfg->byzantine->count);
     px_json_end(&j);
     px_status st = px_metrics_write(&R->metrics, &j);
     if (st < 0) px_log(PX_LOG_WARN, "%s", px_errmsg());
@@ -269,25 +329,37 @@ static void px__output_paths(const px_config *cfg, char *metrics, char *params, 
 static px_status px__worker_loop(const px_config *cfg, px_transport *t, px_worker_group *g,
                                  size_t d)
 {
+    /* a worker waits twice as long for the server as the server waits for a worker: when a
+     * worker goes silent the server, which can name it, reports first */
+    double wait_ms = 2.0 * cfg->cluster->timeout_ms;
     for (;;) {
         const unsigned char *msg;
         size_t len;
-        PX_CHECK(t->recv_from_server(t, &msg, &len, px_now_ms() + cfg->cluster->timeout_ms));
+        PX_CHECK(t->recv_from_server(t, &msg, &len, px_now_ms() + wait_ms));
         px_msg_header h;
         px_drop_reason r = px_wire_open(msg, len, &h);
         if (r != PX_DROP_NONE)
             return px_error(PX_EPROTO, "broken message from the server (%s)",
                             px_drop_reason_name(r));
-        if (h.kind == PX_MSG_STOP) break;
+        if (h.kind == PX_MSG_STOP) {
+            /* answer after the last gradient (messages from one rank arrive in order), so
+             * that the server takes everything still on its way before it ends */
+            unsigned char bye[PX_WIRE_HEADER_BYTES];
+            px_msg_header b = {.kind = PX_MSG_BYE, .step = h.step, .worker = PX_WIRE_SERVER,
+                               .loss = NAN};
+            px_wire_seal(bye, &b, 0);
+            PX_CHECK(t->send(t, bye, sizeof bye, 0));
+            return t->sends_done(t, px_now_ms() + wait_ms);
+        }
         if (h.kind != PX_MSG_PARAMS || h.elem_count != d || h.payload_bytes != d * sizeof(float))
             return px_error(PX_EPROTO,
                             "unexpected message from the server (kind %u, "
                             "%llu values, expected %zu)",
                             h.kind, (unsigned long long)h.elem_count, d);
-        PX_CHECK(t->sends_done(t, px_now_ms() + cfg->cluster->timeout_ms));
+        PX_CHECK(t->sends_done(t, px_now_ms() + wait_ms));
         PX_CHECK(px_worker_group_step(g, (const float *)(msg + PX_WIRE_HEADER_BYTES), h.step, t));
     }
-    return t->sends_done(t, px_now_ms() + cfg->cluster->timeout_ms);
+    return t->sends_done(t, px_now_ms() + wait_ms);
 }
 
 static int px__threads(const px_config *cfg, int world)
@@ -331,6 +403,7 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
     px_worker_group group;
     memset(&group, 0, sizeof group);
     px_mlp model;
+    px_byz_spec byz;
     uint32_t *ids = NULL;
 
     PX_CHECK_GOTO(px_pool_create(&pool, threads), st, startup_done);
@@ -374,7 +447,7 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
         startup_done);
     size_t msg_max = PX_WIRE_HEADER_BYTES + model.n_params * sizeof(float);
     if (is_mpi)
-        PX_CHECK_GOTO(px_transport_mpi_create(&t, msg_max, n), st, startup_done);
+        PX_CHECK_GOTO(px_transport_mpi_create(&t, msg_max, (size_t)n + 1), st, startup_done);
     else
         PX_CHECK_GOTO(px_transport_local_create(&t, n), st, startup_done);
 
@@ -407,8 +480,10 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
         size_t k = 0;
         for (uint32_t w = 0; w < n; w++)
             if (!is_mpi || px_worker_rank(w, world) == rank) ids[k++] = w;
+        PX_CHECK_GOTO(px_config_byz_spec(cfg, &byz), st, startup_done);
         PX_CHECK_GOTO(px_worker_group_create(is_mpi ? &group : &R.local, &model, &data,
-                                             dc->batch_size, cfg->run->seed, ids, hosted, pool),
+                                             dc->batch_size, cfg->run->seed, ids, hosted, pool,
+                                             &byz),
                       st, startup_done);
     }
 

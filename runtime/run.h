@@ -32,6 +32,7 @@ typedef struct {
     /* set when the run failed because of another rank: this rank has nothing to report */
     int failed_elsewhere;
     int exit_code; /* 0, 1 or 2, agreed by every rank at start-up */
+    int unreachable_ranks;  /* some rank did not take the final stop message */
     int started;   /* every rank passed start-up: a later failure leaves the other
                       ranks in the middle of a step (MPI: abort the job) */
 } px_run_summary;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "comm/transport.h"
+#include <stdio.h>
 
 #define PX__DROP_LOG_LIMIT 20 /* log the first drops in full, then only count them */
 
@@ -50,6 +51,21 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
     if (!s->agg_out || !s->rows || !s->present || !s->have || !s->loss)
         return px_error(PX_ENOMEM, "server: cannot allocate");
 
+    s->alive = calloc(s->n, 1);
+    s->last_heard_ms = calloc(s->n, sizeof *s->last_heard_ms);
+    if (!s->alive || !s->last_heard_ms) return px_error(PX_ENOMEM, "server: cannot allocate");
+    double now = px_now_ms();
+    for (size_t w = 0; w < s->n; w++) {
+        s->alive[w] = 1;
+        s->last_heard_ms[w] = now;
+    }
+    s->n_alive = s->n;
+    PX_CHECK(px_config_byz_spec(cfg, &s->byz_spec));
+    if (s->byz_spec.omniscient && px_attack_is_vector(s->byz_spec.attack) && s->byz_spec.count) {
+        PX_CHECK(px_byz_server_create(&s->byz, &s->byz_spec, s->d, pool));
+        s->byz_on = 1;
+    }
+
     int threads = px_pool_size(pool);
     s->eval_work = calloc((size_t)threads, sizeof *s->eval_work);
     size_t chunks = (data->test.count + PX_EVAL_CHUNK - 1) / PX_EVAL_CHUNK;
@@ -72,6 +88,9 @@ void px_server_free(px_server *s)
     free(s->present);
     free(s->have);
     free(s->loss);
+    free(s->alive);
+    free(s->last_heard_ms);
+    if (s->byz_on) px_byz_server_free(&s->byz);
     if (s->eval_work)
         for (int t = 0; t < px_pool_size(s->pool); t++)
             px_mlp_work_free(&s->eval_work[t]);
@@ -101,6 +120,9 @@ void px_server_begin_step(px_server *s, uint32_t step, const unsigned char **msg
 void px_server_count_drop(px_server *s, px_drop_reason r, int src, const char *why)
 {
     s->drops[r]++;
+    /* with cluster.f_wait the server goes on without the slowest gradients, which then arrive
+     * late by design: counted, not worth a line each */
+    if (r == PX_DROP_STEP && s->cfg->cluster->f_wait) return;
     if (++s->drops_logged <= PX__DROP_LOG_LIMIT)
         px_log(PX_LOG_WARN, "step %u: dropped a message from rank %d: %s (%s)%s", s->step, src,
                px_drop_reason_name(r), why,
@@ -144,23 +166,58 @@ px_drop_reason px_server_accept(px_server *s, const unsigned char *msg, size_t l
     return PX_DROP_NONE;
 }
 
+px_status px_server_track_liveness(px_server *s, double now_ms, double silence_ms, int *changed)
+{
+    *changed = 0;
+    for (size_t w = 0; w < s->n; w++) {
+        if (s->have[w]) {
+            s->last_heard_ms[w] = now_ms;
+            if (!s->alive[w]) {
+                s->alive[w] = 1;
+                s->n_alive++;
+                *changed = 1;
+                px_log(PX_LOG_INFO, "step %u: worker %zu is back", s->step, w);
+            }
+        } else if (s->alive[w] && now_ms - s->last_heard_ms[w] > silence_ms) {
+            s->alive[w] = 0;
+            s->n_alive--;
+            *changed = 1;
+            char where[32] = "";
+            if (s->world >= 2)
+                snprintf(where, sizeof where, " (rank %d)", px_worker_rank((uint32_t)w, s->world));
+            px_log(PX_LOG_WARN, "step %u: worker %zu%s sent no valid gradient for %.0f ms: "
+                   "treated as dead, %zu workers left", s->step, w, where,
+                   now_ms - s->last_heard_ms[w], s->n_alive);
+        }
+    }
+    if (*changed) {
+        px_agg_params ap;
+        PX_CHECK(px_config_agg_params(s->cfg, &ap));
+        if (px_agg_validate(s->cfg->aggregator->rule, &ap, s->n_alive) < 0)
+            return px_error(PX_ERUNTIME, "step %u: too few live workers left: %s", s->step,
+                            px_errmsg());
+    }
+    return PX_OK;
+}
+
 px_status px_server_finish_step(px_server *s, float lr, px_step_result *r)
 {
     memset(r, 0, sizeof *r);
     r->train_loss = NAN;
-    size_t k = 0;
+    /* the honest workers' losses, before an attacker takes over the Byzantine rows */
     double loss_sum = 0;
     size_t loss_n = 0;
-    for (size_t w = 0; w < s->n; w++) {
-        if (!s->have[w]) continue;
-        s->present[k++] = s->rows + w * s->d;
-        if (isfinite(s->loss[w])) {
+    for (size_t w = 0; w < s->n; w++)
+        if (s->have[w] && isfinite(s->loss[w])) {
             loss_sum += s->loss[w];
             loss_n++;
         }
-    }
-    r->received = k;
     if (loss_n) r->train_loss = loss_sum / (double)loss_n;
+    if (s->byz_on) r->injected = px_byz_server_apply(&s->byz, s->step, s->rows, s->have);
+    size_t k = 0;
+    for (size_t w = 0; w < s->n; w++)
+        if (s->have[w]) s->present[k++] = s->rows + w * s->d;
+    r->received = k;
     if (k == 0) {
         px_log(PX_LOG_WARN, "step %u: no valid gradient arrived; parameters unchanged", s->step);
         return PX_OK;
@@ -177,7 +234,11 @@ px_status px_server_finish_step(px_server *s, float lr, px_step_result *r)
         return PX_OK;
     }
     PX_CHECK(st);
-    px_sgd_step(&s->opt, s->params, s->agg_out, lr);
+    r->refused = px_sgd_step(&s->opt, s->params, s->agg_out, lr);
+    s->update_refused += r->refused;
+    if (r->refused)
+        px_log(PX_LOG_WARN, "step %u: the update of %zu parameters would overflow; they keep "
+               "their values", s->step, r->refused);
     r->updated = 1;
     return PX_OK;
 }

@@ -17,6 +17,7 @@
 
 #include "aggregators/aggregator.h"
 #include "comm/wire.h"
+#include "faults/byzantine.h"
 #include "runtime/config.h"
 #include "runtime/dataset.h"
 #include "runtime/mlp.h"
@@ -47,7 +48,15 @@ typedef struct {
     uint64_t drops_logged;
     const px_dataset *data; /* test split for evaluation */
     px_pool *pool;
-    px_mlp_work *eval_work; /* one per pool thread */
+    px_byz_spec byz_spec;    /* fault injection (attack NONE when off) */
+    px_byz_server byz;       /* OMNISCIENT attacks: the server replaces Byzantine rows */
+    int byz_on;
+    uint8_t *alive;          /* per worker: still expected (not silent past the timeout) */
+    double *last_heard_ms;   /* per worker: when its last valid gradient arrived */
+    size_t n_alive;
+    uint64_t update_refused; /* parameter elements kept because their update overflowed */
+    uint64_t warnings;       /* step warnings logged (the first few in full) */
+    px_mlp_work *eval_work;  /* one per pool thread */
     double *eval_loss;      /* per evaluation chunk */
     size_t *eval_correct;
 } px_server;
@@ -69,8 +78,16 @@ px_drop_reason px_server_accept(px_server *s, const unsigned char *msg, size_t l
 /* Count a message that the transport refused before it could be parsed (oversized). */
 void px_server_count_drop(px_server *s, px_drop_reason r, int src, const char *why);
 
+/* After a step's messages are in: marks the workers heard from; a worker silent for longer
+ * than silence_ms is reported (logged with the rank hosting it) and no longer waited for, one
+ * heard again is expected again. *changed is set when the set changed. Fails with
+ * PX_ERUNTIME when the workers left are too few for the aggregation rule. */
+px_status px_server_track_liveness(px_server *s, double now_ms, double silence_ms, int *changed);
+
 typedef struct {
     size_t received;   /* gradients kept this step */
+    size_t injected;  /* of which written by the OMNISCIENT attacker */
+    size_t refused;   /* parameter elements whose update would have overflowed */
     size_t nonfinite;  /* of which dropped for NaN/Inf by the aggregator */
     int updated;       /* 1 if the parameters were updated */
     double train_loss; /* mean reported loss of the kept finite gradients (NaN if none) */

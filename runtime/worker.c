@@ -8,9 +8,11 @@
 
 px_status px_worker_group_create(px_worker_group *g, const px_mlp *model, const px_dataset *data,
                                  size_t batch, uint64_t seed, const uint32_t *ids, size_t count,
-                                 px_pool *pool)
+                                 px_pool *pool, const px_byz_spec *byz)
 {
     memset(g, 0, sizeof *g);
+    g->byz = byz && byz->attack != PX_ATTACK_NONE && byz->count > 0 ? byz : NULL;
+    g->classes = data->classes;
     g->model = model;
     g->data = data;
     g->batch = batch;
@@ -54,21 +56,35 @@ static void px__worker_task(void *arg, size_t i, int thread)
     (void)thread;
     px_worker_group *g = arg;
     px_worker *w = &g->workers[i];
+    if (!w->active) return;
+    const px_byz_spec *byz = g->byz;
+    int bad = byz && px_byz_is_member(byz, w->id, g->step);
     px_sampler_batch(&w->sampler, g->step, g->batch, w->batch_idx);
     px_split_gather(g->data, &g->data->train, w->batch_idx, g->batch, px_mlp_input(&w->work),
                     w->labels);
+    if (bad && byz->attack == PX_ATTACK_LABEL_FLIP)
+        px_byz_flip_labels(w->labels, g->batch, g->classes);
     float *grad = (float *)(w->msg + PX_WIRE_HEADER_BYTES);
+    size_t d = g->model->n_params;
     float loss = px_mlp_loss_grad(g->model, &w->work, g->params, w->labels, g->batch, grad);
+    if (bad && !byz->omniscient && px_attack_is_vector(byz->attack))
+        px_byz_local_gradient(byz, w->id, g->step, grad, d);
     px_msg_header h = {
         .kind = PX_MSG_GRADIENT,
         .codec = 0,
         .step = g->step,
         .worker = w->id,
-        .elem_count = g->model->n_params,
+        .elem_count = d,
         .block_size = 0,
         .loss = loss,
     };
-    px_wire_seal(w->msg, &h, g->model->n_params * sizeof(float));
+    px_wire_seal(w->msg, &h, d * sizeof(float));
+    w->send_len = w->msg_len;
+    w->plan = (px_byz_send_plan){1, 0.0};
+    if (bad) {
+        w->plan = px_byz_plan_send(byz, w->id, g->step);
+        if (w->plan.send) w->send_len = px_byz_tamper(byz, w->id, g->step, w->msg, w->msg_len);
+    }
 }
 
 px_status px_worker_group_step(px_worker_group *g, const float *params, uint32_t step,
@@ -76,8 +92,27 @@ px_status px_worker_group_step(px_worker_group *g, const float *params, uint32_t
 {
     g->params = params;
     g->step = step;
+    for (size_t i = 0; i < g->count; i++) g->workers[i].active = !t->in_flight(t, g->workers[i].msg);
     px_pool_run(g->pool, g->count, px__worker_task, g);
-    for (size_t i = 0; i < g->count; i++)
-        PX_CHECK(t->send(t, g->workers[i].msg, g->workers[i].msg_len));
+    double now = px_now_ms();
+    for (size_t i = 0; i < g->count; i++) {
+        px_worker *w = &g->workers[i];
+        if (w->active && w->plan.send && w->plan.delay_ms <= 0)
+            PX_CHECK(t->send(t, w->msg, w->send_len, 0));
+    }
+    /* stragglers last, the shortest delay first (the MPI transport sleeps until each is due) */
+    for (;;) {
+        px_worker *next = NULL;
+        for (size_t i = 0; i < g->count; i++) {
+            px_worker *w = &g->workers[i];
+            if (w->active && w->plan.send && w->plan.delay_ms > 0 &&
+                (!next || w->plan.delay_ms < next->plan.delay_ms))
+                next = w;
+        }
+        if (!next) break;
+        PX_CHECK(t->send(t, next->msg, next->send_len, now + next->plan.delay_ms));
+        next->plan.delay_ms = 0;
+        next->plan.send = 0;
+    }
     return PX_OK;
 }

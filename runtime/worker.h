@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "comm/transport.h"
+#include "faults/byzantine.h"
 #include "runtime/common.h"
 #include "runtime/dataset.h"
 #include "runtime/mlp.h"
@@ -26,6 +27,10 @@ typedef struct {
     uint8_t *labels;     /* batch_size labels */
     unsigned char *msg;  /* header + d floats */
     size_t msg_len;
+    /* this step */
+    int active;             /* computes this step (not while its last message is on its way) */
+    size_t send_len;        /* bytes to send (a faulty worker may send fewer) */
+    px_byz_send_plan plan;  /* send at all, and after which delay */
 } px_worker;
 
 typedef struct {
@@ -36,20 +41,24 @@ typedef struct {
     size_t count;
     px_worker *workers;
     px_pool *pool;
+    const px_byz_spec *byz;  /* fault injection, or NULL */
+    size_t classes;
     /* the step being computed (read by the pool tasks) */
     const float *params;
     uint32_t step;
 } px_worker_group;
 
 /* Creates the group hosting the logical workers ids[0..count) (count may be 0: a rank with no
- * worker). Every buffer of every step is allocated here. */
+ * worker). Every buffer of every step is allocated here. `byz` (may be NULL) makes the
+ * Byzantine members of the group misbehave; it must outlive the group. */
 px_status px_worker_group_create(px_worker_group *g, const px_mlp *model, const px_dataset *data,
                                  size_t batch, uint64_t seed, const uint32_t *ids, size_t count,
-                                 px_pool *pool);
+                                 px_pool *pool, const px_byz_spec *byz);
 void px_worker_group_free(px_worker_group *g);
 
 /* Computes every hosted worker's gradient at `params` for `step` and hands each message to the
- * transport (t->send). The messages stay valid until the next call. */
+ * transport (t->send): on time first, in worker order, then the stragglers' in order of their
+ * delay. A worker whose previous message is still on its way sits the step out. */
 px_status px_worker_group_step(px_worker_group *g, const float *params, uint32_t step,
                                px_transport *t);
 

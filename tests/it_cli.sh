@@ -49,9 +49,9 @@ done
 expect_exit 2 "dataset-fashion-mnist" "$TRAINER" --set data.path="$WORK/brokendata" "$EX/tiny.pb"
 
 # the same refusals under mpirun: every rank stops, exit 2, no hang
-expect_exit 2 "optimizer.lr = -1" timeout 60 mpirun -np 3 "$TRAINER" --set optimizer.lr=-1 "$EX/tiny.pb"
-expect_exit 2 "dataset-fashion-mnist" timeout 60 mpirun -np 3 "$TRAINER" --set data.path="$WORK/nodata" "$EX/tiny.pb"
-expect_exit 2 "cluster.transport = LOCAL" timeout 60 mpirun -np 3 "$TRAINER" --set cluster.transport=LOCAL "$EX/tiny.pb"
+expect_exit 2 "optimizer.lr = -1" timeout -k 10 60 mpirun -np 3 "$TRAINER" --set optimizer.lr=-1 "$EX/tiny.pb"
+expect_exit 2 "dataset-fashion-mnist" timeout -k 10 60 mpirun -np 3 "$TRAINER" --set data.path="$WORK/nodata" "$EX/tiny.pb"
+expect_exit 2 "cluster.transport = LOCAL" timeout -k 10 60 mpirun -np 3 "$TRAINER" --set cluster.transport=LOCAL "$EX/tiny.pb"
 
 # --print-config prints every field; its output encodes back to the same config
 "$TRAINER" --print-config --set optimizer.lr=0.02 --set model.hidden=32,16 "$EX/tiny.pb" >"$WORK/eff.txtpb"

@@ -17,9 +17,9 @@ run local_a env
 run local_b env
 run local_t1 env
 "$TRAINER" "${steps[@]}" --set run.name=local_t1 --set cluster.threads=1 "$EX/tiny.pb" >local_t1.log 2>&1
-run mpi4 timeout 300 mpirun -np 4
-run mpi3 timeout 300 mpirun -np 3
-run mpi6 timeout 300 mpirun -np 6
+run mpi4 timeout -k 10 300 mpirun -np 4
+run mpi3 timeout -k 10 300 mpirun -np 3
+run mpi6 timeout -k 10 300 mpirun -np 6
 
 cmp runs/local_a/params.npy runs/local_b/params.npy || fail "two one-process runs differ"
 echo "ok: one-process runs are bit-identical"

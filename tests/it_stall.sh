@@ -20,7 +20,7 @@ pid_of_rank() {
 
 # start_job NAME: a long run (it would take hours) with a 2 s timeout, in the background
 start_job() {
-  timeout 120 mpirun -np 4 "$TRAINER" --set run.name="$1" --set schedule.steps=10000000 \
+  timeout -k 10 120 mpirun -np 4 "$TRAINER" --set run.name="$1" --set schedule.steps=10000000 \
     --set schedule.eval_every=0 --set schedule.log_every=1 --set cluster.timeout_ms=2000 \
     "$EX/tiny.pb" >"$1.log" 2>&1 &
   JOB=$!

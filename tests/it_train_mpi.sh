@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 
-timeout 300 mpirun -np 4 "$TRAINER" "$EX/tiny.pb" >out.txt 2>&1 || { cat out.txt; fail "mpirun -np 4 tiny.pb failed"; }
+timeout -k 10 300 mpirun -np 4 "$TRAINER" "$EX/tiny.pb" >out.txt 2>&1 || { cat out.txt; fail "mpirun -np 4 tiny.pb failed"; }
 cat out.txt
 M=runs/tiny/metrics.jsonl
 [ -s "$M" ] || fail "no metrics at $M"
@@ -26,7 +26,7 @@ grep -q '"world":4' "$M" || fail "the run did not use 4 ranks"
 [ -s runs/tiny/params.npy ] || fail "no params.npy"
 
 # 15 logical workers on 3 worker ranks (round-robin)
-timeout 300 mpirun -np 4 "$TRAINER" --set cluster.workers=15 --set schedule.steps=60 \
+timeout -k 10 300 mpirun -np 4 "$TRAINER" --set cluster.workers=15 --set schedule.steps=60 \
   --set run.name=w15 "$EX/tiny.pb" >out15.txt 2>&1 || { cat out15.txt; fail "15 workers on -np 4"; }
 grep -q "15 logical workers on ranks 1..3" out15.txt || fail "no round-robin mapping line"
 grep -q '"workers_used":15' runs/w15/metrics.jsonl || fail "not every worker contributed"

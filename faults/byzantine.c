@@ -1,0 +1,153 @@
+/* byzantine.c - the Byzantine set, the spec's rules, and the worker-side message faults (see
+ * byzantine.h). */
+#include "byzantine.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "comm/wire.h"
+#include "runtime/rng.h"
+
+/* sub-streams of PX_STREAM_BYZANTINE: `a` selects the use, so no two uses share draws */
+enum { PX__BYZ_SET = 0x1000000001ull, PX__BYZ_OMIT = 0x1000000002ull };
+#define PX__BYZ_WORKER(use, w) (((uint64_t)(use) << 33) ^ (uint64_t)(w))
+
+const char *px_attack_name(px_attack a)
+{
+    static const char *names[PX_ATTACK_COUNT] = {
+        "none",      "sign_flip", "ipm",        "alie",     "gaussian",  "reverse",
+        "mimic",     "zero",      "nan",        "inf",      "large",     "label_flip",
+        "crash",     "omission",  "straggler",  "corrupt",  "wrong_length", "wrong_step",
+        "garbage",
+    };
+    return (a >= 0 && a < PX_ATTACK_COUNT) ? names[a] : "unknown";
+}
+
+int px_attack_is_vector(px_attack a)
+{
+    return a >= PX_ATTACK_SIGN_FLIP && a <= PX_ATTACK_LARGE;
+}
+
+px_status px_byz_check(const px_byz_spec *s)
+{
+    if (s->attack < 0 || s->attack >= PX_ATTACK_COUNT)
+        return px_error(PX_EINVAL, "config: byzantine.attack = %d is not an attack", s->attack);
+    if (s->count > s->n)
+        return px_error(PX_EINVAL, "config: byzantine.count = %u is more than the %u workers "
+                                   "(cluster.workers)", s->count, s->n);
+    if (s->attack != PX_ATTACK_NONE && s->count == 0)
+        return px_error(PX_EINVAL, "config: byzantine.attack = %s needs byzantine.count >= 1 "
+                                   "(it is 0)", px_attack_name(s->attack));
+    if (!s->omniscient && (s->attack == PX_ATTACK_ALIE || s->attack == PX_ATTACK_MIMIC))
+        return px_error(PX_EINVAL, "config: byzantine.attack = %s needs the honest gradients: "
+                                   "byzantine.mode must be OMNISCIENT, not LOCAL",
+                        px_attack_name(s->attack));
+    if (!(s->omission_prob >= 0 && s->omission_prob <= 1))
+        return px_error(PX_EINVAL, "config: byzantine.omission_prob = %g must be in [0, 1]",
+                        (double)s->omission_prob);
+    if (!isfinite(s->tau) || !isfinite(s->scale) || !isfinite(s->alie_z) ||
+        !isfinite(s->large_value))
+        return px_error(PX_EINVAL, "config: byzantine.tau, scale, alie_z and large_value must "
+                                   "be finite (NaN and INF are attacks of their own)");
+    if (!(s->sigma >= 0) || !isfinite(s->sigma))
+        return px_error(PX_EINVAL, "config: byzantine.sigma = %g must be >= 0", (double)s->sigma);
+    if (s->attack == PX_ATTACK_CORRUPT && s->corrupt_bytes == 0)
+        return px_error(PX_EINVAL, "config: byzantine.corrupt_bytes = 0 must be >= 1");
+    if (s->attack == PX_ATTACK_MIMIC && s->mimic_target >= s->n)
+        return px_error(PX_EINVAL, "config: byzantine.mimic_target = %u is not a worker (0..%u)",
+                        s->mimic_target, s->n - 1);
+    if (s->attack == PX_ATTACK_ALIE && s->alie_z == 0 && s->count * 2 >= s->n)
+        return px_error(PX_EINVAL, "config: byzantine.attack = ALIE with alie_z = 0 needs fewer "
+                                   "than half the workers Byzantine to derive z (count = %u, "
+                                   "n = %u); give byzantine.alie_z", s->count, s->n);
+    return PX_OK;
+}
+
+static int px__on(const px_byz_spec *s, uint32_t step)
+{
+    return s->attack != PX_ATTACK_NONE && s->count > 0 && step >= s->start_step;
+}
+
+void px_byz_members(const px_byz_spec *s, uint32_t step, uint8_t *is_byz)
+{
+    memset(is_byz, 0, s->n);
+    if (!px__on(s, step)) return;
+    /* the first `count` entries of a seeded partial Fisher-Yates shuffle of 0..n-1 */
+    uint32_t perm[4096];
+    uint32_t n = s->n < 4096 ? s->n : 4096;
+    for (uint32_t i = 0; i < n; i++) perm[i] = i;
+    px_rng r;
+    px_rng_init(&r, s->seed, PX_STREAM_BYZANTINE, PX__BYZ_SET, s->rotate ? (uint64_t)step + 1 : 0);
+    for (uint32_t i = 0; i < s->count && i < n; i++) {
+        uint32_t j = i + (uint32_t)px_rng_below(&r, n - i);
+        uint32_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+        is_byz[perm[i]] = 1;
+    }
+}
+
+int px_byz_is_member(const px_byz_spec *s, uint32_t worker, uint32_t step)
+{
+    if (!px__on(s, step) || worker >= s->n) return 0;
+    uint8_t flags[4096];
+    px_byz_members(s, step, flags);
+    return flags[worker];
+}
+
+void px_byz_flip_labels(uint8_t *y, size_t count, size_t classes)
+{
+    for (size_t i = 0; i < count; i++) y[i] = (uint8_t)(classes - 1 - y[i]);
+}
+
+px_byz_send_plan px_byz_plan_send(const px_byz_spec *s, uint32_t worker, uint32_t step)
+{
+    px_byz_send_plan p = {1, 0.0};
+    switch (s->attack) {
+    case PX_ATTACK_CRASH:
+        p.send = step < s->crash_step;
+        break;
+    case PX_ATTACK_OMISSION: {
+        px_rng r;
+        px_rng_init(&r, s->seed, PX_STREAM_BYZANTINE, PX__BYZ_WORKER(PX__BYZ_OMIT, worker), step);
+        p.send = px_rng_uniform(&r) >= s->omission_prob;
+        break;
+    }
+    case PX_ATTACK_STRAGGLER:
+        p.delay_ms = s->delay_ms;
+        break;
+    default:
+        break;
+    }
+    return p;
+}
+
+size_t px_byz_tamper(const px_byz_spec *s, uint32_t worker, uint32_t step, unsigned char *msg,
+                     size_t len)
+{
+    px_rng r;
+    px_rng_init(&r, s->seed, PX_STREAM_BYZANTINE, PX__BYZ_WORKER(PX__BYZ_OMIT + 1, worker), step);
+    switch (s->attack) {
+    case PX_ATTACK_CORRUPT:
+        /* xor random positions with a non-zero byte: every chosen byte really changes */
+        for (uint32_t k = 0; k < s->corrupt_bytes; k++)
+            msg[px_rng_below(&r, len)] ^= (unsigned char)(1 + px_rng_below(&r, 255));
+        return len;
+    case PX_ATTACK_WRONG_LENGTH:
+        /* the header announces the full payload; the message ends early */
+        return len > PX_WIRE_HEADER_BYTES + 4 ? len - 4 : len / 2;
+    case PX_ATTACK_GARBAGE:
+        for (size_t i = 0; i < len; i++) msg[i] = (unsigned char)px_rng_u64(&r);
+        return len;
+    case PX_ATTACK_WRONG_STEP: {
+        px_msg_header h;
+        if (px_wire_open(msg, len, &h) == PX_DROP_NONE) {
+            h.step = step - 1; /* a well-formed message of the previous step */
+            px_wire_seal(msg, &h, (size_t)h.payload_bytes);
+        }
+        return len;
+    }
+    default:
+        return len;
+    }
+}

@@ -1,0 +1,129 @@
+/* byzantine.h - fault injection: which workers are Byzantine at a step, what they send, and
+ * what they do to their messages (ALGORITHMS.md section 4).
+ *
+ * Everything here is a pure function of the spec, the run seed, the worker and the step, so
+ * that every rank agrees on who is Byzantine without talking, and a run with faults is as
+ * reproducible as one without. Depends only on the common base.
+ *
+ * Three places act:
+ * - the server, in OMNISCIENT mode: after a step's honest gradients arrived, each Byzantine
+ *   slot is replaced by a vector computed from them (px_byz_server_apply);
+ * - the worker, for gradient attacks in LOCAL mode (px_byz_local_gradient) and for data
+ *   poisoning (px_byz_flip_labels) in either mode;
+ * - the worker's message, in either mode: crash, omission, delay, corrupted bytes, a wrong
+ *   length or step, garbage (px_byz_plan_send, px_byz_tamper).
+ */
+#ifndef PX_BYZANTINE_H
+#define PX_BYZANTINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/common.h"
+#include "runtime/pool.h"
+
+/* The attacks; the numbers are those of phalanx.Byzantine.Attack in proto/config.proto. */
+typedef enum {
+    PX_ATTACK_NONE = 0,
+    PX_ATTACK_SIGN_FLIP = 1,
+    PX_ATTACK_IPM = 2,
+    PX_ATTACK_ALIE = 3,
+    PX_ATTACK_GAUSSIAN = 4,
+    PX_ATTACK_REVERSE = 5,
+    PX_ATTACK_MIMIC = 6,
+    PX_ATTACK_ZERO = 7,
+    PX_ATTACK_NAN = 8,
+    PX_ATTACK_INF = 9,
+    PX_ATTACK_LARGE = 10,
+    PX_ATTACK_LABEL_FLIP = 11,
+    PX_ATTACK_CRASH = 12,
+    PX_ATTACK_OMISSION = 13,
+    PX_ATTACK_STRAGGLER = 14,
+    PX_ATTACK_CORRUPT = 15,
+    PX_ATTACK_WRONG_LENGTH = 16,
+    PX_ATTACK_WRONG_STEP = 17,
+    PX_ATTACK_GARBAGE = 18,
+    PX_ATTACK_COUNT
+} px_attack;
+
+typedef struct {
+    px_attack attack;
+    int omniscient;          /* 1: gradient attacks at the server; 0: at the worker */
+    uint32_t n;              /* workers */
+    uint32_t count;          /* Byzantine workers */
+    int rotate;              /* redraw the set every step */
+    uint32_t start_step;
+    float tau, alie_z, sigma, scale, omission_prob, large_value;
+    uint32_t mimic_target, crash_step, delay_ms, corrupt_bytes;
+    uint64_t seed;
+} px_byz_spec;
+
+/* Lower-case name of an attack ("sign_flip"), or "unknown". */
+const char *px_attack_name(px_attack a);
+
+/* 1 if the attack replaces or rewrites the gradient vector (sign flip .. large). */
+int px_attack_is_vector(px_attack a);
+
+/* Checks the spec's rules (count <= n, LOCAL mode only with attacks a worker can compute
+ * alone, parameter ranges). PX_EINVAL with a message naming the byzantine.* field. */
+px_status px_byz_check(const px_byz_spec *s);
+
+/* 1 if worker w is Byzantine and the attack is on at `step`. The set has s->count members,
+ * drawn from the run seed once (or per step when rotating). */
+int px_byz_is_member(const px_byz_spec *s, uint32_t worker, uint32_t step);
+
+/* Fills is_byz[0..n) for `step` (all zero when the attack is off or count is 0). */
+void px_byz_members(const px_byz_spec *s, uint32_t step, uint8_t *is_byz);
+
+/* Phi^-1(p) for p in (0, 1): the standard normal quantile (Acklam's rational approximation
+ * refined by one Halley step; relative error below 1e-13). */
+double px_normal_quantile(double p);
+
+/* ALIE's z for n workers of which `count` are Byzantine (Baruch et al. 2019):
+ * s = floor(n/2 + 1) - count, z = Phi^-1((n - count - s) / (n - count)). */
+double px_alie_z(uint32_t n, uint32_t count);
+
+/* ---- the server side (OMNISCIENT) ---- */
+
+typedef struct {
+    px_byz_spec spec;
+    size_t d;
+    float *mean, *std; /* d values each: statistics of the honest gradients */
+    uint8_t *is_byz;   /* n flags */
+    px_pool *pool;
+} px_byz_server;
+
+px_status px_byz_server_create(px_byz_server *b, const px_byz_spec *s, size_t d, px_pool *pool);
+void px_byz_server_free(px_byz_server *b);
+
+/* Replaces the Byzantine rows of `step`: rows[w] (d floats each, w < n) for each Byzantine w
+ * becomes the attack vector computed from the honest rows that arrived (have[w] = 1, not
+ * Byzantine); have[w] is set for every row written. REVERSE uses the Byzantine worker's own
+ * gradient and is skipped when it did not arrive. Returns the number of rows replaced. Only
+ * gradient attacks act here; the others are the workers'. */
+size_t px_byz_server_apply(px_byz_server *b, uint32_t step, float *rows, uint8_t *have);
+
+/* ---- the worker side ---- */
+
+/* LOCAL mode: rewrites worker w's own gradient g (d floats) for a gradient attack. SIGN_FLIP
+ * and IPM use the worker's own gradient in place of the honest mean. */
+void px_byz_local_gradient(const px_byz_spec *s, uint32_t worker, uint32_t step, float *g,
+                           size_t d);
+
+/* LABEL_FLIP: y -> classes - 1 - y. */
+void px_byz_flip_labels(uint8_t *y, size_t count, size_t classes);
+
+typedef struct {
+    int send;          /* 0: the worker sends nothing this step (crash, omission) */
+    double delay_ms;   /* wait before sending (straggler) */
+} px_byz_send_plan;
+
+/* What Byzantine worker w does with its message at `step`. */
+px_byz_send_plan px_byz_plan_send(const px_byz_spec *s, uint32_t worker, uint32_t step);
+
+/* Tampers with a sealed message of `len` bytes (CORRUPT, WRONG_LENGTH, GARBAGE, WRONG_STEP)
+ * and returns the number of bytes to send. Other attacks return len untouched. */
+size_t px_byz_tamper(const px_byz_spec *s, uint32_t worker, uint32_t step, unsigned char *msg,
+                     size_t len);
+
+#endif
