@@ -121,6 +121,34 @@ static void px__gaussian(const px_byz_spec *s, uint32_t worker, uint32_t step, f
     for (size_t i = 0; i < d; i++) x[i] = (float)(s->sigma * px_rng_normal(&r));
 }
 
+/* The attacks that need nothing but the Byzantine worker's own vector x (rewritten in place).
+ * Returns 0 for the other attacks. */
+static int px__from_own(const px_byz_spec *s, uint32_t worker, uint32_t step, float *x, size_t d)
+{
+    switch (s->attack) {
+    case PX_ATTACK_REVERSE:
+        for (size_t i = 0; i < d; i++) x[i] *= -s->scale;
+        return 1;
+    case PX_ATTACK_GAUSSIAN:
+        px__gaussian(s, worker, step, x, d);
+        return 1;
+    case PX_ATTACK_ZERO:
+        px__fill(x, d, 0.0f);
+        return 1;
+    case PX_ATTACK_NAN:
+        px__fill(x, d, NAN);
+        return 1;
+    case PX_ATTACK_INF:
+        px__fill(x, d, INFINITY);
+        return 1;
+    case PX_ATTACK_LARGE:
+        px__fill(x, d, s->large_value);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 size_t px_byz_server_apply(px_byz_server *b, uint32_t step, float *rows, uint8_t *have)
 {
     const px_byz_spec *s = &b->spec;
@@ -159,30 +187,15 @@ size_t px_byz_server_apply(px_byz_server *b, uint32_t step, float *rows, uint8_t
         case PX_ATTACK_ALIE:
             for (size_t i = 0; i < d; i++) x[i] = b->mean[i] + z * b->std[i];
             break;
-        case PX_ATTACK_GAUSSIAN:
-            px__gaussian(s, (uint32_t)w, step, x, d);
-            break;
-        case PX_ATTACK_REVERSE:
-            if (!have[w]) continue; /* its own gradient did not arrive */
-            for (size_t i = 0; i < d; i++) x[i] *= -s->scale;
-            break;
         case PX_ATTACK_MIMIC:
             memcpy(x, rows + target * d, d * sizeof(float));
             break;
-        case PX_ATTACK_ZERO:
-            px__fill(x, d, 0.0f);
-            break;
-        case PX_ATTACK_NAN:
-            px__fill(x, d, NAN);
-            break;
-        case PX_ATTACK_INF:
-            px__fill(x, d, INFINITY);
-            break;
-        case PX_ATTACK_LARGE:
-            px__fill(x, d, s->large_value);
+        case PX_ATTACK_REVERSE:
+            if (!have[w]) continue; /* its own gradient did not arrive */
+            px__from_own(s, (uint32_t)w, step, x, d);
             break;
         default:
-            continue;
+            if (!px__from_own(s, (uint32_t)w, step, x, d)) continue;
         }
         have[w] = 1;
         replaced++;
@@ -193,32 +206,11 @@ size_t px_byz_server_apply(px_byz_server *b, uint32_t step, float *rows, uint8_t
 void px_byz_local_gradient(const px_byz_spec *s, uint32_t worker, uint32_t step, float *g,
                            size_t d)
 {
-    switch (s->attack) {
-    case PX_ATTACK_SIGN_FLIP:
-        for (size_t i = 0; i < d; i++) g[i] = -g[i];
-        break;
-    case PX_ATTACK_IPM:
-        for (size_t i = 0; i < d; i++) g[i] *= -s->tau;
-        break;
-    case PX_ATTACK_REVERSE:
-        for (size_t i = 0; i < d; i++) g[i] *= -s->scale;
-        break;
-    case PX_ATTACK_GAUSSIAN:
-        px__gaussian(s, worker, step, g, d);
-        break;
-    case PX_ATTACK_ZERO:
-        px__fill(g, d, 0.0f);
-        break;
-    case PX_ATTACK_NAN:
-        px__fill(g, d, NAN);
-        break;
-    case PX_ATTACK_INF:
-        px__fill(g, d, INFINITY);
-        break;
-    case PX_ATTACK_LARGE:
-        px__fill(g, d, s->large_value);
-        break;
-    default:
-        break;
+    /* without the others' gradients, the worker's own stands in for the honest mean */
+    if (s->attack == PX_ATTACK_SIGN_FLIP || s->attack == PX_ATTACK_IPM) {
+        float f = s->attack == PX_ATTACK_SIGN_FLIP ? -1.0f : -s->tau;
+        for (size_t i = 0; i < d; i++) g[i] *= f;
+        return;
     }
+    px__from_own(s, worker, step, g, d);
 }
