@@ -713,6 +713,34 @@ static void test_stochastic_rounding_unbiased(void **state)
     assert_true(w < 1.0);
 }
 
+static void test_stochastic_rounding_independent(void **state)
+{
+    (void)state;
+    /* values halfway between two int8 steps round up with probability 1/2 each, independently:
+     * a pair of neighbours agrees in about half of the draws. With N draws the agreement count is
+     * Binomial(N, 1/2): 6 standard deviations (3 sqrt(N)) bound it with probability 1 - 2e-9. A
+     * dither shared by a block's values would make every pair agree every time. */
+    enum { N = 16, DRAWS = 4000 };
+    float x[N], y[N];
+    for (int i = 0; i < N - 1; i++) x[i] = (float)((i - 7) + 0.5) * 0.01f;
+    x[N - 1] = 1.27f; /* scale 0.01 */
+    px_codec_spec s = spec_of(PX_CODEC_INT8, 0, 1, N);
+    px_codec *c = make(s, N, NULL);
+    unsigned char p[4 + N] __attribute__((aligned(8)));
+    int agree[N - 2] = {0};
+    for (int d = 0; d < DRAWS; d++) {
+        px_codec_stream st = {.seed = 77, .step = (uint32_t)d, .worker = 1};
+        assert_int_equal(px_codec_encode(c, &st, x, N, NULL, p, sizeof p), PX_OK);
+        assert_int_equal(px_codec_decode(c, &st, p, sizeof p, y, N), PX_OK);
+        for (int i = 0; i < N - 2; i++) agree[i] += (y[i] > x[i]) == (y[i + 1] > x[i + 1]);
+    }
+    for (int i = 0; i < N - 2; i++)
+        if (fabs(agree[i] - DRAWS / 2.0) > 3 * sqrt((double)DRAWS))
+            fail_msg("values %d and %d rounded the same way in %d of %d draws", i, i + 1, agree[i],
+                     DRAWS);
+    px_codec_destroy(c);
+}
+
 /* ---- error feedback and the downlink delta ------------------------------------------------------ */
 
 static void test_error_feedback(void **state)
@@ -850,6 +878,7 @@ int main(void)
         cmocka_unit_test(test_nonfinite_input),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_stochastic_rounding_unbiased),
+        cmocka_unit_test(test_stochastic_rounding_independent),
         cmocka_unit_test(test_error_feedback),
         cmocka_unit_test(test_downlink_delta),
         cmocka_unit_test(test_block_extremes),
