@@ -162,12 +162,18 @@ PX_HD static inline float px_cm_scale_pow2(uint32_t amax_bits, int top)
 
 /* ---- int8 ----------------------------------------------------------------------------------- */
 
-/* y = value / scale rounded to nearest even and clamped to [-127, 127]. A NaN y gives -127
- * (never reached: blocks with a non-finite value are not quantised). */
+/* y clamped to [-lim, lim]; NaN gives -lim. Written with comparisons rather than fminf/fmaxf,
+ * whose NaN rules keep compilers from using vector min/max. */
+PX_HD static inline float px_cm_clamp(float y, float lim)
+{
+    y = y > -lim ? y : -lim;
+    return y < lim ? y : lim;
+}
+
+/* y = value / scale rounded to nearest even and clamped to [-127, 127]. */
 PX_HD static inline int8_t px_cm_int8_rne(float y)
 {
-    float c = fminf(fmaxf(y, -PX_CM_INT8_MAX), PX_CM_INT8_MAX);
-    return (int8_t)rintf(c);
+    return (int8_t)(int32_t)rintf(px_cm_clamp(y, PX_CM_INT8_MAX));
 }
 
 /* Stochastic rounding of the magnitude: floor(|y|) + 1 with probability |y| - floor(|y|) (an
@@ -175,10 +181,16 @@ PX_HD static inline int8_t px_cm_int8_rne(float y)
  * the uniform draw). */
 PX_HD static inline int8_t px_cm_int8_sr(float y, uint32_t rnd)
 {
-    float c = fminf(fmaxf(y, -PX_CM_INT8_MAX), PX_CM_INT8_MAX);
-    float a = fabsf(c), f = floorf(a);
-    float u = (float)(rnd >> 8) * 0x1.0p-24f;
-    return (int8_t)copysignf(f + (u < a - f ? 1.0f : 0.0f), c);
+    /* |y| clamped to 127 on the bit pattern (magnitudes order as their bits; NaN gives 127):
+     * a float select here keeps GCC from vectorising */
+    uint32_t ab = px_cm_bits(y) & 0x7FFFFFFFu;
+    float a = px_cm_float(ab < 0x42FE0000u ? ab : 0x42FE0000u);
+    float f = (float)(int32_t)a; /* floor(a) for 0 <= a <= 127 */
+    float u = (float)(int32_t)(rnd >> 8) * 0x1.0p-24f;
+    /* u < a - f from the sign of the difference (no float comparison: it keeps GCC from
+     * vectorising; the difference of two finite values is never rounded to zero) */
+    float q = f + (float)(int32_t)(px_cm_bits(u - (a - f)) >> 31);
+    return (int8_t)(int32_t)px_cm_float(px_cm_bits(q) | (px_cm_bits(y) & 0x80000000u));
 }
 
 PX_HD static inline float px_cm_int8_decode(int8_t q)
@@ -198,30 +210,37 @@ PX_HD static inline float px_cm_int8_decode(int8_t q)
 PX_HD static inline uint32_t px_cm_round_small(uint32_t a, int man, int emin, uint32_t maxa, int sr,
                                                uint32_t rnd)
 {
-    if (a > maxa) a = maxa;
+    /* Branch-free (both cases computed, then selected) so that the C loops vectorise. */
+    a = a < maxa ? a : maxa;
     int E = (int)(a >> 23);
     int below = emin + 127 - E; /* binades below the smallest normal of the format */
     int shift = 23 - man + (below > 0 ? below : 0);
-    if (shift <= 23) {
-        /* the grid spacing is 2^shift units of the fp32 pattern within this binade, and the
-         * binade's start is on the grid, so integer rounding of `a` is rounding of the value */
-        uint32_t mask = (1u << shift) - 1u;
-        /* parity of the code below `a`: taken from the significand with its implicit bit, so
-         * that at shift 23 (one grid step per binade, the format's subnormal 2^(emin-man)) the
-         * code 1 counts as odd */
-        uint32_t odd = ((((a & 0x7FFFFFu) | 0x800000u)) >> shift) & 1u;
-        uint32_t add = sr ? (rnd & mask) : ((mask >> 1) + odd);
-        uint32_t b = (a + add) & ~mask;
-        int eb = (int)(b >> 23) - 127;
-        if (eb >= emin)
-            return ((uint32_t)(eb - emin + 1) << man) | ((b >> (23 - man)) & ((1u << man) - 1u));
-        /* subnormal of the format: the count of units 2^(emin-man), an exact small integer */
-        return (uint32_t)(px_cm_float(b) * px_cm_pow2(man - emin));
-    }
-    /* below one unit u = 2^(emin-man): the result is 0 or u; t = |x| / u in [0, 1) (exact) */
-    float t = px_cm_float(a) * px_cm_pow2(man - emin);
-    if (sr) return ((float)(rnd >> 8) * 0x1.0p-24f < t) ? 1u : 0u;
-    return t > 0.5f ? 1u : 0u; /* t == 0.5 is a tie: the even code is 0 */
+    /* Case 1, shift <= 23: the grid spacing is 2^shift units of the fp32 pattern within this
+     * binade and the binade's start is on the grid, so integer rounding of `a` is rounding of
+     * the value. The parity of the code below `a` comes from the significand with its implicit
+     * bit, so that at shift 23 (one grid step per binade) the code 1 counts as odd. */
+    int sh = shift < 23 ? shift : 23;
+    uint32_t mask = (1u << sh) - 1u;
+    uint32_t odd = (((a & 0x7FFFFFu) | 0x800000u) >> sh) & 1u;
+    uint32_t add = sr ? (rnd & mask) : ((mask >> 1) + odd);
+    uint32_t b = (a + add) & ~mask;
+    int eb = (int)(b >> 23) - 127;
+    uint32_t normal =
+        ((uint32_t)(eb - emin + 1) << man) | ((b >> (23 - man)) & ((1u << man) - 1u));
+    /* a subnormal of the format: the count of units 2^(emin-man), an exact small integer */
+    uint32_t sub = (uint32_t)(int32_t)(px_cm_float(b) * px_cm_pow2(man - emin));
+    uint32_t on_grid = eb >= emin ? normal : sub;
+    /* Case 2, shift > 23: below one unit 2^(emin-man) the result is 0 or 1 unit. RNE: 1 above
+     * half a unit (half a unit itself is a tie, to the even code 0). Stochastic: 1 with
+     * probability t = |x| / unit, as rnd < T = floor(t 2^32), T computed from the significand
+     * (unbiased up to 2^-32 of a unit). Integer arithmetic only: GCC would move float work into
+     * a branch here and then not vectorise. */
+    uint32_t half_unit = (uint32_t)(emin - man - 1 + 127) << 23;
+    uint32_t sig = (a & 0x7FFFFFu) | (E > 0 ? 0x800000u : 0u);
+    int rs = 126 - man + emin - E; /* t 2^32 = (sig << 8) >> rs */
+    rs = rs < 0 ? 0 : (rs > 31 ? 31 : rs);
+    uint32_t tiny = sr ? (rnd < ((sig << 8) >> rs) ? 1u : 0u) : (a > half_unit ? 1u : 0u);
+    return shift <= 23 ? on_grid : tiny;
 }
 
 /* Value of the magnitude bits `m` of a format with `man` mantissa bits and smallest normal
@@ -229,8 +248,12 @@ PX_HD static inline uint32_t px_cm_round_small(uint32_t a, int man, int emin, ui
 PX_HD static inline float px_cm_small_value(uint32_t m, int man, int emin)
 {
     uint32_t e = m >> man, f = m & ((1u << man) - 1u);
-    if (e == 0) return (float)f * px_cm_pow2(emin - man);
-    return px_cm_float(((e - 1u + (uint32_t)(emin + 127)) << 23) | (f << (23 - man)));
+    /* A subnormal f * 2^(emin-man) is 2^emin (1 + f / 2^man) - 2^emin, exactly: one
+     * unconditional subtraction, the cases selected on integers (branch-free, so that loops
+     * of it vectorise). */
+    uint32_t eb = (e > 0 ? e - 1u : 0u) + (uint32_t)(emin + 127);
+    float bias = px_cm_float(e == 0 ? (uint32_t)(emin + 127) << 23 : 0u);
+    return px_cm_float((eb << 23) | (f << (23 - man))) - bias;
 }
 
 /* fp16 code of y (finite), RNE (sr = 0) or stochastic, saturating at 65504. */
@@ -245,9 +268,8 @@ PX_HD static inline uint16_t px_cm_fp16_encode(float y, int sr, uint32_t rnd)
 PX_HD static inline float px_cm_fp16_decode(uint16_t h)
 {
     uint32_t s = (uint32_t)(h & 0x8000u) << 16, m = h & 0x7FFFu;
-    float v = (m >= 0x7C00u) ? px_cm_float(0x7F800000u | ((m & 0x3FFu) << 13))
-                             : px_cm_small_value(m, 10, -14);
-    return px_cm_float(px_cm_bits(v) | s);
+    uint32_t v = px_cm_bits(px_cm_small_value(m, 10, -14));
+    return px_cm_float((m >= 0x7C00u ? 0x7F800000u | ((m & 0x3FFu) << 13) : v) | s);
 }
 
 /* fp8 E4M3 code of y (finite), RNE (sr = 0) or stochastic, saturating at 448. */
@@ -262,8 +284,8 @@ PX_HD static inline uint8_t px_cm_e4m3_encode(float y, int sr, uint32_t rnd)
 PX_HD static inline float px_cm_e4m3_decode(uint8_t c)
 {
     uint32_t s = (uint32_t)(c & 0x80u) << 24, m = c & 0x7Fu;
-    float v = (m == 0x7Fu) ? px_cm_float(0x7FC00000u) : px_cm_small_value(m, 3, -6);
-    return px_cm_float(px_cm_bits(v) | s);
+    uint32_t v = px_cm_bits(px_cm_small_value(m, 3, -6));
+    return px_cm_float((m == 0x7Fu ? 0x7FC00000u : v) | s);
 }
 
 /* ---- bf16 ----------------------------------------------------------------------------------- */
