@@ -40,7 +40,8 @@ struct px_codec {
     int n_threads;
     const px__codec_format_ops *ops;
     size_t block_bytes; /* bytes of a full block: scale + codes */
-    float *scratch;     /* per thread: work, decoded, signs (3 * block_size floats) */
+    float norm;         /* 1/sqrt(block_size), the RHT's normalisation of a full block */
+    float *scratch;     /* per thread: work and decoded (2 * block_size floats) */
     size_t *bad_block;  /* per thread: first block that decoded to a non-finite value */
 };
 
@@ -191,7 +192,8 @@ px_status px_codec_create(px_codec **out, const px_codec_spec *spec, size_t n_ma
     c->ops = px__ops(spec->format);
     if (c->ops) {
         c->block_bytes = sizeof(float) + (size_t)spec->block_size * c->ops->code_bytes;
-        c->scratch = px_alloc((size_t)c->n_threads * 3 * spec->block_size * sizeof(float),
+        c->norm = px__rht_norm(spec->block_size);
+        c->scratch = px_alloc((size_t)c->n_threads * 2 * spec->block_size * sizeof(float),
                               "codec scratch");
         if (!c->scratch) {
             px_free(c);
@@ -243,14 +245,19 @@ static uint32_t px__f2u(float f)
     return px_cm_bits(f);
 }
 
+/* 1/sqrt(P) of a block's transform: the context's cached value for full blocks. */
+static float px__norm(const px_codec *c, size_t P)
+{
+    return P == c->spec.block_size ? c->norm : px__rht_norm(P);
+}
+
 /* Decodes block b from src (scale + P codes) into out[0..r): stores or adds (add), using `work`
- * (P floats) for the inverse RHT; `sg` holds the block's sign multipliers when signs_ready.
- * Returns 1 when every value written is finite. Not inlined: the downlink delta relies on the
- * server and the workers running this very code, so that their replicas agree bit for bit. */
+ * (P floats) for the inverse RHT. Returns 1 when every value written is finite. Not inlined:
+ * the downlink delta relies on the server and the workers running this very code, so that their
+ * replicas agree bit for bit. */
 __attribute__((noinline)) static int px__decode_block(const px_codec *c, const unsigned char *src,
                                                       size_t r, size_t P, uint64_t kb, float *out,
-                                                      int add, float *work, float *sg,
-                                                      int signs_ready)
+                                                      int add, float *work)
 {
     float scale;
     memcpy(&scale, src, sizeof scale);
@@ -258,19 +265,26 @@ __attribute__((noinline)) static int px__decode_block(const px_codec *c, const u
     if (!c->spec.rht) return c->ops->dequantise(src + sizeof scale, r, scale, out, add);
     c->ops->dequantise(src + sizeof scale, P, scale, work, 0);
     px_wht(work, P);
-    if (!signs_ready) px__rht_signs(sg, P, kb, px__rht_norm(P));
+    /* x = D H y / sqrt(P): the sign and the normalisation in the pass that writes the output */
+    const float norm = px__norm(c, P);
     int ok = 1;
-    if (add) {
-        for (size_t j = 0; j < r; j++) {
-            float v = out[j] + work[j] * sg[j];
-            out[j] = v;
-            ok &= fabsf(v) <= FLT_MAX;
-        }
-    } else {
-        for (size_t j = 0; j < r; j++) {
-            float v = work[j] * sg[j];
-            out[j] = v;
-            ok &= fabsf(v) <= FLT_MAX;
+    for (size_t w = 0; w * 64 < r; w++) {
+        uint64_t bits = px_cm_sign_word(kb, (uint32_t)w);
+        size_t end = r - w * 64 < 64 ? r - w * 64 : 64;
+        const float *a = work + w * 64;
+        float *o = out + w * 64;
+        if (add) {
+            for (size_t j = 0; j < end; j++) {
+                float v = o[j] + px_cm_apply_sign(a[j] * norm, bits, (uint32_t)j);
+                o[j] = v;
+                ok &= fabsf(v) <= FLT_MAX;
+            }
+        } else {
+            for (size_t j = 0; j < end; j++) {
+                float v = px_cm_apply_sign(a[j] * norm, bits, (uint32_t)j);
+                o[j] = v;
+                ok &= fabsf(v) <= FLT_MAX;
+            }
         }
     }
     return ok;
@@ -282,30 +296,26 @@ static void px__encode_block(const px__job *jb, size_t b, float *scr)
     const size_t B = c->spec.block_size, i0 = b * B;
     const size_t r = jb->n - i0 < B ? jb->n - i0 : B;
     const size_t P = px__wire_len(c->spec.rht, r);
-    float *work = scr, *dec = scr + B, *sg = scr + 2 * B;
+    float *work = scr, *dec = scr + B;
     unsigned char *dst = jb->wire + b * c->block_bytes;
     const float *x = jb->x + i0;
     float *y = jb->y ? jb->y + i0 : NULL;
-    const uint64_t kb = px_cm_block_key(jb->key, b);
+    const uint64_t kb = c->spec.rht || c->spec.stochastic ? px_cm_block_key(jb->key, b) : 0;
 
-    /* stage v (and rotate it) into work, or read x in place */
+    /* stage v = x, x + residual or master - replica into work (or read x in place), and rotate
+     * it: work = H D v / sqrt(P), zero-padded to P */
     const float *src = x;
-    if (c->spec.rht) {
-        px__rht_signs(sg, P, kb, px__rht_norm(P));
-        if (jb->mode == PX__ENCODE)
-            for (size_t j = 0; j < r; j++) work[j] = x[j] * sg[j];
-        else if (jb->mode == PX__ENCODE_EF)
-            for (size_t j = 0; j < r; j++) work[j] = (x[j] + y[j]) * sg[j];
-        else
-            for (size_t j = 0; j < r; j++) work[j] = (x[j] - y[j]) * sg[j];
-        for (size_t j = r; j < P; j++) work[j] = 0.0f;
-        px_wht(work, P);
-        src = work;
-    } else if (jb->mode == PX__ENCODE_EF) {
+    if (jb->mode == PX__ENCODE_EF) {
         for (size_t j = 0; j < r; j++) work[j] = x[j] + y[j];
         src = work;
     } else if (jb->mode == PX__ENCODE_DELTA) {
         for (size_t j = 0; j < r; j++) work[j] = x[j] - y[j];
+        src = work;
+    }
+    if (c->spec.rht) {
+        px__rht_sign_scale(work, src, r, kb, px__norm(c, P));
+        for (size_t j = r; j < P; j++) work[j] = 0.0f;
+        px_wht(work, P);
         src = work;
     }
 
@@ -326,10 +336,10 @@ static void px__encode_block(const px__job *jb, size_t b, float *scr)
 
     if (jb->mode == PX__ENCODE_EF) {
         /* residual = v - what the receiver decodes (v recomputed exactly as staged above) */
-        px__decode_block(c, dst, r, P, kb, dec, 0, work, sg, 1);
+        px__decode_block(c, dst, r, P, kb, dec, 0, work);
         for (size_t j = 0; j < r; j++) y[j] = (x[j] + y[j]) - dec[j];
     } else if (jb->mode == PX__ENCODE_DELTA) {
-        px__decode_block(c, dst, r, P, kb, y, 1, work, sg, 1);
+        px__decode_block(c, dst, r, P, kb, y, 1, work);
     }
 }
 
@@ -340,7 +350,7 @@ static void px__task(void *ctx, size_t task, int thread)
     const px__job *jb = ctx;
     px_codec *c = jb->c;
     const size_t B = c->spec.block_size;
-    float *scr = c->scratch + (size_t)thread * 3 * B;
+    float *scr = c->scratch + (size_t)thread * 2 * B;
     size_t b0 = task * jb->blocks_per_task;
     size_t b1 = b0 + jb->blocks_per_task < jb->n_blocks ? b0 + jb->blocks_per_task : jb->n_blocks;
     if (jb->mode == PX__DECODE || jb->mode == PX__DECODE_ADD) {
@@ -350,7 +360,7 @@ static void px__task(void *ctx, size_t task, int thread)
             size_t P = px__wire_len(c->spec.rht, r);
             uint64_t kb = c->spec.rht ? px_cm_block_key(jb->key, b) : 0;
             if (!px__decode_block(c, jb->wire + b * c->block_bytes, r, P, kb, jb->y + i0, add,
-                                  scr, scr + 2 * B, 0)) {
+                                  scr)) {
                 if (b < c->bad_block[thread]) c->bad_block[thread] = b;
                 return; /* this task's later blocks do not matter: the payload is refused */
             }

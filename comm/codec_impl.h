@@ -42,9 +42,9 @@ uint32_t px__absmax_bits(const float *x, size_t len);
  * plainly; px_wht may use vector registers for the short strides. Exposed for the tests. */
 void px__wht_generic(float *x, size_t len);
 
-/* Fills sg[0..len) with the multipliers +-norm of the RHT diagonal of the block with key
- * block_key (sign of element j from px_cm_sign_word / px_cm_apply_sign). */
-void px__rht_signs(float *sg, size_t len, uint64_t block_key, float norm);
+/* out[j] = +-(in[j] * norm) for j < len, the sign of element j from the RHT diagonal of the
+ * block with key block_key (px_cm_sign_word / px_cm_apply_sign); out may be in. */
+void px__rht_sign_scale(float *out, const float *in, size_t len, uint64_t block_key, float norm);
 
 /* 1/sqrt(len) for a power-of-two len, as the transform uses it (exact when len is a power of 4). */
 float px__rht_norm(size_t len);

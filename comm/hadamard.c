@@ -121,36 +121,25 @@ float px__rht_norm(size_t len)
     return (float)(1.0 / sqrt((double)len));
 }
 
-void px__rht_signs(float *sg, size_t len, uint64_t block_key, float norm)
+void px__rht_sign_scale(float *out, const float *in, size_t len, uint64_t block_key, float norm)
 {
     for (size_t w = 0; w * 64 < len; w++) {
         uint64_t bits = px_cm_sign_word(block_key, (uint32_t)w);
         size_t end = len - w * 64 < 64 ? len - w * 64 : 64;
-        float *s = sg + w * 64;
-        for (size_t j = 0; j < end; j++) s[j] = px_cm_apply_sign(norm, bits, (uint32_t)j);
+        const float *a = in + w * 64;
+        float *o = out + w * 64;
+        for (size_t j = 0; j < end; j++) o[j] = px_cm_apply_sign(a[j] * norm, bits, (uint32_t)j);
     }
 }
 
 void px_rht_forward(float *x, size_t len, uint64_t block_key)
 {
-    float norm = px__rht_norm(len);
-    for (size_t w = 0; w * 64 < len; w++) {
-        uint64_t bits = px_cm_sign_word(block_key, (uint32_t)w);
-        size_t end = len - w * 64 < 64 ? len - w * 64 : 64;
-        for (size_t j = 0; j < end; j++)
-            x[w * 64 + j] = px_cm_apply_sign(x[w * 64 + j] * norm, bits, (uint32_t)j);
-    }
+    px__rht_sign_scale(x, x, len, block_key, px__rht_norm(len));
     px_wht(x, len);
 }
 
 void px_rht_inverse(float *x, size_t len, uint64_t block_key)
 {
     px_wht(x, len);
-    float norm = px__rht_norm(len);
-    for (size_t w = 0; w * 64 < len; w++) {
-        uint64_t bits = px_cm_sign_word(block_key, (uint32_t)w);
-        size_t end = len - w * 64 < 64 ? len - w * 64 : 64;
-        for (size_t j = 0; j < end; j++)
-            x[w * 64 + j] = px_cm_apply_sign(x[w * 64 + j] * norm, bits, (uint32_t)j);
-    }
+    px__rht_sign_scale(x, x, len, block_key, px__rht_norm(len));
 }
