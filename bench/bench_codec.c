@@ -52,7 +52,7 @@ static int parse_list(const char *s, long *out)
     return n;
 }
 
-/* ---- .npy reading ------------------------------------------------------------------------------ */
+/* ---- .npy reading ---------------------------------------------------------------------------- */
 
 /* Reads a little-endian float32 .npy file (format 1.0, 2.0 or 3.0, any shape, C or Fortran
  * order: the values are used as one flat vector). */
@@ -117,7 +117,7 @@ done:
     return st;
 }
 
-/* ---- timing ------------------------------------------------------------------------------------ */
+/* ---- timing ---------------------------------------------------------------------------------- */
 
 typedef struct {
     const float *src;
@@ -162,7 +162,7 @@ static double gbps(size_t n, double ms)
     return (double)n * 4 / (ms * 1e6);
 }
 
-/* ---- accuracy ---------------------------------------------------------------------------------- */
+/* ---- accuracy -------------------------------------------------------------------------------- */
 
 static double rel_error(px_codec_spec s, const float *x, size_t n, float *y, void *payload)
 {
@@ -231,7 +231,7 @@ static void error_table(const char *label, const float *x, size_t n, const long 
     px_free(payload);
 }
 
-/* ---- main -------------------------------------------------------------------------------------- */
+/* ---- main ------------------------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
 {

@@ -165,7 +165,7 @@ size_t px_codec_payload_bytes(const px_codec_spec *spec, size_t n)
     return bytes;
 }
 
-/* ---- the context ------------------------------------------------------------------------------ */
+/* ---- the context ----------------------------------------------------------------------------- */
 
 static const px__codec_format_ops *px__ops(px_codec_format f)
 {
@@ -227,7 +227,7 @@ uint64_t px_codec_block_key(const px_codec_stream *st, size_t block)
     return px_cm_block_key(px_hash4(st->seed, PX_STREAM_CODEC, st->worker, st->step), block);
 }
 
-/* ---- one block -------------------------------------------------------------------------------- */
+/* ---- one block ------------------------------------------------------------------------------- */
 
 /* One call's arguments, shared by its tasks. */
 typedef struct {
@@ -343,7 +343,7 @@ static void px__encode_block(const px__job *jb, size_t b, float *scr)
     }
 }
 
-/* ---- calls -------------------------------------------------------------------------------------- */
+/* ---- calls ----------------------------------------------------------------------------------- */
 
 static void px__task(void *ctx, size_t task, int thread)
 {

@@ -81,7 +81,7 @@ typedef struct {
 
 typedef struct px_codec px_codec;
 
-/* ---- specs and the wire ----------------------------------------------------------------------- */
+/* ---- specs and the wire ---------------------------------------------------------------------- */
 
 /* Short name of a format: "fp32", "bf16", "fp16", "int8", "fp8_e4m3" ("unknown" otherwise). */
 const char *px_codec_format_name(px_codec_format format);
@@ -165,7 +165,7 @@ px_status px_codec_encode_delta(px_codec *codec, const px_codec_stream *stream,
                                 const float *master, float *replica, size_t n, void *payload,
                                 size_t payload_bytes);
 
-/* ---- the transform, for tests and benchmarks ---------------------------------------------------- */
+/* ---- the transform, for tests and benchmarks ------------------------------------------------- */
 
 /* Fast Walsh-Hadamard transform in place, unnormalised, in Sylvester (natural) order:
  * x <- H_len x with H_1 = [1], H_2k = [[H_k, H_k], [H_k, -H_k]]; len a power of two. */

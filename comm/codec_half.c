@@ -8,7 +8,7 @@
 #include "comm/codec_impl.h"
 #include "comm/codec_math.h"
 
-/* ---- bf16 ----------------------------------------------------------------------------------- */
+/* ---- bf16 ------------------------------------------------------------------------------------ */
 
 static float px__bf16_scale(uint32_t amax_bits)
 {
@@ -25,7 +25,8 @@ static void px__bf16_quantise_sr(const float *restrict w, size_t len, float inv,
                                  void *restrict codes)
 {
     uint16_t *restrict q = codes;
-    for (size_t j = 0; j < len; j++) q[j] = px_cm_bf16_sr(w[j] * inv, px_cm_dither(dk, (uint32_t)j));
+    for (size_t j = 0; j < len; j++)
+        q[j] = px_cm_bf16_sr(w[j] * inv, px_cm_dither(dk, (uint32_t)j));
 }
 
 static int px__bf16_dequantise(const void *restrict codes, size_t len, float mult,
@@ -57,7 +58,7 @@ const px__codec_format_ops px__codec_bf16_ops = {
     .dequantise = px__bf16_dequantise,
 };
 
-/* ---- fp16 ----------------------------------------------------------------------------------- */
+/* ---- fp16 ------------------------------------------------------------------------------------ */
 
 static float px__fp16_scale(uint32_t amax_bits)
 {

@@ -22,7 +22,8 @@ static void px__int8_quantise_sr(const float *restrict w, size_t len, float inv,
                                  void *restrict codes)
 {
     int8_t *restrict q = codes;
-    for (size_t j = 0; j < len; j++) q[j] = px_cm_int8_sr(w[j] * inv, px_cm_dither(dk, (uint32_t)j));
+    for (size_t j = 0; j < len; j++)
+        q[j] = px_cm_int8_sr(w[j] * inv, px_cm_dither(dk, (uint32_t)j));
 }
 
 static int px__int8_dequantise(const void *restrict codes, size_t len, float mult,

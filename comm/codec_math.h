@@ -38,7 +38,7 @@
 #define PX_CM_E4M3_MAX 448.0f
 #define PX_CM_FP16_MAX 65504.0f
 
-/* ---- bit casts ------------------------------------------------------------------------------ */
+/* ---- bit casts ------------------------------------------------------------------------------- */
 
 PX_HD static inline uint32_t px_cm_bits(float f)
 {
@@ -74,7 +74,7 @@ PX_HD static inline int px_cm_finite_bits(uint32_t u)
     return (u & 0x7FFFFFFFu) < 0x7F800000u;
 }
 
-/* ---- counter-based random bits ---------------------------------------------------------------
+/* ---- counter-based random bits ------------------------------------------------------------------
  * A codec call has a 64-bit stream key (comm/codec.c derives it with px_hash4 of runtime/rng.h
  * from run seed, PX_STREAM_CODEC, worker and step). Block b gets the key px_cm_block_key(K, b);
  * from a block key, the sign of element j and its stochastic-rounding dither are pure functions
@@ -131,7 +131,7 @@ PX_HD static inline uint32_t px_cm_dither(uint64_t dk, uint32_t j)
     return px_cm_hash32(px_cm_hash32((uint32_t)dk ^ j) + (uint32_t)(dk >> 32));
 }
 
-/* ---- block scales ----------------------------------------------------------------------------
+/* ---- block scales -------------------------------------------------------------------------------
  * A block is sent as one fp32 scale and codes; value = decode(code) * scale. The encoder picks
  * the scale from the block's largest magnitude `amax_bits` (fp32 bits, sign cleared) and
  * quantises value / scale. An all-zero block has scale 0; a block holding NaN or Inf gets a NaN
@@ -160,7 +160,7 @@ PX_HD static inline float px_cm_scale_pow2(uint32_t amax_bits, int top)
     return px_cm_pow2(k);
 }
 
-/* ---- int8 ----------------------------------------------------------------------------------- */
+/* ---- int8 ------------------------------------------------------------------------------------ */
 
 /* y clamped to [-lim, lim]; NaN gives -lim. Written with comparisons rather than fminf/fmaxf,
  * whose NaN rules keep compilers from using vector min/max. */
@@ -198,7 +198,7 @@ PX_HD static inline float px_cm_int8_decode(int8_t q)
     return (float)q;
 }
 
-/* ---- small binary floats (fp16, fp8 E4M3) --------------------------------------------------- */
+/* ---- small binary floats (fp16, fp8 E4M3) ---------------------------------------------------- */
 
 /* Rounds the magnitude with fp32 bits `a` (sign cleared, finite) onto the grid of a binary
  * float format with `man` mantissa bits, smallest normal exponent `emin` and largest finite
@@ -288,7 +288,7 @@ PX_HD static inline float px_cm_e4m3_decode(uint8_t c)
     return px_cm_float((m == 0x7Fu ? 0x7FC00000u : v) | s);
 }
 
-/* ---- bf16 ----------------------------------------------------------------------------------- */
+/* ---- bf16 ------------------------------------------------------------------------------------ */
 
 /* bf16 code of y (finite), RNE: add half an ulp minus one, plus the kept bit's parity. Values
  * that round past the largest bf16 become inf (never reached: the codec scales blocks to

@@ -64,7 +64,7 @@ static void set_scale(void *payload, const px_codec_spec *s, size_t block, float
     memcpy((unsigned char *)payload + block * bytes, &v, 4);
 }
 
-/* ---- specs, wire byte, sizes -------------------------------------------------------------------- */
+/* ---- specs, wire byte, sizes ----------------------------------------------------------------- */
 
 static void test_spec_and_wire_byte(void **state)
 {
@@ -84,8 +84,8 @@ static void test_spec_and_wire_byte(void **state)
             for (uint32_t b = 1; b <= PX_CODEC_MAX_BLOCK; b *= 2) {
                 s = spec_of(FORMATS[f], rht, 0, b);
                 assert_int_equal(px_codec_spec_check(&s), PX_OK);
-                assert_int_equal(px_codec_from_wire(px_codec_wire_id(&s), px_codec_wire_block(&s), &t),
-                                 PX_OK);
+                assert_int_equal(
+                    px_codec_from_wire(px_codec_wire_id(&s), px_codec_wire_block(&s), &t), PX_OK);
                 assert_int_equal(t.format, s.format);
                 assert_int_equal(t.rht, s.rht);
                 assert_int_equal(t.block_size, s.block_size);
@@ -227,7 +227,7 @@ static void test_fp32_is_raw(void **state)
     free(y);
 }
 
-/* ---- round-trip error bounds ------------------------------------------------------------------- */
+/* ---- round-trip error bounds ----------------------------------------------------------------- */
 
 /* Per-value bound of the rounding error, in units of the scale, for |y| = |value| / scale:
  * int8 1/2; E4M3 2^-4 |y| above the smallest normal, 2^-10 below (half the spacing); fp16
@@ -400,7 +400,7 @@ static void test_outlier_rht_int8(void **state)
     assert_true(sum_f8 / 20 < 0.05 && sum_f8r / 20 < 0.05);
 }
 
-/* ---- payloads that must not decode ------------------------------------------------------------ */
+/* ---- payloads that must not decode ----------------------------------------------------------- */
 
 static px_status decode_status(px_codec_spec s, void *p, size_t n, px_codec_stream *st)
 {
@@ -564,7 +564,7 @@ static void test_nonfinite_input(void **state)
     px_codec_destroy(c);
 }
 
-/* ---- determinism ------------------------------------------------------------------------------- */
+/* ---- determinism ----------------------------------------------------------------------------- */
 
 static void *encode_copy(px_codec *c, px_codec_spec s, const px_codec_stream *st, const float *x,
                          size_t n)
@@ -703,7 +703,8 @@ static void test_stochastic_rounding_unbiased(void **state)
     print_message("    int8+rht sr: %.2f of the bound\n", w);
     assert_true(w < 1.0);
     /* float formats: values placed between grid points */
-    for (int i = 0; i < N; i++) x[i] = (float)((1.0 + 0.3 * px_rng_uniform(&r)) * pow(2, i % 7 - 3));
+    for (int i = 0; i < N; i++)
+        x[i] = (float)((1.0 + 0.3 * px_rng_uniform(&r)) * pow(2, i % 7 - 3));
     w = sr_worst_ratio(spec_of(PX_CODEC_FP8_E4M3, 0, 1, N), x, N, DRAWS, width_e4m3);
     print_message("    fp8 sr: %.2f of the bound\n", w);
     assert_true(w < 1.0);
@@ -741,7 +742,7 @@ static void test_stochastic_rounding_independent(void **state)
     px_codec_destroy(c);
 }
 
-/* ---- error feedback and the downlink delta ------------------------------------------------------ */
+/* ---- error feedback and the downlink delta --------------------------------------------------- */
 
 static void test_error_feedback(void **state)
 {
@@ -813,7 +814,8 @@ static void test_downlink_delta(void **state)
                 fill_normal(step, n, 1000 + t, 0.01);
                 for (size_t i = 0; i < n; i++) master[i] += step[i];
                 px_codec_stream st = {.seed = 8, .step = t, .worker = PX_CODEC_DOWNLINK};
-                assert_int_equal(px_codec_encode_delta(server, &st, master, rs, n, p, bytes), PX_OK);
+                assert_int_equal(px_codec_encode_delta(server, &st, master, rs, n, p, bytes),
+                                 PX_OK);
                 assert_int_equal(px_codec_decode_add(worker, &st, p, bytes, rw, n), PX_OK);
                 assert_memory_equal(rs, rw, n * sizeof *rs);
                 double e = 0, m = 0;

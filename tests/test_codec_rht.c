@@ -96,7 +96,8 @@ static void test_rht_orthonormal_and_inverse(void **state)
             for (size_t j = 0; j < L; j++) {
                 double d = 0;
                 for (size_t t = 0; t < L; t++) d += (double)cols[i * L + t] * cols[j * L + t];
-                if (fabs(d - (i == j)) > 1e-6) fail_msg("len %zu: <T e%zu, T e%zu> = %g", L, i, j, d);
+                if (fabs(d - (i == j)) > 1e-6)
+                    fail_msg("len %zu: <T e%zu, T e%zu> = %g", L, i, j, d);
             }
         free(cols);
     }
