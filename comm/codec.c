@@ -158,6 +158,9 @@ static size_t px__wire_len(int rht, size_t r)
 size_t px_codec_payload_bytes(const px_codec_spec *spec, size_t n)
 {
     if (spec->format == PX_CODEC_FP32) return n * sizeof(float);
+    if ((unsigned)spec->format >= PX_CODEC_FORMAT_COUNT || !px__is_pow2(spec->block_size) ||
+        spec->block_size > PX_CODEC_MAX_BLOCK)
+        return 0; /* an invalid spec: no payload matches it */
     size_t b = spec->block_size, w = px__code_bytes(spec->format);
     size_t full = n / b, r = n % b;
     size_t bytes = full * (sizeof(float) + b * w);
@@ -416,8 +419,11 @@ static void px__fp32_task(void *ctx, size_t task, int thread)
 static px_status px__run(px_codec *c, px__mode mode, const px_codec_stream *st, const float *x,
                          float *y, size_t n, const void *payload, size_t payload_bytes)
 {
-    char name[48];
-    px_codec_describe(&c->spec, name, sizeof name);
+    char name[48] = "";
+    if (n > c->n_max || payload_bytes != px_codec_payload_bytes(&c->spec, n) ||
+        (n && ((uintptr_t)payload & 3u)) ||
+        (!st && (c->spec.rht || (c->spec.stochastic && mode < PX__DECODE))))
+        px_codec_describe(&c->spec, name, sizeof name); /* for the message below */
     if (n > c->n_max)
         return px_error(PX_EINVAL, "codec %s: %zu values exceed the context's n_max %zu", name, n,
                         c->n_max);
@@ -460,6 +466,7 @@ static px_status px__run(px_codec *c, px__mode mode, const px_codec_stream *st, 
     size_t i0 = bad * unit, i1 = i0 + unit < n ? i0 + unit : n;
     if (c->spec.format == PX_CODEC_FP32)
         return px_error(PX_EPROTO, "codec fp32: values %zu..%zu hold a NaN or Inf", i0, i1 - 1);
+    px_codec_describe(&c->spec, name, sizeof name);
     float scale;
     memcpy(&scale, (const unsigned char *)payload + bad * c->block_bytes, sizeof scale);
     return px_error(PX_EPROTO,

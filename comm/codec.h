@@ -108,7 +108,7 @@ uint32_t px_codec_wire_block(const px_codec_spec *spec);
  * a receiver that accepts what the header says, and for tests. */
 px_status px_codec_from_wire(uint8_t id, uint32_t block_size, px_codec_spec *spec);
 
-/* Exact payload size in bytes of n values under a (checked) spec (layout above). */
+/* Exact payload size in bytes of n values under a spec (layout above); 0 for an invalid spec. */
 size_t px_codec_payload_bytes(const px_codec_spec *spec, size_t n);
 
 /* ---- the context ----------------------------------------------------------------------------- */

@@ -156,6 +156,11 @@ static void test_payload_sizes(void **state)
     assert_int_equal(px_codec_payload_bytes(&s, 1000), 4000);
     s = spec_of(PX_CODEC_INT8, 0, 0, 256);
     assert_int_equal(px_codec_payload_bytes(&s, 0), 0);
+    s.block_size = 0; /* an unchecked invalid spec: no payload size matches */
+    assert_int_equal(px_codec_payload_bytes(&s, 1000), 0);
+    s.block_size = 96;
+    assert_int_equal(px_codec_payload_bytes(&s, 1000), 0);
+    s.block_size = 256;
     /* the target: int8 + RHT at B = 256 is (256 + 4) / 1024 = 0.254x of fp32 */
     s.rht = 1;
     assert_true(px_codec_payload_bytes(&s, 1 << 20) <= 0.27 * 4 * (1 << 20));
