@@ -41,7 +41,7 @@ struct px_codec {
     const px__codec_format_ops *ops;
     size_t block_bytes; /* bytes of a full block: scale + codes */
     float norm;         /* 1/sqrt(block_size), the RHT's normalisation of a full block */
-    float *scratch;     /* per thread: work and decoded (2 * block_size floats) */
+    float *scratch;     /* per thread: one block of work (block_size floats) */
     size_t *bad_block;  /* per thread: first block that decoded to a non-finite value */
 };
 
@@ -196,7 +196,7 @@ px_status px_codec_create(px_codec **out, const px_codec_spec *spec, size_t n_ma
     if (c->ops) {
         c->block_bytes = sizeof(float) + (size_t)spec->block_size * c->ops->code_bytes;
         c->norm = px__rht_norm(spec->block_size);
-        c->scratch = px_alloc((size_t)c->n_threads * 2 * spec->block_size * sizeof(float),
+        c->scratch = px_alloc((size_t)c->n_threads * spec->block_size * sizeof(float),
                               "codec scratch");
         if (!c->scratch) {
             px_free(c);
@@ -271,20 +271,21 @@ __attribute__((noinline)) static int px__decode_block(const px_codec *c, const u
     /* x = D H y / sqrt(P): the sign and the normalisation in the pass that writes the output */
     const float norm = px__norm(c, P);
     int ok = 1;
-    for (size_t w = 0; w * 64 < r; w++) {
-        uint64_t bits = px_cm_sign_word(kb, (uint32_t)w);
-        size_t end = r - w * 64 < 64 ? r - w * 64 : 64;
-        const float *a = work + w * 64;
-        float *o = out + w * 64;
+    for (size_t k = 0; k * 32 < r; k++) { /* 32 values per half sign word (see hadamard.c) */
+        uint64_t word = px_cm_sign_word(kb, (uint32_t)(k / 2));
+        uint32_t half = (uint32_t)(k % 2 ? word >> 32 : word);
+        size_t end = r - k * 32 < 32 ? r - k * 32 : 32;
+        const float *a = work + k * 32;
+        float *o = out + k * 32;
         if (add) {
             for (size_t j = 0; j < end; j++) {
-                float v = o[j] + px_cm_apply_sign(a[j] * norm, bits, (uint32_t)j);
+                float v = o[j] + px_cm_apply_sign32(a[j] * norm, half, (uint32_t)j);
                 o[j] = v;
                 ok &= fabsf(v) <= FLT_MAX;
             }
         } else {
             for (size_t j = 0; j < end; j++) {
-                float v = px_cm_apply_sign(a[j] * norm, bits, (uint32_t)j);
+                float v = px_cm_apply_sign32(a[j] * norm, half, (uint32_t)j);
                 o[j] = v;
                 ok &= fabsf(v) <= FLT_MAX;
             }
@@ -299,18 +300,18 @@ static void px__encode_block(const px__job *jb, size_t b, float *scr)
     const size_t B = c->spec.block_size, i0 = b * B;
     const size_t r = jb->n - i0 < B ? jb->n - i0 : B;
     const size_t P = px__wire_len(c->spec.rht, r);
-    float *work = scr, *dec = scr + B;
+    float *work = scr;
     unsigned char *dst = jb->wire + b * c->block_bytes;
     const float *x = jb->x + i0;
     float *y = jb->y ? jb->y + i0 : NULL;
     const uint64_t kb = c->spec.rht || c->spec.stochastic ? px_cm_block_key(jb->key, b) : 0;
 
-    /* stage v = x, x + residual or master - replica into work (or read x in place), and rotate
-     * it: work = H D v / sqrt(P), zero-padded to P */
+    /* stage v = x, x + residual (in place, in the residual) or master - replica (into work),
+     * and rotate it: work = H D v / sqrt(P), zero-padded to P */
     const float *src = x;
     if (jb->mode == PX__ENCODE_EF) {
-        for (size_t j = 0; j < r; j++) work[j] = x[j] + y[j];
-        src = work;
+        for (size_t j = 0; j < r; j++) y[j] = x[j] + y[j];
+        src = y;
     } else if (jb->mode == PX__ENCODE_DELTA) {
         for (size_t j = 0; j < r; j++) work[j] = x[j] - y[j];
         src = work;
@@ -338,9 +339,17 @@ static void px__encode_block(const px__job *jb, size_t b, float *scr)
         c->ops->quantise(src, P, inv, codes);
 
     if (jb->mode == PX__ENCODE_EF) {
-        /* residual = v - what the receiver decodes (v recomputed exactly as staged above) */
-        px__decode_block(c, dst, r, P, kb, dec, 0, work);
-        for (size_t j = 0; j < r; j++) y[j] = (x[j] + y[j]) - dec[j];
+        /* residual = v - what the receiver decodes. Without RHT: v - codes * scale in place
+         * (dequantising with -scale in add mode subtracts exactly codes * scale). With RHT, by
+         * linearity: the rotated block minus codes * scale, rotated back (D H e / sqrt(P)); equal
+         * to v - decode(payload) up to fp32 rounding of the transform. */
+        if (!c->spec.rht) {
+            c->ops->dequantise(codes, r, -scale, y, 1);
+        } else {
+            c->ops->dequantise(codes, P, -scale, work, 1);
+            px_wht(work, P);
+            px__rht_sign_scale(y, work, r, kb, px__norm(c, P));
+        }
     } else if (jb->mode == PX__ENCODE_DELTA) {
         px__decode_block(c, dst, r, P, kb, y, 1, work);
     }
@@ -353,7 +362,7 @@ static void px__task(void *ctx, size_t task, int thread)
     const px__job *jb = ctx;
     px_codec *c = jb->c;
     const size_t B = c->spec.block_size;
-    float *scr = c->scratch + (size_t)thread * 2 * B;
+    float *scr = c->scratch + (size_t)thread * B;
     size_t b0 = task * jb->blocks_per_task;
     size_t b1 = b0 + jb->blocks_per_task < jb->n_blocks ? b0 + jb->blocks_per_task : jb->n_blocks;
     if (jb->mode == PX__DECODE || jb->mode == PX__DECODE_ADD) {

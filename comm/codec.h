@@ -133,8 +133,9 @@ const px_codec_spec *px_codec_spec_of(const px_codec *codec);
  *
  * Error feedback: when `residual` is not NULL it is the caller's n floats of carried error
  * (zero-initialised before the first step, one per logical worker, kept across steps). The
- * codec encodes v = x + residual and then stores residual = v - decode(payload), exactly what the
- * receiver will not see, to be added at the next step. A block of v holding NaN or Inf is sent
+ * codec encodes v = x + residual and then stores residual = v - decode(payload), what the
+ * receiver will not see, to be added at the next step (with RHT it is computed in the rotated
+ * domain and rotated back: equal up to fp32 rounding). A block of v holding NaN or Inf is sent
  * with a NaN scale (the receiver drops the payload) and its residual is reset to zero.
  * PX_EINVAL for n > n_max or a wrong payload size. */
 px_status px_codec_encode(px_codec *codec, const px_codec_stream *stream, const float *x, size_t n,

@@ -108,6 +108,13 @@ PX_HD static inline float px_cm_apply_sign(float mag, uint64_t sign_word, uint32
     return px_cm_float(px_cm_bits(mag) ^ flip);
 }
 
+/* The same with the 32 sign bits of elements 32k .. 32k+31 (half of a sign word: the low half
+ * for even k), for loops that work on 32-bit lanes; j is taken mod 32. */
+PX_HD static inline float px_cm_apply_sign32(float mag, uint32_t sign_half, uint32_t j)
+{
+    return px_cm_float(px_cm_bits(mag) ^ (((sign_half >> (j & 31u)) & 1u) << 31));
+}
+
 /* A 32-bit integer hash with low bias ("lowbias32", C. Wellons, hash-prospector). */
 PX_HD static inline uint32_t px_cm_hash32(uint32_t x)
 {

@@ -123,12 +123,15 @@ float px__rht_norm(size_t len)
 
 void px__rht_sign_scale(float *out, const float *in, size_t len, uint64_t block_key, float norm)
 {
-    for (size_t w = 0; w * 64 < len; w++) {
-        uint64_t bits = px_cm_sign_word(block_key, (uint32_t)w);
-        size_t end = len - w * 64 < 64 ? len - w * 64 : 64;
-        const float *a = in + w * 64;
-        float *o = out + w * 64;
-        for (size_t j = 0; j < end; j++) o[j] = px_cm_apply_sign(a[j] * norm, bits, (uint32_t)j);
+    /* 32 values per half sign word: 32-bit lanes shift by a vector of counts in one
+     * instruction, where 64-bit words would need shifts and narrowing */
+    for (size_t k = 0; k * 32 < len; k++) {
+        uint64_t word = px_cm_sign_word(block_key, (uint32_t)(k / 2));
+        uint32_t half = (uint32_t)(k % 2 ? word >> 32 : word);
+        size_t end = len - k * 32 < 32 ? len - k * 32 : 32;
+        const float *a = in + k * 32;
+        float *o = out + k * 32;
+        for (size_t j = 0; j < end; j++) o[j] = px_cm_apply_sign32(a[j] * norm, half, (uint32_t)j);
     }
 }
 

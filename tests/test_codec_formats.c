@@ -366,6 +366,14 @@ static void test_random_bits(void **state)
     double chi = 0;
     for (int i = 0; i < 16; i++) chi += (cells[i] - 4096.0) * (cells[i] - 4096.0) / 4096.0;
     assert_true(chi < 60.0);
+    /* the 32-bit form the C loops use picks the same bit as the 64-bit form (for CUDA) */
+    for (uint32_t w = 0; w < 16; w++) {
+        uint64_t word = px_cm_sign_word(k1, w);
+        for (uint32_t j = 0; j < 64; j++) {
+            uint32_t half = (uint32_t)(j < 32 ? word : word >> 32);
+            assert_true(px_cm_apply_sign(1.5f, word, j) == px_cm_apply_sign32(1.5f, half, j));
+        }
+    }
     /* apply_sign flips exactly the sign bit */
     assert_true(px_cm_apply_sign(2.5f, 1, 0) == -2.5f);
     assert_true(px_cm_apply_sign(2.5f, 1, 1) == 2.5f);
