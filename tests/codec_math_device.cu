@@ -10,7 +10,8 @@ __global__ void px_codec_math_device_check(const float *x, unsigned char *q8, un
     if (i >= n) return;
     uint64_t kb = px_cm_block_key(stream_key, (uint64_t)(i / 256));
     uint64_t w = px_cm_sign_word(kb, (uint32_t)((i % 256) / 64));
-    float v = px_cm_apply_sign(x[i], w, (uint32_t)(i % 64)) + px_cm_apply_sign32(x[i], (uint32_t)w, (uint32_t)i);
+    float v = px_cm_apply_sign(x[i], w, (uint32_t)(i % 64)) +
+              px_cm_apply_sign32(x[i], (uint32_t)w, (uint32_t)i);
     uint32_t r = px_cm_dither(px_cm_dither_key(kb), (uint32_t)i);
     float s = px_cm_scale_absmax(px_cm_bits(v), PX_CM_INT8_MAX) +
               px_cm_scale_pow2(px_cm_bits(v), 14) + px_cm_clamp(v, 1.0f);
