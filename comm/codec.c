@@ -248,6 +248,23 @@ static uint32_t px__f2u(float f)
     return px_cm_bits(f);
 }
 
+/* work[j] = +-((a[j] + sign_b * b[j]) * norm), the RHT signs of block key kb (as in
+ * px__rht_sign_scale); sign_b is +1 (error feedback: x + residual) or -1 (delta: master -
+ * replica), and a + (-1) * b is exactly a - b. */
+static void px__rht_stage(float *restrict work, const float *a, const float *b, float sign_b,
+                          size_t len, uint64_t kb, float norm)
+{
+    for (size_t k = 0; k * 32 < len; k++) {
+        uint64_t word = px_cm_sign_word(kb, (uint32_t)(k / 2));
+        uint32_t half = (uint32_t)(k % 2 ? word >> 32 : word);
+        size_t end = len - k * 32 < 32 ? len - k * 32 : 32;
+        const float *pa = a + k * 32, *pb = b + k * 32;
+        float *o = work + k * 32;
+        for (size_t j = 0; j < end; j++)
+            o[j] = px_cm_apply_sign32((pa[j] + sign_b * pb[j]) * norm, half, (uint32_t)j);
+    }
+}
+
 /* 1/sqrt(P) of a block's transform: the context's cached value for full blocks. */
 static float px__norm(const px_codec *c, size_t P)
 {
@@ -306,20 +323,25 @@ static void px__encode_block(const px__job *jb, size_t b, float *scr)
     float *y = jb->y ? jb->y + i0 : NULL;
     const uint64_t kb = c->spec.rht || c->spec.stochastic ? px_cm_block_key(jb->key, b) : 0;
 
-    /* stage v = x, x + residual (in place, in the residual) or master - replica (into work),
-     * and rotate it: work = H D v / sqrt(P), zero-padded to P */
+    /* stage v = x, x + residual or master - replica, and rotate it: work = H D v / sqrt(P),
+     * zero-padded to P. With RHT the sum or difference goes straight into the signed, scaled
+     * work block (one pass over the inputs); without, error feedback stages v in the residual
+     * itself, where the new residual is computed, and the delta stages it in work. */
     const float *src = x;
-    if (jb->mode == PX__ENCODE_EF) {
+    if (c->spec.rht) {
+        const float norm = px__norm(c, P);
+        if (jb->mode == PX__ENCODE)
+            px__rht_sign_scale(work, x, r, kb, norm);
+        else
+            px__rht_stage(work, x, y, jb->mode == PX__ENCODE_DELTA ? -1.0f : 1.0f, r, kb, norm);
+        for (size_t j = r; j < P; j++) work[j] = 0.0f;
+        px_wht(work, P);
+        src = work;
+    } else if (jb->mode == PX__ENCODE_EF) {
         for (size_t j = 0; j < r; j++) y[j] = x[j] + y[j];
         src = y;
     } else if (jb->mode == PX__ENCODE_DELTA) {
         for (size_t j = 0; j < r; j++) work[j] = x[j] - y[j];
-        src = work;
-    }
-    if (c->spec.rht) {
-        px__rht_sign_scale(work, src, r, kb, px__norm(c, P));
-        for (size_t j = r; j < P; j++) work[j] = 0.0f;
-        px_wht(work, P);
         src = work;
     }
 
