@@ -127,9 +127,11 @@ void px_codec_destroy(px_codec *codec);
 /* The context's spec. */
 const px_codec_spec *px_codec_spec_of(const px_codec *codec);
 
-/* Encodes x[0..n) into payload, which must be exactly px_codec_payload_bytes(spec, n) bytes.
- * `stream` names the random streams (needed when the spec has RHT or stochastic rounding; may be
- * NULL otherwise).
+/* Encodes x[0..n) into payload, which must be exactly px_codec_payload_bytes(spec, n) bytes at a
+ * 4-byte aligned address (a px_alloc buffer, or one at offset PX_WIRE_HEADER_BYTES = 48 of
+ * one). `stream` names the random streams (needed when the spec has RHT or stochastic rounding;
+ * may be NULL otherwise). Block numbers start at 0 in every call, so one (seed, step, worker)
+ * should name one payload: encode a message's segments (active layers, ...) as one vector.
  *
  * Error feedback: when `residual` is not NULL it is the caller's n floats of carried error
  * (zero-initialised before the first step, one per logical worker, kept across steps). The
@@ -141,11 +143,11 @@ const px_codec_spec *px_codec_spec_of(const px_codec *codec);
 px_status px_codec_encode(px_codec *codec, const px_codec_stream *stream, const float *x, size_t n,
                           float *residual, void *payload, size_t payload_bytes);
 
-/* Decodes a payload of payload_bytes bytes into out[0..n) (fp32). PX_EINVAL when payload_bytes
- * is not px_codec_payload_bytes(spec, n) or n > n_max (check the size before: see
- * px_codec_payload_bytes); PX_EPROTO when the payload would decode to a NaN or Inf (the message
- * names the block and its scale; out is then partly written and must not be used). On PX_OK
- * every out[i] is finite. */
+/* Decodes a payload of payload_bytes bytes (4-byte aligned) into out[0..n) (fp32). PX_EINVAL
+ * when payload_bytes is not px_codec_payload_bytes(spec, n), n > n_max or the payload is
+ * misaligned (a server checks the size before: see px_codec_payload_bytes). PX_EPROTO when the
+ * payload would decode to a NaN or Inf (the message names the block and its scale; out is then
+ * partly written and must not be used). On PX_OK every out[i] is finite. */
 px_status px_codec_decode(px_codec *codec, const px_codec_stream *stream, const void *payload,
                           size_t payload_bytes, float *out, size_t n);
 
