@@ -31,8 +31,14 @@ struct px_transport {
     /* ---- server side ---- */
     /* Sends the parameter message to every worker rank. The transport keeps its own copy, so
      * `msg` may change as soon as this returns. A rank that has not yet taken the previous
-     * parameters (stalled, or a straggler) is skipped: *skipped (may be NULL) counts them. */
-    px_status (*send_params)(px_transport *t, const unsigned char *msg, size_t len, int *skipped);
+     * parameters (stalled, or a straggler) is skipped: *skipped (may be NULL) counts them.
+     * With a delta downlink `msg` is usable only by a rank that took every earlier message:
+     * then `full` (not NULL) is the complete parameters, sent instead to each rank r marked in
+     * needs_full[r] (the mark is cleared), and a skipped rank is marked. needs_full has an entry
+     * per rank (index 0 for the one-process transport). */
+    px_status (*send_params)(px_transport *t, const unsigned char *msg, size_t len,
+                             const unsigned char *full, size_t full_len, uint8_t *needs_full,
+                             int *skipped);
     /* Next message from any worker rank. On PX_OK, *msg points at len bytes valid until the next
      * call and *src is the sending rank. PX_ETIMEOUT when nothing arrives before the deadline
      * (local: when no message is left and none is on its way). PX_EPROTO when a message
@@ -48,8 +54,8 @@ struct px_transport {
                            double deadline_ms);
 
     /* ---- worker side ---- */
-    /* The newest message from the server (parameters or stop): older parameter messages still
-     * queued are skipped. *msg is valid until the next call. */
+    /* The next message from the server (parameters or stop), in the order sent; a deadline in
+     * the past polls once. *msg is valid until the next call. */
     px_status (*recv_from_server)(px_transport *t, const unsigned char **msg, size_t *len,
                                   double deadline_ms);
     /* Sends one message to the server, not before `ready_at_ms` (px_now_ms clock; 0 = now: a

@@ -27,11 +27,14 @@ typedef struct {
 } px__local;
 
 static px_status px__send_params(px_transport *t, const unsigned char *msg, size_t len,
+                                 const unsigned char *full, size_t full_len, uint8_t *needs_full,
                                  int *skipped)
 {
     px__local *l = (px__local *)t;
-    l->server_msg = msg;
-    l->server_len = len;
+    int use_full = full && needs_full && needs_full[0];
+    l->server_msg = use_full ? full : msg;
+    l->server_len = use_full ? full_len : len;
+    if (use_full) needs_full[0] = 0;
     if (skipped) *skipped = 0;
     return PX_OK;
 }
@@ -72,7 +75,7 @@ static px_status px__recv(px_transport *t, const unsigned char **msg, size_t *le
 static px_status px__send_stop(px_transport *t, const unsigned char *msg, size_t len,
                                double deadline_ms)
 {
-    return px__send_params(t, msg, len, NULL);
+    return px__send_params(t, msg, len, NULL, 0, NULL, NULL);
 }
 
 static px_status px__recv_from_server(px_transport *t, const unsigned char **msg, size_t *len,

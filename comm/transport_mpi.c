@@ -18,7 +18,8 @@ enum { PX__TAG_FROM_SERVER = 11, PX__TAG_TO_SERVER = 12 };
 
 typedef struct {
     unsigned char *data;
-    int users; /* sends not yet complete that read this buffer */
+    int users;  /* sends not yet complete that read this buffer */
+    int staged; /* being filled for the sends of this call */
 } px__buffer;
 
 typedef struct {
@@ -27,7 +28,7 @@ typedef struct {
     unsigned char *rbuf;
     /* server: parameter buffers (one in normal operation, one more per lagging rank) */
     px__buffer *bufs;
-    int n_bufs;
+    int n_bufs, max_bufs;
     MPI_Request *to_rank; /* per rank: the pending parameter send, or MPI_REQUEST_NULL */
     int *to_rank_buf;     /* per rank: the buffer that send reads */
     /* worker: sends of this step */
@@ -62,41 +63,64 @@ static void px__reap(px__mpi *m)
     }
 }
 
-static px_status px__send_to_ranks(px__mpi *m, const unsigned char *msg, size_t len, int *skipped)
+/* A parameter buffer no pending send reads, holding a copy of msg. */
+static px_status px__stage(px__mpi *m, const unsigned char *msg, size_t len, int *out)
 {
     if (len > m->max_msg) return px_error(PX_EINVAL, "mpi: message of %zu bytes", len);
-    px__reap(m);
     int b = 0;
-    while (b < m->n_bufs && m->bufs[b].users > 0) b++;
+    while (b < m->n_bufs && (m->bufs[b].users > 0 || m->bufs[b].staged)) b++;
     if (b == m->n_bufs) {
         /* every buffer is held by a lagging rank: one more (happens only when ranks lag) */
-        if (m->n_bufs >= m->base.world)
-            return px_error(PX_ERUNTIME, "mpi: no free parameter buffer");
+        if (m->n_bufs >= m->max_bufs) return px_error(PX_ERUNTIME, "mpi: no free parameter buffer");
         m->bufs[b].data = px_alloc(m->max_msg, "a parameter buffer");
         if (!m->bufs[b].data) return PX_ENOMEM;
         m->n_bufs++;
     }
     memcpy(m->bufs[b].data, msg, len);
-    int skip = 0;
+    m->bufs[b].staged = 1;
+    *out = b;
+    return PX_OK;
+}
+
+static px_status px__send_to_ranks(px__mpi *m, const unsigned char *msg, size_t len,
+                                   const unsigned char *full, size_t full_len,
+                                   uint8_t *needs_full, int *skipped)
+{
+    px__reap(m);
+    int b_msg, b_full = -1, skip = 0;
+    PX_CHECK(px__stage(m, msg, len, &b_msg));
+    if (full && needs_full) {
+        int any = 0;
+        for (int r = 1; r < m->base.world; r++)
+            any |= needs_full[r] && m->to_rank[r] == MPI_REQUEST_NULL;
+        if (any) PX_CHECK(px__stage(m, full, full_len, &b_full));
+    }
     for (int r = 1; r < m->base.world; r++) {
         if (m->to_rank[r] != MPI_REQUEST_NULL) {
             skip++; /* still has not taken the previous message */
+            if (full && needs_full) needs_full[r] = 1;
             continue;
         }
-        if (MPI_Isend(m->bufs[b].data, (int)len, MPI_BYTE, r, PX__TAG_FROM_SERVER, MPI_COMM_WORLD,
-                      &m->to_rank[r]) != MPI_SUCCESS)
+        int use_full = b_full >= 0 && needs_full[r];
+        int b = use_full ? b_full : b_msg;
+        if (MPI_Isend(m->bufs[b].data, (int)(use_full ? full_len : len), MPI_BYTE, r,
+                      PX__TAG_FROM_SERVER, MPI_COMM_WORLD, &m->to_rank[r]) != MPI_SUCCESS)
             return px_error(PX_ERUNTIME, "mpi: cannot start the send to rank %d", r);
+        if (use_full) needs_full[r] = 0;
         m->to_rank_buf[r] = b;
         m->bufs[b].users++;
     }
+    m->bufs[b_msg].staged = 0;
+    if (b_full >= 0) m->bufs[b_full].staged = 0;
     if (skipped) *skipped = skip;
     return PX_OK;
 }
 
 static px_status px__send_params(px_transport *t, const unsigned char *msg, size_t len,
+                                 const unsigned char *full, size_t full_len, uint8_t *needs_full,
                                  int *skipped)
 {
-    return px__send_to_ranks((px__mpi *)t, msg, len, skipped);
+    return px__send_to_ranks((px__mpi *)t, msg, len, full, full_len, needs_full, skipped);
 }
 
 /* Receives the next message with `tag` from `source` into rbuf; a deadline in the past polls
@@ -156,7 +180,7 @@ static px_status px__send_stop(px_transport *t, const unsigned char *msg, size_t
         px_sleep_us(PX__POLL_US);
     }
     for (int r = 1; r < t->world; r++) told[r] = m->to_rank[r] == MPI_REQUEST_NULL;
-    px_status st = px__send_to_ranks(m, msg, len, NULL);
+    px_status st = px__send_to_ranks(m, msg, len, NULL, 0, NULL, NULL);
     /* drain: gradients still on their way are discarded; each told rank ends with BYE */
     int waiting = 0;
     for (int r = 1; r < t->world; r++) waiting += told[r];
@@ -196,21 +220,7 @@ static px_status px__recv_from_server(px_transport *t, const unsigned char **msg
     if (st == PX_ETIMEOUT)
         return px_error(PX_ETIMEOUT, "no message from the server (rank 0) before the deadline "
                                      "(cluster.timeout_ms): stalled or dead");
-    PX_CHECK(st);
-    /* a slow worker may find several messages queued: only the newest matters (the server
-     * sends a rank nothing new until it has taken the previous message, so at most a couple) */
-    for (;;) {
-        const unsigned char *next;
-        size_t next_len;
-        int flag = 0;
-        MPI_Status status;
-        MPI_Iprobe(0, PX__TAG_FROM_SERVER, MPI_COMM_WORLD, &flag, &status);
-        if (!flag) break;
-        PX_CHECK(px__recv(m, 0, PX__TAG_FROM_SERVER, &next, &next_len, &src, 0));
-        *msg = next;
-        *len = next_len;
-    }
-    return PX_OK;
+    return st;
 }
 
 static px_status px__send(px_transport *t, const unsigned char *msg, size_t len, double ready_at)
@@ -279,7 +289,9 @@ px_status px_transport_mpi_create(px_transport **out, size_t max_msg, size_t max
     m->max_msg = max_msg;
     m->max_sends = max_sends ? max_sends : 1;
     m->rbuf = px_alloc(max_msg, "the receive buffer");
-    m->bufs = calloc((size_t)world, sizeof *m->bufs);
+    /* a lagging rank holds at most one buffer; a step stages at most two (delta and full) */
+    m->max_bufs = world + 2;
+    m->bufs = calloc((size_t)m->max_bufs, sizeof *m->bufs);
     m->to_rank = malloc((size_t)world * sizeof *m->to_rank);
     m->to_rank_buf = calloc((size_t)world, sizeof *m->to_rank_buf);
     m->sends = calloc(m->max_sends, sizeof *m->sends);

@@ -691,6 +691,26 @@ px_status px_config_byz_spec(const px_config *cfg, px_byz_spec *s)
     return PX_OK;
 }
 
+static px_codec_spec px__codec_spec(int format, int rotation, const Phalanx__Compression *c,
+                                    int stochastic)
+{
+    px_codec_spec s = {.format = (px_codec_format)format, .block_size = c->block_size,
+                       .stochastic = stochastic};
+    if (format != PX_CODEC_FP32)
+        s.rht = rotation == PHALANX__COMPRESSION__ROTATION__RHT ||
+                (rotation == PHALANX__COMPRESSION__ROTATION__AUTO && format == PX_CODEC_INT8);
+    if (format == PX_CODEC_FP32) s.block_size = 0;
+    return s;
+}
+
+px_status px_config_codecs(const px_config *cfg, px_codec_spec *up, px_codec_spec *down)
+{
+    const Phalanx__Compression *c = cfg->compression;
+    *up = px__codec_spec(c->uplink, c->uplink_rotation, c, c->stochastic && c->uplink);
+    *down = px__codec_spec(c->downlink, c->downlink_rotation, c, 0);
+    return PX_OK;
+}
+
 px_status px_config_validate(const px_config *cfg)
 {
     const Phalanx__Run *run = cfg->run;
@@ -753,6 +773,25 @@ px_status px_config_validate(const px_config *cfg)
     px_byz_spec byz;
     PX_CHECK(px_config_byz_spec(cfg, &byz));
     PX_CHECK(px_byz_check(&byz));
+
+    const Phalanx__Compression *cc = cfg->compression;
+    if (cc->uplink != PHALANX__COMPRESSION__FORMAT__FP32 ||
+        cc->downlink != PHALANX__COMPRESSION__FORMAT__FP32)
+        PX__RULE(cc->block_size >= 1 && cc->block_size <= PX_CODEC_MAX_BLOCK &&
+                     (cc->block_size & (cc->block_size - 1)) == 0,
+                 "config: compression.block_size = %u must be a power of two in [1, %u]",
+                 cc->block_size, PX_CODEC_MAX_BLOCK);
+    PX__RULE(!cc->error_feedback || cc->uplink != PHALANX__COMPRESSION__FORMAT__FP32,
+             "config: compression.error_feedback = true needs a compressed uplink "
+             "(compression.uplink is FP32)");
+    PX__RULE(!cc->stochastic || cc->uplink != PHALANX__COMPRESSION__FORMAT__FP32,
+             "config: compression.stochastic = true needs a compressed uplink "
+             "(compression.uplink is FP32)");
+    px_codec_spec up, down;
+    PX_CHECK(px_config_codecs(cfg, &up, &down));
+    px_status cst = px_codec_spec_check(&up);
+    if (cst == PX_OK) cst = px_codec_spec_check(&down);
+    if (cst < 0) return px_error_context(cst, "config: compression");
 
     const Phalanx__Schedule *sch = cfg->schedule;
     PX__RULE(sch->steps >= 1, "config: schedule.steps = 0 must be >= 1");

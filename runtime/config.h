@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "aggregators/aggregator.h"
+#include "comm/codec.h"
 #include "config.pb-c.h"
 #include "faults/byzantine.h"
 #include "runtime/common.h"
@@ -67,6 +68,10 @@ px_status px_config_each_set_field(const px_config *cfg, const char *section, px
 /* The aggregator parameters of the config: px_agg_params_default, the run seed, then every
  * field of the aggregator section that the config sets (by name, through px_agg_params_set). */
 px_status px_config_agg_params(const px_config *cfg, px_agg_params *p);
+
+/* The uplink and downlink codecs of the config's compression section (FP32 = identity codec;
+ * rotation AUTO resolved: RHT with INT8 only). */
+px_status px_config_codecs(const px_config *cfg, px_codec_spec *up, px_codec_spec *down);
 
 /* The fault-injection spec of the config's byzantine section (with the run seed and n). */
 px_status px_config_byz_spec(const px_config *cfg, px_byz_spec *s);

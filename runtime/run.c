@@ -43,6 +43,8 @@ typedef struct {
     int *expected, *got; /* per rank: messages due and received this step (MPI) */
     uint64_t drops_seen; /* drops already put in an interval */
     uint64_t late_seen;
+    double compression_ratio; /* uplink message bytes over those of a float32 message */
+    char uplink[64], downlink[64];
 } px__server_run;
 
 static uint64_t px__drops_total(const px_server *s)
@@ -169,6 +171,7 @@ static void px__write_line(px__server_run *R, uint32_t done, float lr, px__inter
     px_json_int(&j, "workers_used", (long long)iv->received_last);
     if (R->server.byz_on) px_json_int(&j, "byzantine_injected", (long long)iv->injected_last);
     px_json_int(&j, "workers_alive", (long long)R->server.n_alive);
+    px_json_num(&j, "compression_ratio", R->compression_ratio);
     px_json_end(&j);
     px_status st = px_metrics_write(&R->metrics, &j);
     if (st < 0) px_log(PX_LOG_WARN, "%s", px_errmsg());
@@ -191,16 +194,30 @@ static px_status px__server_loop(px__server_run *R, px_run_summary *sum)
         double t0 = px_now_ms();
         const unsigned char *pmsg;
         size_t plen;
-        px_server_begin_step(s, step, &pmsg, &plen);
-        int skipped = 0;
-        PX_CHECK(t->send_params(t, pmsg, plen, &skipped));
+        const unsigned char *full;
+        size_t full_len;
+        PX_CHECK(px_server_begin_step(s, step, &pmsg, &plen, &full, &full_len));
+        int skipped = 0, n_full = 0;
+        for (int r = 0; full && r < (t->world > 1 ? t->world : 1); r++) n_full += s->needs_full[r];
+        PX_CHECK(t->send_params(t, pmsg, plen, full, full_len, s->needs_full, &skipped));
         double compute_ms = 0;
         if (R->is_local) {
+            /* the local workers take the message as a worker rank would */
             double c0 = px_now_ms();
-            PX_CHECK(px_worker_group_step(&R->local, s->params, step, t));
+            const unsigned char *in;
+            size_t in_len;
+            const float *params;
+            uint32_t in_step;
+            int stop;
+            PX_CHECK(t->recv_from_server(t, &in, &in_len, 0));
+            PX_CHECK(px_worker_group_take(&R->local, in, in_len, &params, &in_step, &stop));
+            PX_CHECK(px_worker_group_step(&R->local, params, step, t));
             compute_ms = px_now_ms() - c0;
         }
-        double bytes_up = 0, bytes_down = (double)plen * (n_worker_ranks - skipped);
+        /* bytes as they would travel: one message per worker rank (per worker, alone) */
+        double bytes_down = (double)plen * (n_worker_ranks - skipped) +
+                            (double)n_full * ((double)full_len - (double)plen);
+        double bytes_up = 0;
         PX_CHECK(px__gather(R, &bytes_up));
         double comm_ms = px_now_ms() - t0 - compute_ms;
 
@@ -303,6 +320,9 @@ static void px__write_done(px__server_run *R, const px_run_summary *sum)
     px_json_int(&j, "workers_alive", (long long)s->n_alive);
     px_json_raw(&j, "drops", drops);
     px_json_str(&j, "mode", R->is_local ? "local" : "mpi");
+    px_json_str(&j, "uplink", R->uplink);
+    px_json_str(&j, "downlink", R->downlink);
+    px_json_num(&j, "compression_ratio", R->compression_ratio);
     px_json_int(&j, "world", R->env->world);
     px_json_int(&j, "workers", cfg->cluster->workers);
     px_json_str(&j, "aggregator", cfg->aggregator->rule);
@@ -326,8 +346,7 @@ static void px__output_paths(const px_config *cfg, char *metrics, char *params, 
 }
 
 /* The worker ranks' loop: parameters in, gradients out, until the server says stop. */
-static px_status px__worker_loop(const px_config *cfg, px_transport *t, px_worker_group *g,
-                                 size_t d)
+static px_status px__worker_loop(const px_config *cfg, px_transport *t, px_worker_group *g)
 {
     /* a worker waits twice as long for the server as the server waits for a worker: when a
      * worker goes silent the server, which can name it, reports first */
@@ -335,31 +354,28 @@ static px_status px__worker_loop(const px_config *cfg, px_transport *t, px_worke
     for (;;) {
         const unsigned char *msg;
         size_t len;
+        const float *params = NULL;
+        uint32_t step = 0;
+        int stop = 0;
         PX_CHECK(t->recv_from_server(t, &msg, &len, px_now_ms() + wait_ms));
-        px_msg_header h;
-        px_drop_reason r = px_wire_open(msg, len, &h);
-        if (r != PX_DROP_NONE)
-            return px_error(PX_EPROTO, "broken message from the server (%s)",
-                            px_drop_reason_name(r));
-        if (h.kind == PX_MSG_STOP) {
+        PX_CHECK(px_worker_group_take(g, msg, len, &params, &step, &stop));
+        /* a slow rank may find more queued: take each in order (deltas build on each other),
+         * compute only on the newest */
+        while (!stop && t->recv_from_server(t, &msg, &len, 0) == PX_OK)
+            PX_CHECK(px_worker_group_take(g, msg, len, &params, &step, &stop));
+        if (stop) {
             /* answer after the last gradient (messages from one rank arrive in order), so
              * that the server takes everything still on its way before it ends */
             unsigned char bye[PX_WIRE_HEADER_BYTES];
-            px_msg_header b = {.kind = PX_MSG_BYE, .step = h.step, .worker = PX_WIRE_SERVER,
+            px_msg_header b = {.kind = PX_MSG_BYE, .step = step, .worker = PX_WIRE_SERVER,
                                .loss = NAN};
             px_wire_seal(bye, &b, 0);
             PX_CHECK(t->send(t, bye, sizeof bye, 0));
             return t->sends_done(t, px_now_ms() + wait_ms);
         }
-        if (h.kind != PX_MSG_PARAMS || h.elem_count != d || h.payload_bytes != d * sizeof(float))
-            return px_error(PX_EPROTO,
-                            "unexpected message from the server (kind %u, "
-                            "%llu values, expected %zu)",
-                            h.kind, (unsigned long long)h.elem_count, d);
         PX_CHECK(t->sends_done(t, px_now_ms() + wait_ms));
-        PX_CHECK(px_worker_group_step(g, (const float *)(msg + PX_WIRE_HEADER_BYTES), h.step, t));
+        PX_CHECK(px_worker_group_step(g, params, step, t));
     }
-    return t->sends_done(t, px_now_ms() + wait_ms);
 }
 
 static int px__threads(const px_config *cfg, int world)
@@ -445,7 +461,15 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
     PX_CHECK_GOTO(
         px_mlp_shape(&model, features, cfg->model->hidden, cfg->model->n_hidden, data.classes), st,
         startup_done);
-    size_t msg_max = PX_WIRE_HEADER_BYTES + model.n_params * sizeof(float);
+    /* the largest legal message: parameters in float32, or a gradient or delta payload */
+    px_codec_spec up_spec, down_spec;
+    PX_CHECK_GOTO(px_config_codecs(cfg, &up_spec, &down_spec), st, startup_done);
+    size_t payload_max = model.n_params * sizeof(float);
+    if (px_codec_payload_bytes(&up_spec, model.n_params) > payload_max)
+        payload_max = px_codec_payload_bytes(&up_spec, model.n_params);
+    if (px_codec_payload_bytes(&down_spec, model.n_params) > payload_max)
+        payload_max = px_codec_payload_bytes(&down_spec, model.n_params);
+    size_t msg_max = PX_WIRE_HEADER_BYTES + payload_max;
     if (is_mpi)
         PX_CHECK_GOTO(px_transport_mpi_create(&t, msg_max, (size_t)n + 1), st, startup_done);
     else
@@ -455,6 +479,10 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
         PX_CHECK_GOTO(px_server_create(&R.server, cfg, &data, world, pool), st, startup_done);
         R.t = t;
         R.is_local = !is_mpi;
+        R.compression_ratio = (double)(PX_WIRE_HEADER_BYTES + R.server.up_payload_bytes) /
+                              (double)(PX_WIRE_HEADER_BYTES + R.server.d * sizeof(float));
+        px_codec_describe(&up_spec, R.uplink, sizeof R.uplink);
+        px_codec_describe(&down_spec, R.downlink, sizeof R.downlink);
         if (is_mpi) {
             R.expected = calloc((size_t)world, sizeof *R.expected);
             R.got = calloc((size_t)world, sizeof *R.got);
@@ -471,8 +499,8 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
                                       cfg->schedule->steps),
                       st, startup_done);
     }
-    if (hosted) {
-        ids = calloc(hosted, sizeof *ids);
+    if (rank > 0 || !is_mpi) { /* every worker rank has a group, if only to follow the server */
+        ids = calloc(hosted ? hosted : 1, sizeof *ids);
         if (!ids) {
             st = px_error(PX_ENOMEM, "workers: cannot allocate");
             goto startup_done;
@@ -481,9 +509,12 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
         for (uint32_t w = 0; w < n; w++)
             if (!is_mpi || px_worker_rank(w, world) == rank) ids[k++] = w;
         PX_CHECK_GOTO(px_config_byz_spec(cfg, &byz), st, startup_done);
-        PX_CHECK_GOTO(px_worker_group_create(is_mpi ? &group : &R.local, &model, &data,
-                                             dc->batch_size, cfg->run->seed, ids, hosted, pool,
-                                             &byz),
+        px_worker_setup setup = {.model = &model, .data = &data, .batch = dc->batch_size,
+                                 .seed = cfg->run->seed, .byz = &byz, .uplink = up_spec,
+                                 .downlink = down_spec,
+                                 .error_feedback = cfg->compression->error_feedback};
+        PX_CHECK_GOTO(px_worker_group_create(is_mpi ? &group : &R.local, &setup, ids, hosted,
+                                             pool),
                       st, startup_done);
     }
 
@@ -520,6 +551,9 @@ startup_done:
                 "phalanx: model %zu parameters; %zu training / %zu test "
                 "examples; metrics -> %s\n",
                 R.server.d, data.train.count, data.test.count, sum->metrics_path);
+        if (up_spec.format != PX_CODEC_FP32 || down_spec.format != PX_CODEC_FP32)
+            fprintf(env->progress, "phalanx: uplink %s (%.3f of the float32 bytes), downlink %s\n",
+                    R.uplink, R.compression_ratio, R.downlink);
         fflush(env->progress);
     }
 
@@ -539,7 +573,7 @@ startup_done:
                 px_progress_finish(&R.metrics);
             }
         } else {
-            st = px__worker_loop(cfg, t, &group, model.n_params);
+            st = px__worker_loop(cfg, t, &group);
         }
     }
     if (!sum->exit_code) sum->exit_code = px__exit_code(st);

@@ -28,6 +28,24 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
     s->params = (float *)(s->params_msg + PX_WIRE_HEADER_BYTES);
     px_mlp_init(&s->model, s->params, cfg->run->seed);
 
+    PX_CHECK(px_config_codecs(cfg, &s->uplink, &s->downlink));
+    PX_CHECK(px_codec_create(&s->up_codec, &s->uplink, s->d, pool));
+    s->up_payload_bytes = px_codec_payload_bytes(&s->uplink, s->d);
+    s->needs_full = calloc(world > 1 ? (size_t)world : 1, 1);
+    if (!s->needs_full) return px_error(PX_ENOMEM, "server: cannot allocate");
+    if (s->downlink.format != PX_CODEC_FP32) {
+        PX_CHECK(px_codec_create(&s->down_codec, &s->downlink, s->d, pool));
+        s->delta_msg_len = PX_WIRE_HEADER_BYTES + px_codec_payload_bytes(&s->downlink, s->d);
+        s->delta_msg = px_alloc(s->delta_msg_len, "the parameter delta message");
+        s->replica_msg = px_alloc(s->params_msg_len, "the replica message");
+        if (!s->delta_msg || !s->replica_msg) return PX_ENOMEM;
+        s->replica = (float *)(s->replica_msg + PX_WIRE_HEADER_BYTES);
+        memcpy(s->replica, s->params, s->d * sizeof(float)); /* both start at the initial values */
+        /* every worker rank starts from a full message (rank 0 is the server, except alone) */
+        memset(s->needs_full, 1, world > 1 ? (size_t)world : 1);
+        if (world > 1) s->needs_full[0] = 0;
+    }
+
     const Phalanx__Optimizer *o = cfg->optimizer;
     PX_CHECK(px_sgd_create(&s->opt, s->d, o->momentum, o->weight_decay, o->nesterov));
     s->schedule = (px_lr_schedule){
@@ -81,6 +99,11 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
 void px_server_free(px_server *s)
 {
     px_free(s->params_msg);
+    px_codec_destroy(s->up_codec);
+    px_codec_destroy(s->down_codec);
+    px_free(s->delta_msg);
+    px_free(s->replica_msg);
+    free(s->needs_full);
     px_sgd_free(&s->opt);
     px_agg_destroy(s->agg);
     px_free(s->agg_out);
@@ -100,7 +123,8 @@ void px_server_free(px_server *s)
     memset(s, 0, sizeof *s);
 }
 
-void px_server_begin_step(px_server *s, uint32_t step, const unsigned char **msg, size_t *len)
+px_status px_server_begin_step(px_server *s, uint32_t step, const unsigned char **msg, size_t *len,
+                               const unsigned char **full, size_t *full_len)
 {
     s->step = step;
     memset(s->have, 0, s->n);
@@ -112,9 +136,34 @@ void px_server_begin_step(px_server *s, uint32_t step, const unsigned char **msg
         .elem_count = s->d,
         .loss = NAN,
     };
-    px_wire_seal(s->params_msg, &h, s->d * sizeof(float));
-    *msg = s->params_msg;
-    *len = s->params_msg_len;
+    *full = NULL;
+    *full_len = 0;
+    if (!s->down_codec) {
+        px_wire_seal(s->params_msg, &h, s->d * sizeof(float));
+        *msg = s->params_msg;
+        *len = s->params_msg_len;
+        return PX_OK;
+    }
+    px_codec_stream cs = {s->cfg->run->seed, step, PX_CODEC_DOWNLINK};
+    size_t pb = s->delta_msg_len - PX_WIRE_HEADER_BYTES;
+    PX_CHECK(px_codec_encode_delta(s->down_codec, &cs, s->params, s->replica, s->d,
+                                   s->delta_msg + PX_WIRE_HEADER_BYTES, pb));
+    px_msg_header hd = h;
+    hd.codec = px_codec_wire_id(&s->downlink);
+    hd.block_size = px_codec_wire_block(&s->downlink);
+    px_wire_seal(s->delta_msg, &hd, pb);
+    *msg = s->delta_msg;
+    *len = s->delta_msg_len;
+    /* the full message carries the replica (with this step's delta in), never the master: a
+     * worker that resynchronises then holds exactly what the others hold */
+    int any = 0;
+    for (int r = 0; r < (s->world > 1 ? s->world : 1); r++) any |= s->needs_full[r];
+    if (any) {
+        px_wire_seal(s->replica_msg, &h, s->d * sizeof(float));
+        *full = s->replica_msg;
+        *full_len = s->params_msg_len;
+    }
+    return PX_OK;
 }
 
 void px_server_count_drop(px_server *s, px_drop_reason r, int src, const char *why)
@@ -141,26 +190,36 @@ px_drop_reason px_server_accept(px_server *s, const unsigned char *msg, size_t l
             .step = s->step,
             .n_workers = (uint32_t)s->n,
             .elem_count = s->d,
-            .payload_bytes = s->d * sizeof(float),
-            .codec = 0,
+            .payload_bytes = s->up_payload_bytes,
+            .codec = px_codec_wire_id(&s->uplink),
         };
         r = px_wire_expect(&h, &e);
+        if (r == PX_DROP_NONE && h.block_size != px_codec_wire_block(&s->uplink))
+            r = PX_DROP_CODEC;
     }
     if (r == PX_DROP_NONE && s->world >= 2 && px_worker_rank(h.worker, s->world) != src)
         r = PX_DROP_WORKER;
     if (r == PX_DROP_NONE && s->have[h.worker]) r = PX_DROP_DUPLICATE;
+    char why[256];
+    if (r == PX_DROP_NONE) {
+        /* every worker's payload is decoded on its own, with its own scales, to float32 */
+        px_codec_stream cs = {s->cfg->run->seed, h.step, h.worker};
+        if (px_codec_decode(s->up_codec, &cs, msg + PX_WIRE_HEADER_BYTES, s->up_payload_bytes,
+                            s->rows + (size_t)h.worker * s->d, s->d) < 0) {
+            r = PX_DROP_NONFINITE;
+            snprintf(why, sizeof why, "worker %u: %s", h.worker, px_errmsg());
+        }
+    }
     if (r != PX_DROP_NONE) {
-        char why[128];
         if (r == PX_DROP_STEP)
             snprintf(why, sizeof why, "message of step %u, expected %u", h.step, s->step);
         else if (r == PX_DROP_WORKER)
             snprintf(why, sizeof why, "worker id %u is not hosted by rank %d", h.worker, src);
-        else
+        else if (r != PX_DROP_NONFINITE)
             snprintf(why, sizeof why, "%zu bytes", len);
         px_server_count_drop(s, r, src, why);
         return r;
     }
-    memcpy(s->rows + (size_t)h.worker * s->d, msg + PX_WIRE_HEADER_BYTES, s->d * sizeof(float));
     s->have[h.worker] = 1;
     s->loss[h.worker] = h.loss;
     return PX_DROP_NONE;

@@ -34,6 +34,15 @@ typedef struct {
     int world;                 /* MPI world size (1 = one process) */
     unsigned char *params_msg; /* header + parameters: the parameters live in this buffer */
     size_t params_msg_len;
+    px_codec_spec uplink, downlink;
+    px_codec *up_codec;        /* decodes every worker's payload to float32 */
+    size_t up_payload_bytes;
+    /* quantised downlink: a delta message, and the replica workers hold (in a full message) */
+    px_codec *down_codec;
+    unsigned char *delta_msg, *replica_msg;
+    size_t delta_msg_len;
+    float *replica;
+    uint8_t *needs_full;       /* per rank: must get the full replica next (delta downlink) */
     float *params;
     px_sgd opt;
     px_lr_schedule schedule;
@@ -67,9 +76,13 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
                            px_pool *pool);
 void px_server_free(px_server *s);
 
-/* Starts step `step`: seals the parameter message (returned through msg/len) and forgets the
- * previous step's gradients. */
-void px_server_begin_step(px_server *s, uint32_t step, const unsigned char **msg, size_t *len);
+/* Starts step `step`: builds the step's parameter message (msg/len) and forgets the previous
+ * step's gradients. With a float32 downlink the message holds the parameters and *full is
+ * NULL. Otherwise it holds the quantised difference between the parameters and the replica the
+ * workers hold (the replica then takes it in, as the workers will), and *full is the complete
+ * replica for the ranks marked in s->needs_full (all of them at step 0). */
+px_status px_server_begin_step(px_server *s, uint32_t step, const unsigned char **msg, size_t *len,
+                               const unsigned char **full, size_t *full_len);
 
 /* Takes one received message from rank `src` (0 in a one-process run). Returns PX_DROP_NONE if
  * its gradient was kept, or the reason it was dropped (counted in s->drops and logged). */

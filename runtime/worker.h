@@ -1,10 +1,11 @@
 /* worker.h - the logical workers hosted by one process: each draws its minibatch, computes its
- * gradient and sends it to the server as one wire message.
+ * gradient, encodes it and sends it to the server as one wire message.
  *
  * A process hosts a group of logical workers (all n of them in a one-process run, every
  * (W-1)-th under mpirun). Their gradients are computed in parallel on the process's thread
- * pool, each with its own buffers, then sent in worker order from the calling thread (the only
- * thread that talks to MPI).
+ * pool, each with its own buffers and codec, then sent in worker order from the calling thread
+ * (the only thread that talks to MPI). The group keeps the parameters the server sent: the
+ * message itself with a float32 downlink, or a replica that quantised deltas update.
  */
 #ifndef PX_WORKER_H
 #define PX_WORKER_H
@@ -12,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "comm/codec.h"
 #include "comm/transport.h"
 #include "faults/byzantine.h"
 #include "runtime/common.h"
@@ -23,38 +25,59 @@ typedef struct {
     uint32_t id; /* logical worker id in [0, n) */
     px_sampler sampler;
     px_mlp_work work;
-    uint32_t *batch_idx; /* batch_size indices */
-    uint8_t *labels;     /* batch_size labels */
-    unsigned char *msg;  /* header + d floats */
+    uint32_t *batch_idx;   /* batch_size indices */
+    uint8_t *labels;       /* batch_size labels */
+    unsigned char *msg;    /* header + payload */
     size_t msg_len;
+    float *grad;           /* float32 gradient before encoding (NULL: computed in msg) */
+    float *residual;       /* error feedback (NULL when off) */
+    px_codec *codec;       /* uplink encoder of this worker */
     /* this step */
-    int active;             /* computes this step (not while its last message is on its way) */
-    size_t send_len;        /* bytes to send (a faulty worker may send fewer) */
-    px_byz_send_plan plan;  /* send at all, and after which delay */
+    int active;            /* computes this step (not while its last message is on its way) */
+    size_t send_len;       /* bytes to send (a faulty worker may send fewer) */
+    px_byz_send_plan plan; /* send at all, and after which delay */
+    px_status status;      /* of the step's encoding */
 } px_worker;
 
+/* What every worker of a run shares. */
 typedef struct {
     const px_mlp *model;
     const px_dataset *data;
     size_t batch;
     uint64_t seed;
+    const px_byz_spec *byz;  /* fault injection, or NULL */
+    px_codec_spec uplink;    /* FP32 = send the float32 gradient itself */
+    px_codec_spec downlink;  /* FP32 = parameters in full; otherwise quantised deltas */
+    int error_feedback;
+} px_worker_setup;
+
+typedef struct {
+    px_worker_setup setup;
     size_t count;
     px_worker *workers;
     px_pool *pool;
-    const px_byz_spec *byz;  /* fault injection, or NULL */
-    size_t classes;
+    size_t payload_bytes;    /* uplink payload of one message */
+    float *replica;          /* parameters rebuilt from downlink deltas (NULL with FP32) */
+    px_codec *down_codec;
+    int replica_valid;       /* a full parameter message has been applied */
     /* the step being computed (read by the pool tasks) */
     const float *params;
     uint32_t step;
 } px_worker_group;
 
 /* Creates the group hosting the logical workers ids[0..count) (count may be 0: a rank with no
- * worker). Every buffer of every step is allocated here. `byz` (may be NULL) makes the
- * Byzantine members of the group misbehave; it must outlive the group. */
-px_status px_worker_group_create(px_worker_group *g, const px_mlp *model, const px_dataset *data,
-                                 size_t batch, uint64_t seed, const uint32_t *ids, size_t count,
-                                 px_pool *pool, const px_byz_spec *byz);
+ * worker). Every buffer of every step is allocated here. `setup` is copied; what it points to
+ * must outlive the group. */
+px_status px_worker_group_create(px_worker_group *g, const px_worker_setup *setup,
+                                 const uint32_t *ids, size_t count, px_pool *pool);
 void px_worker_group_free(px_worker_group *g);
+
+/* Takes a message from the server. PARAMS: checks it, applies it (full parameters, or a delta
+ * to the replica) and sets *params (valid until the next call) and *step; STOP: sets *stop. A
+ * message that breaks the format, or a delta that arrives before any full parameters, fails
+ * with PX_EPROTO. */
+px_status px_worker_group_take(px_worker_group *g, const unsigned char *msg, size_t len,
+                               const float **params, uint32_t *step, int *stop);
 
 /* Computes every hosted worker's gradient at `params` for `step` and hands each message to the
  * transport (t->send): on time first, in worker order, then the stragglers' in order of their

@@ -76,9 +76,10 @@ static void test_drops_and_update(void **state)
     assert_int_equal(s->d, D);
     float before[D];
     memcpy(before, s->params, sizeof before);
-    const unsigned char *pm;
-    size_t pl;
-    px_server_begin_step(s, 5, &pm, &pl);
+    const unsigned char *pm, *full;
+    size_t pl, fl;
+    assert_int_equal(px_server_begin_step(s, 5, &pm, &pl, &full, &fl), PX_OK);
+    assert_null(full); /* float32 downlink: the message is the parameters */
     assert_int_equal(pl, PX_WIRE_HEADER_BYTES + D * sizeof(float));
 
     /* workers 0 and 2 live on rank 1, workers 1 and 3 on rank 2 (round-robin over 2 ranks) */
@@ -113,11 +114,12 @@ static void test_drops_and_update(void **state)
     assert_int_equal(px_server_accept(s, f->msg, 100, 2), PX_DROP_MAGIC);
     assert_int_equal(px_server_accept(s, f->msg, 10, 2), PX_DROP_SHORT);
 
-    /* worker 1 finally sends a good message; worker 2 sends NaN; worker 3 sends 4.0 */
+    /* worker 1 finally sends a good message; worker 2 sends NaN (dropped when decoded);
+     * worker 3 sends 4.0 */
     len = make(f, 5, 1, 2.0f);
     assert_int_equal(px_server_accept(s, f->msg, len, 2), PX_DROP_NONE);
     len = make(f, 5, 2, NAN);
-    assert_int_equal(px_server_accept(s, f->msg, len, 1), PX_DROP_NONE);
+    assert_int_equal(px_server_accept(s, f->msg, len, 1), PX_DROP_NONFINITE);
     len = make(f, 5, 3, 4.0f);
     assert_int_equal(px_server_accept(s, f->msg, len, 2), PX_DROP_NONE);
 
@@ -132,8 +134,7 @@ static void test_drops_and_update(void **state)
 
     px_step_result r;
     assert_int_equal(px_server_finish_step(s, 0.5f, &r), PX_OK);
-    assert_int_equal(r.received, 4);
-    assert_int_equal(r.nonfinite, 1);
+    assert_int_equal(r.received, 3);
     assert_int_equal(s->drops[PX_DROP_NONFINITE], 1);
     assert_int_equal(r.updated, 1);
     /* mean of the finite gradients (1, 2, 4) = 7/3; plain SGD at lr 0.5 */
@@ -149,20 +150,81 @@ static void test_no_valid_gradient_keeps_parameters(void **state)
     px_server *s = &f->s;
     float before[D];
     memcpy(before, s->params, sizeof before);
-    const unsigned char *pm;
-    size_t pl;
-    px_server_begin_step(s, 0, &pm, &pl);
+    const unsigned char *pm, *full;
+    size_t pl, fl;
+    px_server_begin_step(s, 0, &pm, &pl, &full, &fl);
     size_t len = make(f, 0, 0, INFINITY);
-    assert_int_equal(px_server_accept(s, f->msg, len, 1), PX_DROP_NONE);
+    assert_int_equal(px_server_accept(s, f->msg, len, 1), PX_DROP_NONFINITE);
     px_step_result r;
     assert_int_equal(px_server_finish_step(s, 0.5f, &r), PX_OK);
     assert_int_equal(r.updated, 0);
     assert_memory_equal(before, s->params, sizeof before);
     /* a step with nothing at all */
-    px_server_begin_step(s, 1, &pm, &pl);
+    px_server_begin_step(s, 1, &pm, &pl, &full, &fl);
     assert_int_equal(px_server_finish_step(s, 0.5f, &r), PX_OK);
     assert_int_equal(r.received, 0);
     assert_int_equal(r.updated, 0);
+}
+
+/* an int8 + RHT uplink: the server decodes each payload with the sender's stream, and refuses
+ * a payload of the wrong size, block size or codec before decoding it */
+static void test_int8_uplink(void **state)
+{
+    fixture *f = *state;
+    px_server_free(&f->s);
+    px_config_set(f->cfg, "compression.uplink=INT8");
+    px_config_set(f->cfg, "compression.block_size=4");
+    assert_int_equal(px_server_create(&f->s, f->cfg, &f->data, 1, NULL), PX_OK);
+    px_server *s = &f->s;
+    px_codec_spec up = {.format = PX_CODEC_INT8, .rht = 1, .block_size = 4};
+    size_t pb = px_codec_payload_bytes(&up, D);
+    assert_int_equal(s->up_payload_bytes, pb);
+    assert_true(pb < D * sizeof(float));
+    px_codec *enc;
+    assert_int_equal(px_codec_create(&enc, &up, D, NULL), PX_OK);
+    float g[D];
+    for (int i = 0; i < D; i++) g[i] = (float)(i - 7) * 0.25f;
+    const unsigned char *pm, *full;
+    size_t pl, fl;
+    px_server_begin_step(s, 3, &pm, &pl, &full, &fl);
+
+    px_codec_stream cs = {f->cfg->run->seed, 3, 2};
+    unsigned char *payload = f->msg + PX_WIRE_HEADER_BYTES;
+    assert_int_equal(px_codec_encode(enc, &cs, g, D, NULL, payload, pb), PX_OK);
+    px_msg_header h = {.kind = PX_MSG_GRADIENT, .step = 3, .worker = 2, .elem_count = D,
+                       .codec = px_codec_wire_id(&up), .block_size = 4};
+    px_wire_seal(f->msg, &h, pb);
+    size_t len = PX_WIRE_HEADER_BYTES + pb;
+    /* a wrong size, block size or codec: refused before decoding */
+    px_wire_seal(f->msg, &h, pb - 1);
+    assert_int_equal(px_server_accept(s, f->msg, len - 1, 0), PX_DROP_LENGTH);
+    h.block_size = 8;
+    px_wire_seal(f->msg, &h, pb);
+    assert_int_equal(px_server_accept(s, f->msg, len, 0), PX_DROP_CODEC);
+    h.block_size = 4;
+    h.codec = PX_CODEC_FP8_E4M3 | PX_CODEC_WIRE_RHT;
+    px_wire_seal(f->msg, &h, pb);
+    assert_int_equal(px_server_accept(s, f->msg, len, 0), PX_DROP_CODEC);
+    /* the right message, decoded within int8's error: at most scale'/2 per rotated element,
+     * scale' = rotated block absmax / 127 <= ||block|| / 127 <= 2 absmax / 127 (B = 4); the
+     * orthonormal inverse keeps the error vector's norm, so each element errs by at most
+     * sqrt(4) scale'/2 <= 2 absmax / 127 */
+    h.codec = px_codec_wire_id(&up);
+    px_wire_seal(f->msg, &h, pb);
+    assert_int_equal(px_server_accept(s, f->msg, len, 0), PX_DROP_NONE);
+    float absmax = 0;
+    for (int i = 0; i < D; i++) absmax = fmaxf(absmax, fabsf(g[i]));
+    for (int i = 0; i < D; i++) assert_float_equal(s->rows[2 * D + i], g[i], 2 * absmax / 127.0);
+    /* a payload whose first scale is NaN (a consistent, well-sealed message) */
+    h.worker = 1;
+    float nan = NAN;
+    memcpy(payload, &nan, sizeof nan);
+    px_wire_seal(f->msg, &h, pb);
+    assert_int_equal(px_server_accept(s, f->msg, len, 0), PX_DROP_NONFINITE);
+    assert_int_equal(s->drops[PX_DROP_CODEC], 2);
+    assert_int_equal(s->drops[PX_DROP_LENGTH], 1);
+    assert_int_equal(s->drops[PX_DROP_NONFINITE], 1);
+    px_codec_destroy(enc);
 }
 
 int main(void)
@@ -171,6 +233,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_drops_and_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_valid_gradient_keeps_parameters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_int8_uplink, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
