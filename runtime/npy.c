@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-px_status px_npy_write_f32(const char *path, const float *data, const size_t *dims, int ndim)
+/* writes the header for shape dims (ndim 1 or 2), then rows[0..n_rows) of row_len floats */
+static px_status px__write(const char *path, const size_t *dims, int ndim,
+                           const float *const *rows, size_t n_rows, size_t row_len)
 {
     if (ndim < 1 || ndim > 2) return px_error(PX_EINVAL, "npy: %d dimensions not supported", ndim);
     char dict[128];
@@ -29,18 +31,31 @@ px_status px_npy_write_f32(const char *path, const float *data, const size_t *di
     memcpy(head + 10, dict, dict_len);
     memset(head + 10 + dict_len, ' ', pad);
     head[10 + hlen - 1] = '\n';
-    size_t count = dims[0] * (ndim == 2 ? dims[1] : 1);
 
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
     if (!f) return px_error(PX_EIO, "cannot write %s: %s", tmp, strerror(errno));
-    int ok = fwrite(head, 1, 10 + hlen, f) == 10 + hlen &&
-             fwrite(data, sizeof(float), count, f) == count;
+    int ok = fwrite(head, 1, 10 + hlen, f) == 10 + hlen;
+    for (size_t r = 0; ok && r < n_rows; r++)
+        ok = fwrite(rows[r], sizeof(float), row_len, f) == row_len;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
         remove(tmp);
         return px_error(PX_EIO, "cannot write %s: %s", path, strerror(errno));
     }
     return PX_OK;
+}
+
+px_status px_npy_write_f32(const char *path, const float *data, const size_t *dims, int ndim)
+{
+    const float *rows[1] = {data};
+    return px__write(path, dims, ndim, rows, 1, dims[0] * (ndim == 2 ? dims[1] : 1));
+}
+
+px_status px_npy_write_rows(const char *path, const float *const *rows, size_t n_rows,
+                            size_t row_len)
+{
+    size_t dims[2] = {n_rows, row_len};
+    return px__write(path, dims, 2, rows, n_rows, row_len);
 }

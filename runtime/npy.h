@@ -11,4 +11,8 @@
  * a temporary file renamed when complete. */
 px_status px_npy_write_f32(const char *path, const float *data, const size_t *dims, int ndim);
 
+/* Writes rows[0..n_rows), each row_len floats, as one (n_rows, row_len) array. */
+px_status px_npy_write_rows(const char *path, const float *const *rows, size_t n_rows,
+                            size_t row_len);
+
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "comm/transport.h"
+#include "runtime/npy.h"
 #include <stdio.h>
 
 #define PX__DROP_LOG_LIMIT 20 /* log the first drops in full, then only count them */
@@ -280,6 +281,15 @@ px_status px_server_finish_step(px_server *s, float lr, px_step_result *r)
     if (k == 0) {
         px_log(PX_LOG_WARN, "step %u: no valid gradient arrived; parameters unchanged", s->step);
         return PX_OK;
+    }
+    if (s->cfg->logging->save_gradients_step == s->step + 1) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s/gradients_step%u.npy", s->cfg->run->output_dir,
+                 s->cfg->run->name, s->step + 1);
+        if (px_npy_write_rows(path, s->present, k, s->d) < 0)
+            px_log(PX_LOG_WARN, "%s", px_errmsg());
+        else
+            px_log(PX_LOG_INFO, "step %u: wrote the %zu gradients to %s", s->step + 1, k, path);
     }
     double t0 = px_now_ms();
     px_agg_report rep = {0};
