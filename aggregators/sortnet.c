@@ -1,0 +1,171 @@
+/* sortnet.c - the engine of the coordinate-wise rules (median, trimmed mean, MeaMed, Bulyan's
+ * second phase): 16 coordinates at a time, the n values of each are sorted by one Batcher
+ * odd-even merge network applied to whole vectors (a comparator is a vector min and max), so
+ * there is no branch per value and the data is read once, tile by tile, by both cores.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define PX_COORD_TILE 1024 /* columns per task (a multiple of PX_LANES) */
+
+px_status px__sortnet_init(px__sortnet *s, size_t n_max)
+{
+    memset(s, 0, sizeof *s);
+    size_t N = 1;
+    while (N < n_max) N *= 2;
+    if (N > 65536) return px_error(PX_EINVAL, "sorting network: %zu inputs is too many", n_max);
+    /* count first, then fill: Batcher's network as Knuth gives it (TAOCP 5.3.4, algorithm M) */
+    for (int pass = 0; pass < 2; pass++) {
+        size_t cnt = 0;
+        for (size_t p = 1; p < N; p += p)
+            for (size_t k = p; k > 0; k /= 2)
+                for (size_t j = k % p; j + k < N; j += k + k)
+                    for (size_t i = 0; i < k && i + j + k < N; i++)
+                        if ((i + j) / (p + p) == (i + j + k) / (p + p)) {
+                            if (pass) {
+                                s->full[2 * cnt] = (uint16_t)(i + j);
+                                s->full[2 * cnt + 1] = (uint16_t)(i + j + k);
+                            }
+                            cnt++;
+                        }
+        if (!pass) {
+            s->full = malloc((cnt ? cnt : 1) * 2 * sizeof *s->full);
+            s->pairs = malloc((cnt ? cnt : 1) * 2 * sizeof *s->pairs);
+            if (!s->full || !s->pairs) {
+                px__sortnet_free(s);
+                return px_error(PX_ENOMEM, "sorting network: cannot allocate");
+            }
+        }
+        s->full_count = cnt;
+    }
+    s->n_max = n_max;
+    s->n = (size_t)-1;
+    return PX_OK;
+}
+
+void px__sortnet_free(px__sortnet *s)
+{
+    free(s->full);
+    free(s->pairs);
+    memset(s, 0, sizeof *s);
+}
+
+void px__sortnet_prepare(px__sortnet *s, size_t n)
+{
+    if (s->n == n) return;
+    /* padding values n..N-1 are +inf in thought: a comparator touching one never moves
+     * anything, so dropping it sorts the first n */
+    s->count = 0;
+    for (size_t c = 0; c < s->full_count; c++)
+        if (s->full[2 * c + 1] < n) {
+            s->pairs[2 * s->count] = s->full[2 * c];
+            s->pairs[2 * s->count + 1] = s->full[2 * c + 1];
+            s->count++;
+        }
+    s->n = n;
+}
+
+void px__sortnet_sort(const px__sortnet *s, float (*v)[PX_LANES])
+{
+    for (size_t c = 0; c < s->count; c++) {
+        float *a = v[s->pairs[2 * c]], *b = v[s->pairs[2 * c + 1]];
+        for (int l = 0; l < PX_LANES; l++) {
+            float x = a[l], y = b[l];
+            a[l] = x < y ? x : y;
+            b[l] = x < y ? y : x;
+        }
+    }
+}
+
+void px__lane_mean_near_median(const float (*v)[PX_LANES], size_t n, size_t k,
+                               float out[PX_LANES])
+{
+    float med[PX_LANES], start[PX_LANES], sum[PX_LANES];
+    for (int l = 0; l < PX_LANES; l++)
+        med[l] = n % 2 ? v[n / 2][l] : 0.5f * (v[n / 2 - 1][l] + v[n / 2][l]);
+    /* sliding the window right by one swaps v[t] for v[t+k]: it pays while v[t+k] is closer;
+     * |v[t]-med| falls and |v[t+k]-med| grows with t, so the good slides come first */
+    for (int l = 0; l < PX_LANES; l++) start[l] = 0;
+    for (size_t t = 0; t + k < n; t++)
+        for (int l = 0; l < PX_LANES; l++) {
+            float dl = v[t][l] - med[l], dr = v[t + k][l] - med[l];
+            dl = dl < 0 ? -dl : dl;
+            dr = dr < 0 ? -dr : dr;
+            start[l] += dr < dl ? 1.0f : 0.0f;
+        }
+    for (int l = 0; l < PX_LANES; l++) sum[l] = 0;
+    for (size_t t = 0; t < n; t++) {
+        float ft = (float)t;
+        for (int l = 0; l < PX_LANES; l++) {
+            int in = ft >= start[l] && ft < start[l] + (float)k;
+            sum[l] += in ? v[t][l] : 0.0f;
+        }
+    }
+    float inv = 1.0f / (float)k;
+    for (int l = 0; l < PX_LANES; l++) out[l] = sum[l] * inv;
+}
+
+px_status px__coord_init(px__coord *c, size_t n_max, px_pool *pool, const char *what)
+{
+    memset(c, 0, sizeof *c);
+    PX_CHECK(px__sortnet_init(&c->net, n_max));
+    c->pool = pool;
+    c->scratch = px_alloc((size_t)px_pool_size(pool) * (n_max ? n_max : 1) * PX_LANES *
+                              sizeof(float), what);
+    if (!c->scratch) {
+        px__sortnet_free(&c->net);
+        return PX_ENOMEM;
+    }
+    return PX_OK;
+}
+
+void px__coord_free(px__coord *c)
+{
+    px__sortnet_free(&c->net);
+    px_free(c->scratch);
+    c->scratch = NULL;
+}
+
+typedef struct {
+    px__coord *c;
+    const float *const *x;
+    size_t n, d;
+    float *out;
+    px__lane_reduce reduce;
+    void *arg;
+} px__coord_job;
+
+static void px__coord_tile(void *arg, size_t t, int thread)
+{
+    px__coord_job *j = arg;
+    size_t n = j->n;
+    float(*v)[PX_LANES] = (float(*)[PX_LANES])(j->c->scratch + (size_t)thread * j->c->net.n_max *
+                                                                  PX_LANES);
+    size_t lo = t * PX_COORD_TILE, hi = lo + PX_COORD_TILE < j->d ? lo + PX_COORD_TILE : j->d;
+    for (size_t c = lo; c < hi; c += PX_LANES) {
+        float res[PX_LANES];
+        if (c + PX_LANES <= hi) {
+            for (size_t i = 0; i < n; i++) memcpy(v[i], j->x[i] + c, sizeof v[i]);
+            px__sortnet_sort(&j->c->net, v);
+            j->reduce((const float(*)[PX_LANES])v, n, j->arg, res);
+            memcpy(j->out + c, res, sizeof res);
+        } else { /* the last partial group: repeat the last column in the idle lanes */
+            size_t w = hi - c;
+            for (size_t i = 0; i < n; i++)
+                for (size_t l = 0; l < PX_LANES; l++) v[i][l] = j->x[i][c + (l < w ? l : w - 1)];
+            px__sortnet_sort(&j->c->net, v);
+            j->reduce((const float(*)[PX_LANES])v, n, j->arg, res);
+            memcpy(j->out + c, res, w * sizeof(float));
+        }
+    }
+}
+
+void px__coord_run(px__coord *c, const float *const *x, size_t n, size_t d, float *out,
+                   px__lane_reduce reduce, void *arg)
+{
+    px__sortnet_prepare(&c->net, n);
+    px__coord_job j = {c, x, n, d, out, reduce, arg};
+    px_pool_run(c->pool, (d + PX_COORD_TILE - 1) / PX_COORD_TILE, px__coord_tile, &j);
+}
