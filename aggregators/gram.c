@@ -18,7 +18,7 @@
 #define PX_GRAM_SUB        PX_GEN_BLOCK /* columns per L1-resident block */
 #define PX_GRAM_FLUSH      4096         /* columns summed in float before going to double */
 #define PX_GRAM_MAX_PIECES 64           /* pieces per segment (at most) */
-#define PX_MIX_TILE        PX_GEN_BLOCK /* columns per combination task */
+#define PX_MIX_TILE        (4 * PX_GEN_BLOCK) /* columns per combination task */
 
 typedef float px__v16 __attribute__((vector_size(64)));
 
@@ -49,31 +49,48 @@ static size_t px__round_up(size_t x, size_t m)
     return (x + m - 1) / m * m;
 }
 
-/* A 4 x 4 tile of dot products over wv columns (a multiple of 16). */
+/* A 4 x 4 tile of dot products over wv columns (a multiple of 16). The sixteen accumulators
+ * are named variables: as an array GCC keeps them on the stack. */
 static inline void px__tile(const float *const *a, const float *const *b, size_t wv,
                             px__v16 *acc)
 {
-    px__v16 s[16];
-    for (int k = 0; k < 16; k++) s[k] = acc[k];
+    px__v16 s00 = acc[0], s01 = acc[1], s02 = acc[2], s03 = acc[3];
+    px__v16 s10 = acc[4], s11 = acc[5], s12 = acc[6], s13 = acc[7];
+    px__v16 s20 = acc[8], s21 = acc[9], s22 = acc[10], s23 = acc[11];
+    px__v16 s30 = acc[12], s31 = acc[13], s32 = acc[14], s33 = acc[15];
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+    const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
     for (size_t c = 0; c < wv; c += 16) {
-        px__v16 va[4], vb[4];
-        for (int k = 0; k < 4; k++) {
-            memcpy(&va[k], a[k] + c, sizeof(px__v16));
-            memcpy(&vb[k], b[k] + c, sizeof(px__v16));
-        }
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++)
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) s[i * 4 + j] += va[i] * vb[j];
+        px__v16 x0, x1, x2, x3, y0, y1, y2, y3;
+        memcpy(&x0, a0 + c, 64);
+        memcpy(&x1, a1 + c, 64);
+        memcpy(&x2, a2 + c, 64);
+        memcpy(&x3, a3 + c, 64);
+        memcpy(&y0, b0 + c, 64);
+        memcpy(&y1, b1 + c, 64);
+        memcpy(&y2, b2 + c, 64);
+        memcpy(&y3, b3 + c, 64);
+        s00 += x0 * y0, s01 += x0 * y1, s02 += x0 * y2, s03 += x0 * y3;
+        s10 += x1 * y0, s11 += x1 * y1, s12 += x1 * y2, s13 += x1 * y3;
+        s20 += x2 * y0, s21 += x2 * y1, s22 += x2 * y2, s23 += x2 * y3;
+        s30 += x3 * y0, s31 += x3 * y1, s32 += x3 * y2, s33 += x3 * y3;
     }
-    for (int k = 0; k < 16; k++) acc[k] = s[k];
+    acc[0] = s00, acc[1] = s01, acc[2] = s02, acc[3] = s03;
+    acc[4] = s10, acc[5] = s11, acc[6] = s12, acc[7] = s13;
+    acc[8] = s20, acc[9] = s21, acc[10] = s22, acc[11] = s23;
+    acc[12] = s30, acc[13] = s31, acc[14] = s32, acc[15] = s33;
 }
 
+typedef double px__v8d __attribute__((vector_size(64)));
+typedef float px__v8 __attribute__((vector_size(32)));
+
+/* The 16 lanes summed in double, in a fixed tree order. */
 static double px__hsum(px__v16 v)
 {
-    double s = 0;
-    for (int l = 0; l < 16; l++) s += (double)v[l];
-    return s;
+    px__v8 lo = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+    px__v8 hi = {v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15]};
+    px__v8d s = __builtin_convertvector(lo, px__v8d) + __builtin_convertvector(hi, px__v8d);
+    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
 }
 
 static void px__gram_piece(void *arg, size_t t, int thread)
@@ -213,7 +230,7 @@ struct px__mix {
     size_t *seg_off, *seg_end;
     float *tmp;         /* per thread: k_max x PX_MIX_TILE */
     float *gen_buf;     /* per thread: gen_max x PX_MIX_TILE */
-    const float **ptrs; /* per thread: r_max row pointers */
+    const float **ptrs; /* per thread: 3 r_max slots (see px__mix_create) */
     /* the current pass */
     const float *const *rows;
     size_t n_rows, n_gen, r, n_out;
@@ -240,7 +257,8 @@ px_status px__mix_create(px__mix **out, size_t r_max, size_t gen_max, size_t k_m
     m->seg_off = calloc(m->n_segs, sizeof *m->seg_off);
     m->seg_end = calloc(m->n_segs, sizeof *m->seg_end);
     m->tmp = px_alloc((size_t)m->n_threads * m->k_max * PX_MIX_TILE * sizeof(float), "mix tiles");
-    m->ptrs = calloc((size_t)m->n_threads * m->r_max, sizeof *m->ptrs);
+    /* per thread: r_max row pointers, r_max non-zero-weight pointers, r_max weights */
+    m->ptrs = calloc((size_t)m->n_threads * 3 * m->r_max, sizeof *m->ptrs);
     if (!m->seg_off || !m->seg_end || !m->tmp || !m->ptrs) goto nomem;
     for (size_t s = 0; s < m->n_segs; s++) {
         m->seg_off[s] = segs ? segs->layers[s].offset : 0;
@@ -276,8 +294,13 @@ static void px__mix_tile(void *arg, size_t t, int thread)
     size_t w = c1 - c0, r = m->r;
     float *tmp = m->tmp + (size_t)thread * m->k_max * PX_MIX_TILE;
     float *gbuf = m->gen_buf ? m->gen_buf + (size_t)thread * m->gen_max * PX_MIX_TILE : NULL;
-    const float **p = m->ptrs + (size_t)thread * m->r_max;
-    for (size_t k = 0; k < m->n_gen; k++) m->gen(m->gen_arg, k, c0, w, gbuf + k * PX_MIX_TILE);
+    const float **p = m->ptrs + (size_t)thread * 3 * m->r_max;
+    const float **nz = p + m->r_max; /* rows with a non-zero weight for the current output */
+    float wt[4];
+    for (size_t k = 0; k < m->n_gen; k++)
+        for (size_t b = c0; b < c1; b += PX_GEN_BLOCK)
+            m->gen(m->gen_arg, k, b, c1 - b < PX_GEN_BLOCK ? c1 - b : PX_GEN_BLOCK,
+                   gbuf + k * PX_MIX_TILE + (b - c0));
     for (size_t i = 0; i < r; i++)
         p[i] = i < m->n_rows ? m->rows[i] + c0 : gbuf + (i - m->n_rows) * PX_MIX_TILE;
     /* the segment holding c0: the last one starting at or before it */
@@ -287,17 +310,32 @@ static void px__mix_tile(void *arg, size_t t, int thread)
         if (m->seg_off[mid] <= c0) s = mid;
         else hi = mid;
     }
-    memset(tmp, 0, m->n_out * PX_MIX_TILE * sizeof *tmp);
+    float *wbuf = (float *)(nz + r); /* weights of nz, stored after the pointers */
     for (size_t p0 = c0; p0 < c1; s++) {
         size_t p1 = m->seg_end[s] < c1 ? m->seg_end[s] : c1;
         const float *A = m->A + s * m->n_out * r;
         size_t a0 = p0 - c0, a1 = p1 - c0;
         for (size_t k = 0; k < m->n_out; k++) {
             float *o = tmp + k * PX_MIX_TILE;
-            for (size_t i = 0; i < r; i++) {
-                float a = A[k * r + i];
-                if (a == 0.0f) continue; /* skipping a zero weight leaves the sum unchanged */
-                const float *x = p[i];
+            /* zero weights are skipped (the sum is unchanged and the row is not read); the
+             * others are taken four at a time so that four rows stream together */
+            size_t cnt = 0;
+            for (size_t i = 0; i < r; i++)
+                if (A[k * r + i] != 0.0f) {
+                    nz[cnt] = p[i];
+                    wbuf[cnt++] = A[k * r + i];
+                }
+            for (size_t c = a0; c < a1; c++) o[c] = 0.0f;
+            size_t i = 0;
+            for (; i + 4 <= cnt; i += 4) {
+                const float *x0 = nz[i], *x1 = nz[i + 1], *x2 = nz[i + 2], *x3 = nz[i + 3];
+                for (int q = 0; q < 4; q++) wt[q] = wbuf[i + q];
+                for (size_t c = a0; c < a1; c++)
+                    o[c] += (wt[0] * x0[c] + wt[1] * x1[c]) + (wt[2] * x2[c] + wt[3] * x3[c]);
+            }
+            for (; i < cnt; i++) {
+                const float *x = nz[i];
+                float a = wbuf[i];
                 for (size_t c = a0; c < a1; c++) o[c] += a * x[c];
             }
         }

@@ -67,44 +67,78 @@ void px__sortnet_prepare(px__sortnet *s, size_t n)
     s->n = n;
 }
 
+typedef float px__v16 __attribute__((vector_size(64)));
+typedef int32_t px__v16i __attribute__((vector_size(64)));
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+static inline px__v16 px__vmin(px__v16 x, px__v16 y)
+{
+    return (px__v16)_mm512_min_ps((__m512)x, (__m512)y);
+}
+static inline px__v16 px__vmax(px__v16 x, px__v16 y)
+{
+    return (px__v16)_mm512_max_ps((__m512)x, (__m512)y);
+}
+#else /* portable: a compare and two selects (the inputs are finite, so min/max are exact) */
+static inline px__v16 px__vmin(px__v16 x, px__v16 y)
+{
+    px__v16i m = x < y;
+    return (px__v16)((m & (px__v16i)x) | (~m & (px__v16i)y));
+}
+static inline px__v16 px__vmax(px__v16 x, px__v16 y)
+{
+    px__v16i m = x < y;
+    return (px__v16)((m & (px__v16i)y) | (~m & (px__v16i)x));
+}
+#endif
+
 void px__sortnet_sort(const px__sortnet *s, float (*v)[PX_LANES])
 {
+    const uint16_t *pr = s->pairs;
     for (size_t c = 0; c < s->count; c++) {
-        float *a = v[s->pairs[2 * c]], *b = v[s->pairs[2 * c + 1]];
-        for (int l = 0; l < PX_LANES; l++) {
-            float x = a[l], y = b[l];
-            a[l] = x < y ? x : y;
-            b[l] = x < y ? y : x;
-        }
+        float *a = v[pr[2 * c]], *b = v[pr[2 * c + 1]];
+        px__v16 x, y;
+        memcpy(&x, a, sizeof x);
+        memcpy(&y, b, sizeof y);
+        px__v16 lo = px__vmin(x, y), hi = px__vmax(x, y);
+        memcpy(a, &lo, sizeof lo);
+        memcpy(b, &hi, sizeof hi);
     }
 }
 
 void px__lane_mean_near_median(const float (*v)[PX_LANES], size_t n, size_t k,
                                float out[PX_LANES])
 {
-    float med[PX_LANES], start[PX_LANES], sum[PX_LANES];
-    for (int l = 0; l < PX_LANES; l++)
-        med[l] = n % 2 ? v[n / 2][l] : 0.5f * (v[n / 2 - 1][l] + v[n / 2][l]);
+    px__v16 med, lo_v, hi_v, x, y;
+    memcpy(&hi_v, v[n / 2], sizeof hi_v);
+    if (n % 2) {
+        med = hi_v;
+    } else {
+        memcpy(&lo_v, v[n / 2 - 1], sizeof lo_v);
+        med = 0.5f * (lo_v + hi_v);
+    }
+    const px__v16 one = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     /* sliding the window right by one swaps v[t] for v[t+k]: it pays while v[t+k] is closer;
      * |v[t]-med| falls and |v[t+k]-med| grows with t, so the good slides come first */
-    for (int l = 0; l < PX_LANES; l++) start[l] = 0;
-    for (size_t t = 0; t + k < n; t++)
-        for (int l = 0; l < PX_LANES; l++) {
-            float dl = v[t][l] - med[l], dr = v[t + k][l] - med[l];
-            dl = dl < 0 ? -dl : dl;
-            dr = dr < 0 ? -dr : dr;
-            start[l] += dr < dl ? 1.0f : 0.0f;
-        }
-    for (int l = 0; l < PX_LANES; l++) sum[l] = 0;
-    for (size_t t = 0; t < n; t++) {
-        float ft = (float)t;
-        for (int l = 0; l < PX_LANES; l++) {
-            int in = ft >= start[l] && ft < start[l] + (float)k;
-            sum[l] += in ? v[t][l] : 0.0f;
-        }
+    px__v16 start = one - one;
+    for (size_t t = 0; t + k < n; t++) {
+        memcpy(&x, v[t], sizeof x);
+        memcpy(&y, v[t + k], sizeof y);
+        px__v16 dl = x - med, dr = y - med;
+        dl = px__vmax(dl, -dl);
+        dr = px__vmax(dr, -dr);
+        start += (px__v16)((px__v16i)(dr < dl) & (px__v16i)one);
     }
-    float inv = 1.0f / (float)k;
-    for (int l = 0; l < PX_LANES; l++) out[l] = sum[l] * inv;
+    px__v16 end = start + (float)k, sum = one - one;
+    for (size_t t = 0; t < n; t++) {
+        px__v16 ft = (float)t * one;
+        memcpy(&x, v[t], sizeof x);
+        px__v16i in = (ft >= start) & (ft < end);
+        sum += (px__v16)(in & (px__v16i)x);
+    }
+    sum *= 1.0f / (float)k;
+    memcpy(out, &sum, sizeof sum);
 }
 
 px_status px__coord_init(px__coord *c, size_t n_max, px_pool *pool, const char *what)
