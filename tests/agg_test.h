@@ -5,6 +5,7 @@
 #define PX_AGG_TEST_H
 
 #include <math.h>
+#include <stdio.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
