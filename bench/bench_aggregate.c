@@ -13,6 +13,9 @@
 #include "aggregators/aggregator.h"
 #include "runtime/rng.h"
 
+/* OpenBLAS: the aggregators' LAPACK calls are n x n; BLAS threads would only spin */
+void openblas_set_num_threads(int num_threads);
+
 typedef float v16 __attribute__((vector_size(64)));
 
 typedef struct {
@@ -101,6 +104,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    openblas_set_num_threads(1);
     px_pool *pool;
     if (px_pool_create(&pool, threads) < 0) return 1;
     printf("#threads\t%d\n", threads);
