@@ -127,7 +127,17 @@ typedef struct px_agg_rule {
     px_status (*run)(void *ctx, const float *const *x, size_t n, size_t d, float *out,
                      uint64_t step);
     void (*destroy)(void *ctx);
+    /* Optional: run on inputs that have NOT been screened for NaN and Inf. The rule notices a
+     * non-finite input in its first pass (a non-finite Gram diagonal, a flag raised while
+     * loading) and then returns PX_AGG_NONFINITE before writing `out` or changing its state;
+     * px_agg_run then filters and calls `run`. This saves px_agg_run's separate scan (a full
+     * read of the inputs) in the common case where every input is finite. */
+    px_status (*run_screened)(void *ctx, const float *const *x, size_t n, size_t d, float *out,
+                              uint64_t step);
 } px_agg_rule;
+
+/* What run_screened returns when it met a non-finite input (positive: not an error). */
+#define PX_AGG_NONFINITE 1
 
 /* Registry: look a rule up by name (NULL if unknown), or walk all of them. */
 const px_agg_rule *px_agg_find(const char *name);

@@ -48,7 +48,7 @@ static px_status px__bulyan_create(void **ctx, const px_agg_params *p, size_t n_
     if (!c) return px_error(PX_ENOMEM, "bulyan: cannot allocate");
     c->f = p->f;
     px_status st = px__gram_create(&c->gram, n_max, 0, d, NULL, pool);
-    if (st == PX_OK) st = px__coord_init(&c->coord, n_max, pool, "bulyan scratch");
+    if (st == PX_OK) st = px__coord_init(&c->coord, n_max, d, pool, "bulyan scratch");
     if (st < 0) {
         px__bulyan_destroy(c);
         return px_error_context(st, "bulyan");
@@ -74,12 +74,13 @@ static void px__bulyan_lanes(const float (*v)[PX_LANES], size_t n, void *arg,
     px__lane_mean_near_median(v, n, beta, out);
 }
 
-static px_status px__bulyan_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
-                                uint64_t step)
+static px_status px__bulyan_any(void *ctx, const float *const *x, size_t n, size_t d, float *out,
+                                bool screen)
 {
     px__bulyan_ctx *c = ctx;
     size_t f = c->f, theta = n - 2 * f, beta = theta - 2 * f;
     px__gram_run(c->gram, x, n, 0, NULL, NULL, c->K);
+    if (screen && !px__diag_finite(c->K, n, n)) return PX_AGG_NONFINITE;
     px__gram_distances(c->K, n, n, c->D);
     size_t n_left = n;
     for (size_t i = 0; i < n; i++) c->left[i] = i;
@@ -94,8 +95,19 @@ static px_status px__bulyan_run(void *ctx, const float *const *x, size_t n, size
         for (size_t a = best; a + 1 < n_left; a++) c->left[a] = c->left[a + 1];
         n_left--;
     }
-    px__coord_run(&c->coord, c->chosen, theta, d, out, px__bulyan_lanes, &beta);
-    return PX_OK;
+    return px__coord_run(&c->coord, c->chosen, theta, d, out, px__bulyan_lanes, &beta, false);
+}
+
+static px_status px__bulyan_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
+                                uint64_t step)
+{
+    return px__bulyan_any(ctx, x, n, d, out, false);
+}
+
+static px_status px__bulyan_run_screened(void *ctx, const float *const *x, size_t n, size_t d,
+                                         float *out, uint64_t step)
+{
+    return px__bulyan_any(ctx, x, n, d, out, true);
 }
 
 const px_agg_rule px_agg_rule_bulyan = {
@@ -106,4 +118,5 @@ const px_agg_rule px_agg_rule_bulyan = {
     .create = px__bulyan_create,
     .run = px__bulyan_run,
     .destroy = px__bulyan_destroy,
+    .run_screened = px__bulyan_run_screened,
 };

@@ -62,8 +62,8 @@ static px_status px__cclip_create(void **ctx, const px_agg_params *p, size_t n_m
     return PX_OK;
 }
 
-static px_status px__cclip_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
-                               uint64_t step)
+static px_status px__cclip_any(void *ctx, const float *const *x, size_t n, size_t d, float *out,
+                               bool screen)
 {
     px__cclip_ctx *c = ctx;
     for (size_t i = 0; i < n; i++) c->rows[i] = x[i];
@@ -71,6 +71,9 @@ static px_status px__cclip_run(void *ctx, const float *const *x, size_t n, size_
     size_t r = n + 1;
     for (uint32_t l = 0; l < c->rounds; l++) {
         px__sqdist_run(c->dist, x, n, c->v, c->d2);
+        if (screen && l == 0)
+            for (size_t i = 0; i < n; i++) /* the centre is finite: a non-finite distance is an input's */
+                if (!isfinite(c->d2[i])) return PX_AGG_NONFINITE;
         double sum_s = 0;
         for (size_t i = 0; i < n; i++) {
             double dist = sqrt(c->d2[i]);
@@ -89,6 +92,20 @@ static px_status px__cclip_run(void *ctx, const float *const *x, size_t n, size_
     return PX_OK;
 }
 
+static px_status px__cclip_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
+                               uint64_t step)
+{
+    return px__cclip_any(ctx, x, n, d, out, false);
+}
+
+static px_status px__cclip_run_screened(void *ctx, const float *const *x, size_t n, size_t d,
+                                        float *out, uint64_t step)
+{
+    px__cclip_ctx *c = ctx;
+    if (c->rounds == 0) return PX_AGG_NONFINITE; /* no pass to screen in: let px_agg scan */
+    return px__cclip_any(ctx, x, n, d, out, true);
+}
+
 const px_agg_rule px_agg_rule_cclip = {
     .name = "cclip",
     .summary = "centered clipping: L rounds of v += mean_i clip_tau(g_i - v) from the previous "
@@ -97,4 +114,5 @@ const px_agg_rule px_agg_rule_cclip = {
     .create = px__cclip_create,
     .run = px__cclip_run,
     .destroy = px__cclip_destroy,
+    .run_screened = px__cclip_run_screened,
 };

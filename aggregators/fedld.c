@@ -125,12 +125,15 @@ static px_status px__fedld_layer(px__fedld_ctx *c, const double *K, size_t n, do
     return PX_OK;
 }
 
-static px_status px__fedld_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
-                               uint64_t step)
+static px_status px__fedld_any(void *ctx, const float *const *x, size_t n, float *out,
+                               bool screen)
 {
     px__fedld_ctx *c = ctx;
     size_t L = c->layers.count;
     px__gram_run(c->gram, x, n, 0, NULL, NULL, c->K);
+    if (screen)
+        for (size_t l = 0; l < L; l++)
+            if (!px__diag_finite(c->K + l * n * n, n, n)) return PX_AGG_NONFINITE;
     for (size_t l = 0; l < L; l++) {
         const double *K = c->K + l * n * n;
         float *A = c->A + l * n;
@@ -150,6 +153,18 @@ static px_status px__fedld_run(void *ctx, const float *const *x, size_t n, size_
     return PX_OK;
 }
 
+static px_status px__fedld_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
+                               uint64_t step)
+{
+    return px__fedld_any(ctx, x, n, out, false);
+}
+
+static px_status px__fedld_run_screened(void *ctx, const float *const *x, size_t n, size_t d,
+                                        float *out, uint64_t step)
+{
+    return px__fedld_any(ctx, x, n, out, true);
+}
+
 const px_agg_rule px_agg_rule_fedld = {
     .name = "fedld",
     .summary = "FedLD principal-gradient aggregation per layer (not Byzantine-robust: chain a "
@@ -158,4 +173,5 @@ const px_agg_rule px_agg_rule_fedld = {
     .create = px__fedld_create,
     .run = px__fedld_run,
     .destroy = px__fedld_destroy,
+    .run_screened = px__fedld_run_screened,
 };

@@ -217,8 +217,8 @@ static long px__flag_eig(px__flag_ctx *c, double *S, size_t n, size_t m)
     return (long)kept;
 }
 
-static px_status px__flag_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
-                              uint64_t step)
+static px_status px__flag_any(void *ctx, const float *const *x, size_t n, size_t d, float *out,
+                              bool screen)
 {
     px__flag_ctx *c = ctx;
     size_t m = px__flag_m(c, n);
@@ -237,6 +237,7 @@ static px_status px__flag_run(void *ctx, const float *const *x, size_t n, size_t
     /* pass 1: the Gram matrix of [G; Z] */
     double *G = c->G;
     px__gram_run(c->gram, c->rows, n + n_stored, n_gen, px__flag_gen, c, G);
+    if (screen && !px__diag_finite(G, r, n)) return PX_AGG_NONFINITE;
     for (size_t i = 0; i < n; i++) {
         double g = G[i * r + i];
         c->nu[i] = isfinite(g) ? sqrt(g) : INFINITY;
@@ -395,6 +396,18 @@ static px_status px__flag_run(void *ctx, const float *const *x, size_t n, size_t
     return PX_OK;
 }
 
+static px_status px__flag_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
+                              uint64_t step)
+{
+    return px__flag_any(ctx, x, n, d, out, false);
+}
+
+static px_status px__flag_run_screened(void *ctx, const float *const *x, size_t n, size_t d,
+                                       float *out, uint64_t step)
+{
+    return px__flag_any(ctx, x, n, d, out, true);
+}
+
 const px_agg_rule px_agg_rule_flag = {
     .name = "flag",
     .summary = "Flag Aggregator: IRLS for the m-dim subspace of the normalised inputs (Gram "
@@ -403,4 +416,5 @@ const px_agg_rule px_agg_rule_flag = {
     .create = px__flag_create,
     .run = px__flag_run,
     .destroy = px__flag_destroy,
+    .run_screened = px__flag_run_screened,
 };

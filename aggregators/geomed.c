@@ -99,11 +99,12 @@ static double px__geomed_dist(px__geomed_ctx *c, size_t n)
     return obj;
 }
 
-static px_status px__geomed_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
-                                uint64_t step)
+static px_status px__geomed_any(void *ctx, const float *const *x, size_t n, float *out,
+                                bool screen)
 {
     px__geomed_ctx *c = ctx;
     px__gram_run(c->gram, x, n, 0, NULL, NULL, c->K);
+    if (screen && !px__diag_finite(c->K, n, n)) return PX_AGG_NONFINITE;
     /* an input whose norm overflowed float takes no part (weight 0) */
     size_t usable = 0;
     for (size_t i = 0; i < n; i++) {
@@ -134,6 +135,18 @@ static px_status px__geomed_run(void *ctx, const float *const *x, size_t n, size
     return PX_OK;
 }
 
+static px_status px__geomed_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
+                                uint64_t step)
+{
+    return px__geomed_any(ctx, x, n, out, false);
+}
+
+static px_status px__geomed_run_screened(void *ctx, const float *const *x, size_t n, size_t d,
+                                         float *out, uint64_t step)
+{
+    return px__geomed_any(ctx, x, n, out, true);
+}
+
 const px_agg_rule px_agg_rule_geomed = {
     .name = "geomed",
     .summary = "geometric median by smoothed Weiszfeld iterations in the Gram form",
@@ -141,4 +154,5 @@ const px_agg_rule px_agg_rule_geomed = {
     .create = px__geomed_create,
     .run = px__geomed_run,
     .destroy = px__geomed_destroy,
+    .run_screened = px__geomed_run_screened,
 };

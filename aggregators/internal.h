@@ -66,7 +66,8 @@ void px__sqdist_run(px__sqdist *s, const float *const *rows, size_t n, const flo
 
 /* ---- lane-parallel sorting network (sortnet.c) ------------------------------------------- */
 
-#define PX_LANES 16 /* coordinates sorted at once: one 512-bit vector of floats */
+#define PX_LANES 64 /* coordinates sorted at once: four 512-bit vectors of floats, so that four
+                      * independent comparator chains hide each other's latency */
 
 /* Batcher's odd-even merge sort for up to n_max values, pruned to the current n. */
 typedef struct {
@@ -80,7 +81,11 @@ px_status px__sortnet_init(px__sortnet *s, size_t n_max);
 void px__sortnet_free(px__sortnet *s);
 /* Prunes the network to n <= n_max values (no allocation). */
 void px__sortnet_prepare(px__sortnet *s, size_t n);
-/* Sorts each of the PX_LANES lanes of v[0..n) ascending (v[i][l] = value i of lane l). */
+/* Rows the sort needs in v for n values: n values up to 32 are sorted by a fixed network on the
+ * next power of two (8, 16 or 32), the extra rows holding +inf padding. */
+size_t px__sortnet_rows(size_t n);
+/* Sorts each of the PX_LANES lanes of v[0..n) ascending (v[i][l] = value i of lane l); v has
+ * px__sortnet_rows(n) rows, those past n are overwritten. */
 void px__sortnet_sort(const px__sortnet *s, float (*v)[PX_LANES]);
 
 /* Runs a coordinate-wise rule over d columns: loads PX_LANES columns of the n rows at a time,
@@ -92,13 +97,28 @@ typedef void (*px__lane_reduce)(const float (*v)[PX_LANES], size_t n, void *arg,
 typedef struct {
     px__sortnet net;
     px_pool *pool;
-    float *scratch; /* per thread: n_max x PX_LANES */
+    size_t rows;    /* rows of scratch per thread: max(n_max, 32) */
+    float *scratch; /* per thread: rows x PX_LANES */
+    float *buf;     /* d floats: the result while the inputs are being screened */
+    int *bad;       /* per thread: a non-finite value was loaded */
 } px__coord;
 
-px_status px__coord_init(px__coord *c, size_t n_max, px_pool *pool, const char *what);
+px_status px__coord_init(px__coord *c, size_t n_max, size_t d, px_pool *pool, const char *what);
 void px__coord_free(px__coord *c);
-void px__coord_run(px__coord *c, const float *const *x, size_t n, size_t d, float *out,
-                   px__lane_reduce reduce, void *arg);
+/* With screen = false, writes out and returns PX_OK. With screen = true, works into c->buf
+ * while checking every value it loads, and either copies the result to out (PX_OK) or returns
+ * PX_AGG_NONFINITE with out untouched. */
+px_status px__coord_run(px__coord *c, const float *const *x, size_t n, size_t d, float *out,
+                        px__lane_reduce reduce, void *arg, bool screen);
+
+/* Parallel copy of d floats (the end of a screened pass). */
+void px__copy_run(px_pool *pool, float *dst, const float *src, size_t d);
+
+/* True when the diagonal of the n x n matrix K (leading dimension ld) is finite: a NaN or Inf
+ * anywhere in a row makes its squared norm non-finite (squares cannot cancel), so this is how
+ * the Gram-form rules screen their inputs. A finite input whose squared norm overflows also
+ * fails it; px_agg_run's scan then finds it finite and the rule handles it as an outlier. */
+bool px__diag_finite(const double *K, size_t ld, size_t n);
 
 /* The mean of the k values closest to the median of sorted lanes v[0..n), k <= n (MeaMed and
  * Bulyan's second phase): the window [s, s+k) of the sorted values where s counts the t < n - k

@@ -93,11 +93,12 @@ static px_status px__multi_krum_create(void **ctx, const px_agg_params *p, size_
     return px__krum_create_any(ctx, p, n_max, d, pool, true);
 }
 
-static px_status px__krum_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
-                              uint64_t step)
+static px_status px__krum_any(void *ctx, const float *const *x, size_t n, float *out,
+                              bool screen)
 {
     px__krum_ctx *c = ctx;
     px__gram_run(c->gram, x, n, 0, NULL, NULL, c->K);
+    if (screen && !px__diag_finite(c->K, n, n)) return PX_AGG_NONFINITE;
     px__gram_distances(c->K, n, n, c->D);
     for (size_t i = 0; i < n; i++) c->idx[i] = i;
     px__krum_scores(c->D, n, c->idx, n, n - c->f - 2, c->score, c->scratch);
@@ -114,6 +115,18 @@ static px_status px__krum_run(void *ctx, const float *const *x, size_t n, size_t
     return PX_OK;
 }
 
+static px_status px__krum_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
+                              uint64_t step)
+{
+    return px__krum_any(ctx, x, n, out, false);
+}
+
+static px_status px__krum_run_screened(void *ctx, const float *const *x, size_t n, size_t d,
+                                       float *out, uint64_t step)
+{
+    return px__krum_any(ctx, x, n, out, true);
+}
+
 const px_agg_rule px_agg_rule_krum = {
     .name = "krum",
     .summary = "the input closest (sum of squared distances) to its n-f-2 nearest neighbours",
@@ -121,6 +134,7 @@ const px_agg_rule px_agg_rule_krum = {
     .create = px__krum_create,
     .run = px__krum_run,
     .destroy = px__krum_destroy,
+    .run_screened = px__krum_run_screened,
 };
 
 const px_agg_rule px_agg_rule_multi_krum = {
@@ -130,4 +144,5 @@ const px_agg_rule px_agg_rule_multi_krum = {
     .create = px__multi_krum_create,
     .run = px__krum_run,
     .destroy = px__krum_destroy,
+    .run_screened = px__krum_run_screened,
 };

@@ -28,7 +28,7 @@ static px_status px__meamed_create(void **ctx, const px_agg_params *p, size_t n_
 {
     px__meamed_ctx *c = calloc(1, sizeof *c);
     if (!c) return px_error(PX_ENOMEM, "meamed: cannot allocate");
-    px_status st = px__coord_init(&c->coord, n_max, pool, "meamed scratch");
+    px_status st = px__coord_init(&c->coord, n_max, d, pool, "meamed scratch");
     if (st < 0) {
         free(c);
         return st;
@@ -38,12 +38,18 @@ static px_status px__meamed_create(void **ctx, const px_agg_params *p, size_t n_
     return PX_OK;
 }
 
-static px_status px__meamed_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
-                                uint64_t step)
+static px_status px__meamed_run(void *ctx, const float *const *x, size_t n, size_t d,
+                                 float *out, uint64_t step)
 {
     px__meamed_ctx *c = ctx;
-    px__coord_run(&c->coord, x, n, d, out, px__meamed_lanes, &c->f);
-    return PX_OK;
+    return px__coord_run(&c->coord, x, n, d, out, px__meamed_lanes, &c->f, false);
+}
+
+static px_status px__meamed_run_screened(void *ctx, const float *const *x, size_t n, size_t d,
+                                      float *out, uint64_t step)
+{
+    px__meamed_ctx *c = ctx;
+    return px__coord_run(&c->coord, x, n, d, out, px__meamed_lanes, &c->f, true);
 }
 
 static void px__meamed_destroy(void *ctx)
@@ -60,4 +66,5 @@ const px_agg_rule px_agg_rule_meamed = {
     .create = px__meamed_create,
     .run = px__meamed_run,
     .destroy = px__meamed_destroy,
+    .run_screened = px__meamed_run_screened,
 };

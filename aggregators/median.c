@@ -18,7 +18,7 @@ static px_status px__median_create(void **ctx, const px_agg_params *p, size_t n_
 {
     px__coord *c = calloc(1, sizeof *c);
     if (!c) return px_error(PX_ENOMEM, "median: cannot allocate");
-    px_status st = px__coord_init(c, n_max, pool, "median scratch");
+    px_status st = px__coord_init(c, n_max, d, pool, "median scratch");
     if (st < 0) {
         free(c);
         return st;
@@ -30,8 +30,13 @@ static px_status px__median_create(void **ctx, const px_agg_params *p, size_t n_
 static px_status px__median_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
                                 uint64_t step)
 {
-    px__coord_run(ctx, x, n, d, out, px__median_lanes, NULL);
-    return PX_OK;
+    return px__coord_run(ctx, x, n, d, out, px__median_lanes, NULL, false);
+}
+
+static px_status px__median_run_screened(void *ctx, const float *const *x, size_t n, size_t d,
+                                         float *out, uint64_t step)
+{
+    return px__coord_run(ctx, x, n, d, out, px__median_lanes, NULL, true);
 }
 
 static void px__median_destroy(void *ctx)
@@ -47,4 +52,5 @@ const px_agg_rule px_agg_rule_median = {
     .create = px__median_create,
     .run = px__median_run,
     .destroy = px__median_destroy,
+    .run_screened = px__median_run_screened,
 };

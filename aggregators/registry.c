@@ -456,6 +456,15 @@ px_status px_agg_run(px_agg *a, const float *const *rows, size_t n, uint64_t ste
     if (n > a->n_max)
         return px_error(PX_EINVAL, "%s: %zu inputs, more than the %zu it was created for",
                         a->rule->name, n, a->n_max);
+    /* fast path: the rule screens its own inputs during its first pass */
+    if (a->params.n_pre == 0 && a->rule->run_screened && n > 0 &&
+        (!a->rule->check || a->rule->check(&a->params, n) == PX_OK)) {
+        px_status st = a->rule->run_screened(a->ctx, rows, n, a->d, out, step);
+        if (st != PX_AGG_NONFINITE) {
+            if (report) *report = (px_agg_report){n, 0, n};
+            return st;
+        }
+    }
     px__scan scan = {rows, a->d, a->finite};
     px_pool_run(a->pool, n, px__scan_row, &scan);
     size_t kept = 0;

@@ -3,6 +3,7 @@
  * odd-even merge network applied to whole vectors (a comparator is a vector min and max), so
  * there is no branch per value and the data is read once, tile by tile, by both cores.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,29 +94,59 @@ static inline px__v16 px__vmax(px__v16 x, px__v16 y)
 }
 #endif
 
+#define PX__CX(a, b)                                                                           \
+    do {                                                                                           \
+        px__v16 px__t = px__vmin(a, b);                                                            \
+        b = px__vmax(a, b);                                                                        \
+        a = px__t;                                                                                 \
+    } while (0)
+#include "sortnet_fixed.h"
+
+size_t px__sortnet_rows(size_t n)
+{
+    return n <= 1 ? 1 : n <= 8 ? 8 : n <= 16 ? 16 : n <= 32 ? 32 : n;
+}
+
 void px__sortnet_sort(const px__sortnet *s, float (*v)[PX_LANES])
 {
+    /* up to 32 values: a fixed network in registers, padded with +inf rows (they sort to the
+     * end) */
+    size_t n = s->n;
+    if (n <= 32 && n > 1) {
+        for (size_t i = n; i < px__sortnet_rows(n); i++)
+            for (size_t l = 0; l < PX_LANES; l++) v[i][l] = INFINITY;
+        for (size_t q = 0; q < PX_LANES; q += 16) {
+            if (n <= 8) px__sort8_fixed(v, q);
+            else if (n <= 16) px__sort16_fixed(v, q);
+            else px__sort32_fixed(v, q);
+        }
+        return;
+    }
     const uint16_t *pr = s->pairs;
     for (size_t c = 0; c < s->count; c++) {
         float *a = v[pr[2 * c]], *b = v[pr[2 * c + 1]];
-        px__v16 x, y;
-        memcpy(&x, a, sizeof x);
-        memcpy(&y, b, sizeof y);
-        px__v16 lo = px__vmin(x, y), hi = px__vmax(x, y);
-        memcpy(a, &lo, sizeof lo);
-        memcpy(b, &hi, sizeof hi);
+#pragma GCC unroll 4
+        for (int q = 0; q < PX_LANES; q += 16) {
+            px__v16 x, y;
+            memcpy(&x, a + q, sizeof x);
+            memcpy(&y, b + q, sizeof y);
+            px__v16 lo = px__vmin(x, y), hi = px__vmax(x, y);
+            memcpy(a + q, &lo, sizeof lo);
+            memcpy(b + q, &hi, sizeof hi);
+        }
     }
 }
 
-void px__lane_mean_near_median(const float (*v)[PX_LANES], size_t n, size_t k,
-                               float out[PX_LANES])
+/* one 16-lane chunk of px__lane_mean_near_median, lanes [q, q+16) */
+static void px__near_median16(const float (*v)[PX_LANES], size_t n, size_t k, size_t q,
+                              float *out)
 {
     px__v16 med, lo_v, hi_v, x, y;
-    memcpy(&hi_v, v[n / 2], sizeof hi_v);
+    memcpy(&hi_v, v[n / 2] + q, sizeof hi_v);
     if (n % 2) {
         med = hi_v;
     } else {
-        memcpy(&lo_v, v[n / 2 - 1], sizeof lo_v);
+        memcpy(&lo_v, v[n / 2 - 1] + q, sizeof lo_v);
         med = 0.5f * (lo_v + hi_v);
     }
     const px__v16 one = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
@@ -123,8 +154,8 @@ void px__lane_mean_near_median(const float (*v)[PX_LANES], size_t n, size_t k,
      * |v[t]-med| falls and |v[t+k]-med| grows with t, so the good slides come first */
     px__v16 start = one - one;
     for (size_t t = 0; t + k < n; t++) {
-        memcpy(&x, v[t], sizeof x);
-        memcpy(&y, v[t + k], sizeof y);
+        memcpy(&x, v[t] + q, sizeof x);
+        memcpy(&y, v[t + k] + q, sizeof y);
         px__v16 dl = x - med, dr = y - med;
         dl = px__vmax(dl, -dl);
         dr = px__vmax(dr, -dr);
@@ -133,23 +164,31 @@ void px__lane_mean_near_median(const float (*v)[PX_LANES], size_t n, size_t k,
     px__v16 end = start + (float)k, sum = one - one;
     for (size_t t = 0; t < n; t++) {
         px__v16 ft = (float)t * one;
-        memcpy(&x, v[t], sizeof x);
+        memcpy(&x, v[t] + q, sizeof x);
         px__v16i in = (ft >= start) & (ft < end);
         sum += (px__v16)(in & (px__v16i)x);
     }
     sum *= 1.0f / (float)k;
-    memcpy(out, &sum, sizeof sum);
+    memcpy(out + q, &sum, sizeof sum);
 }
 
-px_status px__coord_init(px__coord *c, size_t n_max, px_pool *pool, const char *what)
+void px__lane_mean_near_median(const float (*v)[PX_LANES], size_t n, size_t k,
+                               float out[PX_LANES])
+{
+    for (size_t q = 0; q < PX_LANES; q += 16) px__near_median16(v, n, k, q, out);
+}
+
+px_status px__coord_init(px__coord *c, size_t n_max, size_t d, px_pool *pool, const char *what)
 {
     memset(c, 0, sizeof *c);
     PX_CHECK(px__sortnet_init(&c->net, n_max));
     c->pool = pool;
-    c->scratch = px_alloc((size_t)px_pool_size(pool) * (n_max ? n_max : 1) * PX_LANES *
-                              sizeof(float), what);
-    if (!c->scratch) {
-        px__sortnet_free(&c->net);
+    c->rows = n_max < 32 ? 32 : n_max; /* room for the +inf padding of the fixed networks */
+    c->scratch = px_alloc((size_t)px_pool_size(pool) * c->rows * PX_LANES * sizeof(float), what);
+    c->buf = px_alloc(d * sizeof(float), what);
+    c->bad = calloc((size_t)px_pool_size(pool), sizeof *c->bad);
+    if (!c->scratch || !c->buf || !c->bad) {
+        px__coord_free(c);
         return PX_ENOMEM;
     }
     return PX_OK;
@@ -159,7 +198,38 @@ void px__coord_free(px__coord *c)
 {
     px__sortnet_free(&c->net);
     px_free(c->scratch);
-    c->scratch = NULL;
+    px_free(c->buf);
+    free(c->bad);
+    c->scratch = c->buf = NULL;
+    c->bad = NULL;
+}
+
+typedef struct {
+    float *dst;
+    const float *src;
+    size_t d;
+} px__copy_job;
+
+#define PX_COPY_CHUNK 65536
+
+static void px__copy_chunk(void *arg, size_t t, int thread)
+{
+    px__copy_job *j = arg;
+    size_t lo = t * PX_COPY_CHUNK, hi = lo + PX_COPY_CHUNK < j->d ? lo + PX_COPY_CHUNK : j->d;
+    memcpy(j->dst + lo, j->src + lo, (hi - lo) * sizeof(float));
+}
+
+void px__copy_run(px_pool *pool, float *dst, const float *src, size_t d)
+{
+    px__copy_job j = {dst, src, d};
+    px_pool_run(pool, (d + PX_COPY_CHUNK - 1) / PX_COPY_CHUNK, px__copy_chunk, &j);
+}
+
+bool px__diag_finite(const double *K, size_t ld, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(K[i * ld + i])) return false;
+    return true;
 }
 
 typedef struct {
@@ -169,26 +239,46 @@ typedef struct {
     float *out;
     px__lane_reduce reduce;
     void *arg;
+    bool screen;
 } px__coord_job;
 
 static void px__coord_tile(void *arg, size_t t, int thread)
 {
     px__coord_job *j = arg;
     size_t n = j->n;
-    float(*v)[PX_LANES] = (float(*)[PX_LANES])(j->c->scratch + (size_t)thread * j->c->net.n_max *
+    float(*v)[PX_LANES] = (float(*)[PX_LANES])(j->c->scratch + (size_t)thread * j->c->rows *
                                                                   PX_LANES);
     size_t lo = t * PX_COORD_TILE, hi = lo + PX_COORD_TILE < j->d ? lo + PX_COORD_TILE : j->d;
+
     for (size_t c = lo; c < hi; c += PX_LANES) {
         float res[PX_LANES];
         if (c + PX_LANES <= hi) {
             for (size_t i = 0; i < n; i++) memcpy(v[i], j->x[i] + c, sizeof v[i]);
+            if (j->screen) { /* exponent all ones = NaN or Inf */
+                const px__v16i expo = {0x7F800000, 0x7F800000, 0x7F800000, 0x7F800000,
+                                       0x7F800000, 0x7F800000, 0x7F800000, 0x7F800000,
+                                       0x7F800000, 0x7F800000, 0x7F800000, 0x7F800000,
+                                       0x7F800000, 0x7F800000, 0x7F800000, 0x7F800000};
+                px__v16i bad = expo ^ expo;
+                for (size_t i = 0; i < n; i++)
+                    for (size_t q = 0; q < PX_LANES; q += 16) {
+                        px__v16i b;
+                        memcpy(&b, v[i] + q, sizeof b);
+                        bad |= (b & expo) == expo;
+                    }
+                for (int l = 0; l < 16; l++)
+                    if (bad[l]) j->c->bad[thread] = 1;
+            }
             px__sortnet_sort(&j->c->net, v);
             j->reduce((const float(*)[PX_LANES])v, n, j->arg, res);
             memcpy(j->out + c, res, sizeof res);
         } else { /* the last partial group: repeat the last column in the idle lanes */
             size_t w = hi - c;
             for (size_t i = 0; i < n; i++)
-                for (size_t l = 0; l < PX_LANES; l++) v[i][l] = j->x[i][c + (l < w ? l : w - 1)];
+                for (size_t l = 0; l < PX_LANES; l++) {
+                    v[i][l] = j->x[i][c + (l < w ? l : w - 1)];
+                    if (j->screen && !isfinite(v[i][l])) j->c->bad[thread] = 1;
+                }
             px__sortnet_sort(&j->c->net, v);
             j->reduce((const float(*)[PX_LANES])v, n, j->arg, res);
             memcpy(j->out + c, res, w * sizeof(float));
@@ -196,10 +286,17 @@ static void px__coord_tile(void *arg, size_t t, int thread)
     }
 }
 
-void px__coord_run(px__coord *c, const float *const *x, size_t n, size_t d, float *out,
-                   px__lane_reduce reduce, void *arg)
+px_status px__coord_run(px__coord *c, const float *const *x, size_t n, size_t d, float *out,
+                        px__lane_reduce reduce, void *arg, bool screen)
 {
     px__sortnet_prepare(&c->net, n);
-    px__coord_job j = {c, x, n, d, out, reduce, arg};
+    px__coord_job j = {c, x, n, d, screen ? c->buf : out, reduce, arg, screen};
+    int threads = px_pool_size(c->pool);
+    for (int t = 0; t < threads; t++) c->bad[t] = 0;
     px_pool_run(c->pool, (d + PX_COORD_TILE - 1) / PX_COORD_TILE, px__coord_tile, &j);
+    if (!screen) return PX_OK;
+    for (int t = 0; t < threads; t++)
+        if (c->bad[t]) return PX_AGG_NONFINITE;
+    px__copy_run(c->pool, out, c->buf, d);
+    return PX_OK;
 }

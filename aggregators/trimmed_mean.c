@@ -33,7 +33,7 @@ static px_status px__trimmed_create(void **ctx, const px_agg_params *p, size_t n
 {
     px__trimmed_ctx *c = calloc(1, sizeof *c);
     if (!c) return px_error(PX_ENOMEM, "trimmed_mean: cannot allocate");
-    px_status st = px__coord_init(&c->coord, n_max, pool, "trimmed_mean scratch");
+    px_status st = px__coord_init(&c->coord, n_max, d, pool, "trimmed_mean scratch");
     if (st < 0) {
         free(c);
         return st;
@@ -47,8 +47,14 @@ static px_status px__trimmed_run(void *ctx, const float *const *x, size_t n, siz
                                  float *out, uint64_t step)
 {
     px__trimmed_ctx *c = ctx;
-    px__coord_run(&c->coord, x, n, d, out, px__trimmed_lanes, &c->f);
-    return PX_OK;
+    return px__coord_run(&c->coord, x, n, d, out, px__trimmed_lanes, &c->f, false);
+}
+
+static px_status px__trimmed_run_screened(void *ctx, const float *const *x, size_t n, size_t d,
+                                      float *out, uint64_t step)
+{
+    px__trimmed_ctx *c = ctx;
+    return px__coord_run(&c->coord, x, n, d, out, px__trimmed_lanes, &c->f, true);
 }
 
 static void px__trimmed_destroy(void *ctx)
@@ -65,4 +71,5 @@ const px_agg_rule px_agg_rule_trimmed_mean = {
     .create = px__trimmed_create,
     .run = px__trimmed_run,
     .destroy = px__trimmed_destroy,
+    .run_screened = px__trimmed_run_screened,
 };

@@ -131,7 +131,7 @@ static void test_sorting_network(void **state)
         assert_int_equal(px__sortnet_init(&s, 20), PX_OK);
         px__sortnet_prepare(&s, n);
         for (size_t base = 0; base < (1u << n); base += PX_LANES) {
-            float v[20][PX_LANES];
+            float v[32][PX_LANES];
             for (size_t i = 0; i < n; i++)
                 for (size_t l = 0; l < PX_LANES; l++) v[i][l] = (float)(((base + l) >> i) & 1);
             px__sortnet_sort(&s, v);
@@ -143,11 +143,11 @@ static void test_sorting_network(void **state)
     /* random values for larger n */
     px_rng r;
     px_rng_init(&r, 7, 1, 2, 3);
-    for (size_t n = 15; n <= 70; n += 11) {
+    for (size_t n = 15; n <= 70; n += 3) {
         px__sortnet s;
         assert_int_equal(px__sortnet_init(&s, n), PX_OK);
         px__sortnet_prepare(&s, n);
-        float(*v)[PX_LANES] = malloc(n * sizeof *v);
+        float(*v)[PX_LANES] = malloc(px__sortnet_rows(n) * sizeof *v);
         for (size_t i = 0; i < n; i++)
             for (size_t l = 0; l < PX_LANES; l++) v[i][l] = (float)px_rng_normal(&r);
         px__sortnet_sort(&s, v);
