@@ -50,12 +50,12 @@ typedef struct {
     uint32_t f;    /* "f": declared number of Byzantine inputs; default 0 */
     uint64_t seed; /* "seed": seed of random choices (FA random init, bucketing); default 1 */
     /* Flag Aggregator */
-    uint32_t m;         /* "m": subspace dimension, 0 = ceil(n/2); clamped to n; default 0 */
-    uint32_t iters;     /* "iters": IRLS iterations T; default 4 */
-    double lambda;      /* "lambda": pairwise regulariser; default 0 */
-    px_agg_init init;   /* "init": pca | random; default pca */
-    bool warm_start;    /* "warm_start": start from the previous step's subspace; default 0 */
-    bool rescale;       /* "rescale": multiply by the median input norm; default 0 */
+    uint32_t m;       /* "m": subspace dimension, 0 = ceil(n/2); clamped to n; default 0 */
+    uint32_t iters;   /* "iters": IRLS iterations T; default 4 */
+    double lambda;    /* "lambda": pairwise regulariser; default 0 */
+    px_agg_init init; /* "init": pca | random; default pca */
+    bool warm_start;  /* "warm_start": start from the previous step's subspace; default 0 */
+    bool rescale;     /* "rescale": multiply by the median input norm; default 0 */
     /* Multi-Krum */
     uint32_t q; /* "q": inputs averaged, 0 = n - f; clamped to n; default 0 */
     /* geometric median (smoothed Weiszfeld) */
@@ -71,10 +71,10 @@ typedef struct {
     bool fedld_history; /* "fedld_history": start as if every layer had history (no first-round
                            mean); default 0, the aggregate tool sets 1 */
     /* pre-aggregation chain */
-    uint32_t n_pre;                 /* "pre": comma-separated chain (clip,nnm,bucketing); */
-    uint8_t pre[PX_AGG_MAX_PRE];    /* px_agg_pre_kind values in order; default none */
-    double clip_norm;               /* "clip_norm": static clipping threshold; default 2 */
-    uint32_t bucket_size;           /* "bucket_size": bucketing group size s; default 2 */
+    uint32_t n_pre;              /* "pre": comma-separated chain (clip,nnm,bucketing); */
+    uint8_t pre[PX_AGG_MAX_PRE]; /* px_agg_pre_kind values in order; default none */
+    double clip_norm;            /* "clip_norm": static clipping threshold; default 2 */
+    uint32_t bucket_size;        /* "bucket_size": bucketing group size s; default 2 */
     /* layer sizes ("layers": comma-separated), used when px_agg_create gets no layer table */
     uint32_t n_layers;                       /* default 0: one layer */
     uint64_t layer_sizes[PX_AGG_MAX_LAYERS]; /* in floats; must add up to d */

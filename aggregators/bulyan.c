@@ -67,8 +67,7 @@ static px_status px__bulyan_create(void **ctx, const px_agg_params *p, size_t n_
     return PX_OK;
 }
 
-static void px__bulyan_lanes(const float (*v)[PX_LANES], size_t n, void *arg,
-                             float out[PX_LANES])
+static void px__bulyan_lanes(const float (*v)[PX_LANES], size_t n, void *arg, float out[PX_LANES])
 {
     size_t beta = *(const size_t *)arg;
     px__lane_mean_near_median(v, n, beta, out);
@@ -83,7 +82,8 @@ static px_status px__bulyan_any(void *ctx, const float *const *x, size_t n, size
     if (screen && !px__diag_finite(c->K, n, n)) return PX_AGG_NONFINITE;
     px__gram_distances(c->K, n, n, c->D);
     size_t n_left = n;
-    for (size_t i = 0; i < n; i++) c->left[i] = i;
+    for (size_t i = 0; i < n; i++)
+        c->left[i] = i;
     for (size_t s = 0; s < theta; s++) {
         size_t k = n_left >= f + 3 ? n_left - f - 2 : 1;
         if (k > n_left - 1) k = n_left - 1;
@@ -92,7 +92,8 @@ static px_status px__bulyan_any(void *ctx, const float *const *x, size_t n, size
         for (size_t a = 1; a < n_left; a++)
             if (c->score[a] < c->score[best]) best = a;
         c->chosen[s] = x[c->left[best]];
-        for (size_t a = best; a + 1 < n_left; a++) c->left[a] = c->left[a + 1];
+        for (size_t a = best; a + 1 < n_left; a++)
+            c->left[a] = c->left[a + 1];
         n_left--;
     }
     return px__coord_run(&c->coord, c->chosen, theta, d, out, px__bulyan_lanes, &beta, false);

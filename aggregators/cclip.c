@@ -66,13 +66,15 @@ static px_status px__cclip_any(void *ctx, const float *const *x, size_t n, size_
                                bool screen)
 {
     px__cclip_ctx *c = ctx;
-    for (size_t i = 0; i < n; i++) c->rows[i] = x[i];
+    for (size_t i = 0; i < n; i++)
+        c->rows[i] = x[i];
     c->rows[n] = c->v;
     size_t r = n + 1;
     for (uint32_t l = 0; l < c->rounds; l++) {
         px__sqdist_run(c->dist, x, n, c->v, c->d2);
         if (screen && l == 0)
-            for (size_t i = 0; i < n; i++) /* the centre is finite: a non-finite distance is an input's */
+            for (size_t i = 0; i < n;
+                 i++) /* the centre is finite: a non-finite distance is an input's */
                 if (!isfinite(c->d2[i])) return PX_AGG_NONFINITE;
         double sum_s = 0;
         for (size_t i = 0; i < n; i++) {

@@ -86,7 +86,8 @@ static px_status px__fedld_create(void **ctx, const px_agg_params *p, size_t n_m
         px__fedld_destroy(c);
         return px_error(PX_ENOMEM, "fedld: cannot allocate");
     }
-    for (size_t l = 0; l < L; l++) c->history[l] = p->fedld_history;
+    for (size_t l = 0; l < L; l++)
+        c->history[l] = p->fedld_history;
     *ctx = c;
     return PX_OK;
 }
@@ -95,13 +96,16 @@ static px_status px__fedld_create(void **ctx, const px_agg_params *p, size_t n_m
 static px_status px__fedld_layer(px__fedld_ctx *c, const double *K, size_t n, double *alpha)
 {
     memcpy(c->H, K, n * n * sizeof(double));
-    for (size_t i = 0; i < n * n; i++) c->H[i] /= (double)n;
-    lapack_int info = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'V', 'L', (lapack_int)n, c->H,
-                                          (lapack_int)n, c->w, c->work, c->lwork, c->iwork,
-                                          c->liwork);
-    if (info != 0) return px_error(PX_ERUNTIME, "fedld: eigen-decomposition failed (%d)", (int)info);
+    for (size_t i = 0; i < n * n; i++)
+        c->H[i] /= (double)n;
+    lapack_int info =
+        LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'V', 'L', (lapack_int)n, c->H, (lapack_int)n, c->w,
+                            c->work, c->lwork, c->iwork, c->liwork);
+    if (info != 0)
+        return px_error(PX_ERUNTIME, "fedld: eigen-decomposition failed (%d)", (int)info);
     double total = 0, smax = c->w[n - 1];
-    for (size_t j = 0; j < n; j++) total += c->w[j];
+    for (size_t j = 0; j < n; j++)
+        total += c->w[j];
     memset(alpha, 0, n * sizeof(double));
     if (!(total > 0) || !(smax > 0)) return PX_OK; /* an all-zero layer: the aggregate is zero */
     size_t k = (size_t)floor((double)n * c->kappa);
@@ -114,19 +118,20 @@ static px_status px__fedld_layer(px__fedld_ctx *c, const double *K, size_t n, do
         double beta = 0;
         for (size_t i = 0; i < n; i++) {
             double proj = 0; /* <g_i, v_j> = (K e_j)_i */
-            for (size_t q = 0; q < n; q++) proj += K[q * n + i] * e[q];
+            for (size_t q = 0; q < n; q++)
+                proj += K[q * n + i] * e[q];
             double sg = proj > 0 ? 1.0 : (proj < 0 ? -1.0 : 0.0);
             beta += sqrt(fmax(K[i * n + i], 0.0)) * sg;
         }
         beta /= (double)n;
         double coef = (s / total) * beta / sqrt((double)n * s);
-        for (size_t i = 0; i < n; i++) alpha[i] += coef * e[i];
+        for (size_t i = 0; i < n; i++)
+            alpha[i] += coef * e[i];
     }
     return PX_OK;
 }
 
-static px_status px__fedld_any(void *ctx, const float *const *x, size_t n, float *out,
-                               bool screen)
+static px_status px__fedld_any(void *ctx, const float *const *x, size_t n, float *out, bool screen)
 {
     px__fedld_ctx *c = ctx;
     size_t L = c->layers.count;
@@ -138,15 +143,18 @@ static px_status px__fedld_any(void *ctx, const float *const *x, size_t n, float
         const double *K = c->K + l * n * n;
         float *A = c->A + l * n;
         if (!c->history[l] || c->layers.layers[l].size <= 1) {
-            for (size_t i = 0; i < n; i++) c->alpha[i] = 1.0 / (double)n;
+            for (size_t i = 0; i < n; i++)
+                c->alpha[i] = 1.0 / (double)n;
         } else {
             PX_CHECK(px__fedld_layer(c, K, n, c->alpha));
         }
         double q = 0; /* ||aggregate||^2 = alpha^T K alpha */
         for (size_t i = 0; i < n; i++)
-            for (size_t j = 0; j < n; j++) q += c->alpha[i] * K[j * n + i] * c->alpha[j];
+            for (size_t j = 0; j < n; j++)
+                q += c->alpha[i] * K[j * n + i] * c->alpha[j];
         if (q > 0) c->history[l] = true;
-        for (size_t i = 0; i < n; i++) A[i] = (float)c->alpha[i];
+        for (size_t i = 0; i < n; i++)
+            A[i] = (float)c->alpha[i];
     }
     float *outs[1] = {out};
     px__mix_run(c->mix, x, n, 0, NULL, NULL, c->A, 1, outs);

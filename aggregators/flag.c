@@ -56,10 +56,11 @@ static void px__flag_destroy(void *ctx)
     px__gram_destroy(c->gram);
     px__mix_destroy(c->mix);
     px_free(c->Y);
-    double *bufs[] = {c->G, c->K, c->nu, c->inv, c->Kc, c->w_eig, c->work, c->C, c->Cn,
-                      c->B, c->Bn, c->Dz, c->M, c->L, c->T1, c->S, c->a, c->R, c->ZX,
-                      c->c1, c->tmp};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    double *bufs[] = {c->G,  c->K,  c->nu, c->inv, c->Kc, c->w_eig, c->work,
+                      c->C,  c->Cn, c->B,  c->Bn,  c->Dz, c->M,     c->L,
+                      c->T1, c->S,  c->a,  c->R,   c->ZX, c->c1,    c->tmp};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
     free(c->iwork);
     free(c->rows);
     free(c->A);
@@ -94,7 +95,8 @@ static px_status px__flag_create(void **ctx, const px_agg_params *p, size_t n_ma
     size_t gen = c->init == PX_AGG_INIT_RANDOM ? c->m_cap : 0;
     size_t r = n_max + extra, n = n_max;
     px_status st = px__gram_create(&c->gram, r, gen, d, NULL, pool);
-    if (st == PX_OK) st = px__mix_create(&c->mix, r, gen, 1 + (c->warm ? c->m_cap : 0), d, NULL, pool);
+    if (st == PX_OK)
+        st = px__mix_create(&c->mix, r, gen, 1 + (c->warm ? c->m_cap : 0), d, NULL, pool);
     if (st < 0) {
         px__flag_destroy(c);
         return px_error_context(st, "flag");
@@ -167,7 +169,8 @@ static double px__flag_energy(const double *C, size_t m, size_t n, double lambda
     double e = 0;
     for (size_t i = 0; i < n; i++) {
         double s = 0;
-        for (size_t k = 0; k < m; k++) s += C[i * m + k] * C[i * m + k];
+        for (size_t k = 0; k < m; k++)
+            s += C[i * m + k] * C[i * m + k];
         e += sqrt(fmax(0.0, 1.0 - s));
     }
     if (lambda > 0 && n > 1) {
@@ -193,7 +196,8 @@ static void px__flag_coords(const double *B, const double *K, size_t n, size_t m
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < m; k++) {
             double s = 0;
-            for (size_t j = 0; j < n; j++) s += B[k * n + j] * K[i * n + j];
+            for (size_t j = 0; j < n; j++)
+                s += B[k * n + j] * K[i * n + j];
             C[i * m + k] = s;
         }
 }
@@ -203,9 +207,9 @@ static void px__flag_coords(const double *B, const double *K, size_t n, size_t m
  * The kept ones are in columns n-1, n-2, ... of S with eigenvalues w[n-1], w[n-2], ... */
 static long px__flag_eig(px__flag_ctx *c, double *S, size_t n, size_t m)
 {
-    lapack_int info = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'V', 'L', (lapack_int)n, S,
-                                          (lapack_int)n, c->w_eig, c->work, c->lwork, c->iwork,
-                                          c->liwork);
+    lapack_int info =
+        LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'V', 'L', (lapack_int)n, S, (lapack_int)n, c->w_eig,
+                            c->work, c->lwork, c->iwork, c->liwork);
     if (info != 0) return -1;
     double smax = c->w_eig[n - 1];
     size_t kept = 0;
@@ -231,8 +235,10 @@ static px_status px__flag_any(void *ctx, const float *const *x, size_t n, size_t
         n_extra = n_gen;
     }
     size_t n_stored = n_gen ? 0 : n_extra, r = n + n_extra;
-    for (size_t i = 0; i < n; i++) c->rows[i] = x[i];
-    for (size_t k = 0; k < n_stored; k++) c->rows[n + k] = c->Y + k * d;
+    for (size_t i = 0; i < n; i++)
+        c->rows[i] = x[i];
+    for (size_t k = 0; k < n_stored; k++)
+        c->rows[n + k] = c->Y + k * d;
 
     /* pass 1: the Gram matrix of [G; Z] */
     double *G = c->G;
@@ -256,15 +262,17 @@ static px_status px__flag_any(void *ctx, const float *const *x, size_t n, size_t
         size_t mz = n_extra;
         double *R = c->R;
         for (size_t a = 0; a < mz; a++)
-            for (size_t b = 0; b < mz; b++) R[b * mz + a] = G[(n + a) * r + (n + b)];
-        lapack_int info = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'U', (lapack_int)mz, R,
-                                              (lapack_int)mz);
+            for (size_t b = 0; b < mz; b++)
+                R[b * mz + a] = G[(n + a) * r + (n + b)];
+        lapack_int info =
+            LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'U', (lapack_int)mz, R, (lapack_int)mz);
         if (info == 0) {
             /* C = R^-T (Z^T X): forward substitution with the upper factor, column by column */
             for (size_t i = 0; i < n; i++)
                 for (size_t a = 0; a < mz; a++) {
                     double s = G[(n + a) * r + i] * c->inv[i];
-                    for (size_t b = 0; b < a; b++) s -= R[a * mz + b] * c->C[i * mz + b];
+                    for (size_t b = 0; b < a; b++)
+                        s -= R[a * mz + b] * c->C[i * mz + b];
                     c->C[i * mz + a] = s / R[a * mz + a];
                 }
             /* Dz = R^-1 (upper triangular inverse), mz x mz column-major */
@@ -272,7 +280,8 @@ static px_status px__flag_any(void *ctx, const float *const *x, size_t n, size_t
             for (size_t col = 0; col < mz; col++) {
                 for (size_t a = mz; a-- > 0;) {
                     double s = a == col ? 1.0 : 0.0;
-                    for (size_t b = a + 1; b < mz; b++) s -= R[b * mz + a] * c->Dz[col * mz + b];
+                    for (size_t b = a + 1; b < mz; b++)
+                        s -= R[b * mz + a] * c->Dz[col * mz + b];
                     c->Dz[col * mz + a] = s / R[a * mz + a];
                 }
             }
@@ -289,7 +298,8 @@ static px_status px__flag_any(void *ctx, const float *const *x, size_t n, size_t
         mc = (size_t)kept;
         for (size_t k = 0; k < mc; k++) {
             double s = c->w_eig[n - 1 - k];
-            for (size_t j = 0; j < n; j++) c->B[k * n + j] = c->S[(n - 1 - k) * n + j] / sqrt(s);
+            for (size_t j = 0; j < n; j++)
+                c->B[k * n + j] = c->S[(n - 1 - k) * n + j] / sqrt(s);
         }
         px__flag_coords(c->B, K, n, mc, c->C);
     }
@@ -301,7 +311,8 @@ static px_status px__flag_any(void *ctx, const float *const *x, size_t n, size_t
         memset(M, 0, n * n * sizeof(double));
         for (size_t i = 0; i < n; i++) {
             double s = 0;
-            for (size_t k = 0; k < mc; k++) s += c->C[i * mc + k] * c->C[i * mc + k];
+            for (size_t k = 0; k < mc; k++)
+                s += c->C[i * mc + k] * c->C[i * mc + k];
             double ai = pow(fabs(1.0 - s) + PX_FLAG_EPS, -0.25);
             M[i * n + i] = ai * ai;
         }
@@ -325,18 +336,21 @@ static px_status px__flag_any(void *ctx, const float *const *x, size_t n, size_t
         if (LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'L', (lapack_int)n, L, (lapack_int)n) != 0)
             return px_error(PX_ERUNTIME, "flag: Cholesky factor of the IRLS weights failed");
         for (size_t col = 0; col < n; col++)
-            for (size_t row = 0; row < col; row++) L[col * n + row] = 0.0;
+            for (size_t row = 0; row < col; row++)
+                L[col * n + row] = 0.0;
         /* S = L^T K L */
         for (size_t j = 0; j < n; j++)
             for (size_t i = 0; i < n; i++) {
                 double s = 0;
-                for (size_t k = j; k < n; k++) s += K[k * n + i] * L[j * n + k];
+                for (size_t k = j; k < n; k++)
+                    s += K[k * n + i] * L[j * n + k];
                 c->T1[j * n + i] = s;
             }
         for (size_t j = 0; j < n; j++)
             for (size_t i = 0; i < n; i++) {
                 double s = 0;
-                for (size_t k = i; k < n; k++) s += L[i * n + k] * c->T1[j * n + k];
+                for (size_t k = i; k < n; k++)
+                    s += L[i * n + k] * c->T1[j * n + k];
                 c->S[j * n + i] = s;
             }
         long kept = px__flag_eig(c, c->S, n, m);
@@ -348,7 +362,8 @@ static px_status px__flag_any(void *ctx, const float *const *x, size_t n, size_t
             const double *v = c->S + (n - 1 - k) * n;
             for (size_t i = 0; i < n; i++) {
                 double acc = 0;
-                for (size_t j = 0; j <= i; j++) acc += L[j * n + i] * v[j];
+                for (size_t j = 0; j <= i; j++)
+                    acc += L[j * n + i] * v[j];
                 c->Bn[k * n + i] = acc / sqrt(s);
             }
         }
@@ -372,7 +387,8 @@ static px_status px__flag_any(void *ctx, const float *const *x, size_t n, size_t
     }
     for (size_t k = 0; k < mc; k++) {
         double s = 0;
-        for (size_t i = 0; i < n; i++) s += c->C[i * mc + k];
+        for (size_t i = 0; i < n; i++)
+            s += c->C[i * mc + k];
         c->c1[k] = s;
     }
     size_t rr = on_z ? r : n; /* rows the output reads */
@@ -382,14 +398,15 @@ static px_status px__flag_any(void *ctx, const float *const *x, size_t n, size_t
     for (size_t k = 0; k < mc; k++) {
         for (size_t i = 0; i < rr; i++) {
             /* column k of Y, as weights on the rows: X B or Z Dz */
-            double yk = on_z ? (i < n ? 0.0 : c->Dz[k * n_extra + (i - n)])
-                             : c->B[k * n + i] * c->inv[i];
+            double yk =
+                on_z ? (i < n ? 0.0 : c->Dz[k * n_extra + (i - n)]) : c->B[k * n + i] * c->inv[i];
             A[i] += (float)(yk * c->c1[k] * scale);
             if (c->warm) A[(1 + k) * rr + i] = (float)yk;
         }
     }
     c->outs[0] = out;
-    for (size_t k = 0; k + 1 < n_out; k++) c->outs[1 + k] = c->Y + k * d;
+    for (size_t k = 0; k + 1 < n_out; k++)
+        c->outs[1 + k] = c->Y + k * d;
     px__mix_run(c->mix, c->rows, on_z ? n + n_stored : n, on_z ? n_gen : 0, px__flag_gen, c, A,
                 n_out, c->outs);
     if (c->warm) c->y_rows = mc;

@@ -82,7 +82,8 @@ static double px__geomed_dist(px__geomed_ctx *c, size_t n)
     double bkb = 0;
     for (size_t i = 0; i < n; i++) {
         double s = 0;
-        for (size_t j = 0; j < n; j++) s += K[i * n + j] * c->beta[j];
+        for (size_t j = 0; j < n; j++)
+            s += K[i * n + j] * c->beta[j];
         c->Kb[i] = s;
         bkb += c->beta[i] * s;
     }
@@ -99,8 +100,7 @@ static double px__geomed_dist(px__geomed_ctx *c, size_t n)
     return obj;
 }
 
-static px_status px__geomed_any(void *ctx, const float *const *x, size_t n, float *out,
-                                bool screen)
+static px_status px__geomed_any(void *ctx, const float *const *x, size_t n, float *out, bool screen)
 {
     px__geomed_ctx *c = ctx;
     px__gram_run(c->gram, x, n, 0, NULL, NULL, c->K);
@@ -114,7 +114,8 @@ static px_status px__geomed_any(void *ctx, const float *const *x, size_t n, floa
     for (size_t i = 0; i < n; i++) {
         c->beta[i] = c->ok[i] ? 1.0 / (double)usable : 0.0;
         if (!c->ok[i])
-            for (size_t j = 0; j < n; j++) c->K[i * n + j] = c->K[j * n + i] = 0.0;
+            for (size_t j = 0; j < n; j++)
+                c->K[i * n + j] = c->K[j * n + i] = 0.0;
     }
     if (usable == 0) return px_error(PX_EINVAL, "geomed: no input with a finite norm");
     double obj = px__geomed_dist(c, n);
@@ -124,12 +125,14 @@ static px_status px__geomed_any(void *ctx, const float *const *x, size_t n, floa
             c->w[i] = isfinite(c->dist[i]) ? 1.0 / fmax(c->nu, c->dist[i]) : 0.0;
             sw += c->w[i];
         }
-        for (size_t i = 0; i < n; i++) c->beta[i] = c->w[i] / sw;
+        for (size_t i = 0; i < n; i++)
+            c->beta[i] = c->w[i] / sw;
         double prev = obj;
         obj = px__geomed_dist(c, n);
         if (!(prev - obj > c->tol * prev)) break;
     }
-    for (size_t i = 0; i < n; i++) c->A[i] = (float)c->beta[i];
+    for (size_t i = 0; i < n; i++)
+        c->A[i] = (float)c->beta[i];
     float *outs[1] = {out};
     px__mix_run(c->mix, x, n, 0, NULL, NULL, c->A, 1, outs);
     return PX_OK;

@@ -15,9 +15,9 @@
 
 #include "internal.h"
 
-#define PX_GRAM_SUB        PX_GEN_BLOCK /* columns per L1-resident block */
-#define PX_GRAM_FLUSH      4096         /* columns summed in float before going to double */
-#define PX_GRAM_MAX_PIECES 64           /* pieces per segment (at most) */
+#define PX_GRAM_SUB        PX_GEN_BLOCK       /* columns per L1-resident block */
+#define PX_GRAM_FLUSH      4096               /* columns summed in float before going to double */
+#define PX_GRAM_MAX_PIECES 64                 /* pieces per segment (at most) */
 #define PX_MIX_TILE        (4 * PX_GEN_BLOCK) /* columns per combination task */
 
 typedef float px__v16 __attribute__((vector_size(64)));
@@ -31,12 +31,12 @@ struct px__gram {
     px_pool *pool;
     int n_threads;
     size_t tiles_max;
-    size_t *seg_first;   /* first piece of each segment (n_segs + 1 entries) */
+    size_t *seg_first; /* first piece of each segment (n_segs + 1 entries) */
     px__piece *pieces;
-    double *partial;     /* n_pieces x r_max^2 */
-    px__v16 *acc;        /* per thread: tiles_max x 16 */
-    float *gen_buf;      /* per thread: gen_max x PX_GRAM_SUB */
-    const float **ptrs;  /* per thread: r_max + 4 row pointers */
+    double *partial;    /* n_pieces x r_max^2 */
+    px__v16 *acc;       /* per thread: tiles_max x 16 */
+    float *gen_buf;     /* per thread: gen_max x PX_GRAM_SUB */
+    const float **ptrs; /* per thread: r_max + 4 row pointers */
     /* the current pass */
     const float *const *rows;
     size_t n_rows, n_gen, r;
@@ -51,8 +51,7 @@ static size_t px__round_up(size_t x, size_t m)
 
 /* A 4 x 4 tile of dot products over wv columns (a multiple of 16). The sixteen accumulators
  * are named variables: as an array GCC keeps them on the stack. */
-static inline void px__tile(const float *const *a, const float *const *b, size_t wv,
-                            px__v16 *acc)
+static inline void px__tile(const float *const *a, const float *const *b, size_t wv, px__v16 *acc)
 {
     px__v16 s00 = acc[0], s01 = acc[1], s02 = acc[2], s03 = acc[3];
     px__v16 s10 = acc[4], s11 = acc[5], s12 = acc[6], s13 = acc[7];
@@ -109,17 +108,20 @@ static void px__gram_piece(void *arg, size_t t, int thread)
         for (size_t s0 = f0; s0 < f1; s0 += PX_GRAM_SUB) {
             size_t s1 = s0 + PX_GRAM_SUB < f1 ? s0 + PX_GRAM_SUB : f1;
             size_t w = s1 - s0, wv = w / 16 * 16;
-            for (size_t k = 0; k < g->n_gen; k++) g->gen(g->gen_arg, k, s0, w, gbuf + k * PX_GRAM_SUB);
+            for (size_t k = 0; k < g->n_gen; k++)
+                g->gen(g->gen_arg, k, s0, w, gbuf + k * PX_GRAM_SUB);
             for (size_t i = 0; i < r; i++)
                 p[i] = i < g->n_rows ? g->rows[i] + s0 : gbuf + (i - g->n_rows) * PX_GRAM_SUB;
-            for (size_t i = r; i < 4 * nb; i++) p[i] = p[r - 1]; /* padding: results dropped */
+            for (size_t i = r; i < 4 * nb; i++)
+                p[i] = p[r - 1]; /* padding: results dropped */
             size_t tile = 0;
             for (size_t I = 0; I < nb; I++)
                 for (size_t J = I; J < nb; J++, tile++)
                     px__tile(p + 4 * I, p + 4 * J, wv, acc + tile * 16);
             for (size_t c = wv; c < w; c++)
                 for (size_t i = 0; i < r; i++)
-                    for (size_t j = i; j < r; j++) P[i * r + j] += (double)p[i][c] * p[j][c];
+                    for (size_t j = i; j < r; j++)
+                        P[i * r + j] += (double)p[i][c] * p[j][c];
         }
         size_t tile = 0;
         for (size_t I = 0; I < nb; I++)
@@ -127,7 +129,8 @@ static void px__gram_piece(void *arg, size_t t, int thread)
                 for (size_t a = 0; a < 4; a++)
                     for (size_t b = 0; b < 4; b++) {
                         size_t i = 4 * I + a, j = 4 * J + b;
-                        if (i < r && j < r && i <= j) P[i * r + j] += px__hsum(acc[tile * 16 + a * 4 + b]);
+                        if (i < r && j < r && i <= j)
+                            P[i * r + j] += px__hsum(acc[tile * 16 + a * 4 + b]);
                     }
     }
 }
@@ -214,10 +217,12 @@ void px__gram_run(px__gram *g, const float *const *rows, size_t n_rows, size_t n
         for (size_t t = g->seg_first[s]; t < g->seg_first[s + 1]; t++) {
             const double *P = g->partial + t * g->r_max * g->r_max;
             for (size_t i = 0; i < r; i++)
-                for (size_t j = i; j < r; j++) K[i * r + j] += P[i * r + j];
+                for (size_t j = i; j < r; j++)
+                    K[i * r + j] += P[i * r + j];
         }
         for (size_t i = 0; i < r; i++)
-            for (size_t j = 0; j < i; j++) K[i * r + j] = K[j * r + i];
+            for (size_t j = 0; j < i; j++)
+                K[i * r + j] = K[j * r + i];
     }
 }
 
@@ -307,8 +312,10 @@ static void px__mix_tile(void *arg, size_t t, int thread)
     size_t s = 0, hi = m->n_segs;
     while (hi - s > 1) {
         size_t mid = (s + hi) / 2;
-        if (m->seg_off[mid] <= c0) s = mid;
-        else hi = mid;
+        if (m->seg_off[mid] <= c0)
+            s = mid;
+        else
+            hi = mid;
     }
     float *wbuf = (float *)(nz + r); /* weights of nz, stored after the pointers */
     for (size_t p0 = c0; p0 < c1; s++) {
@@ -325,27 +332,31 @@ static void px__mix_tile(void *arg, size_t t, int thread)
                     nz[cnt] = p[i];
                     wbuf[cnt++] = A[k * r + i];
                 }
-            for (size_t c = a0; c < a1; c++) o[c] = 0.0f;
+            for (size_t c = a0; c < a1; c++)
+                o[c] = 0.0f;
             size_t i = 0;
             for (; i + 4 <= cnt; i += 4) {
                 const float *x0 = nz[i], *x1 = nz[i + 1], *x2 = nz[i + 2], *x3 = nz[i + 3];
-                for (int q = 0; q < 4; q++) wt[q] = wbuf[i + q];
+                for (int q = 0; q < 4; q++)
+                    wt[q] = wbuf[i + q];
                 for (size_t c = a0; c < a1; c++)
                     o[c] += (wt[0] * x0[c] + wt[1] * x1[c]) + (wt[2] * x2[c] + wt[3] * x3[c]);
             }
             for (; i < cnt; i++) {
                 const float *x = nz[i];
                 float a = wbuf[i];
-                for (size_t c = a0; c < a1; c++) o[c] += a * x[c];
+                for (size_t c = a0; c < a1; c++)
+                    o[c] += a * x[c];
             }
         }
         p0 = p1;
     }
-    for (size_t k = 0; k < m->n_out; k++) memcpy(m->outs[k] + c0, tmp + k * PX_MIX_TILE, w * 4);
+    for (size_t k = 0; k < m->n_out; k++)
+        memcpy(m->outs[k] + c0, tmp + k * PX_MIX_TILE, w * 4);
 }
 
-void px__mix_run(px__mix *m, const float *const *rows, size_t n_rows, size_t n_gen,
-                 px__gen_fn gen, void *gen_arg, const float *A, size_t n_out, float *const *outs)
+void px__mix_run(px__mix *m, const float *const *rows, size_t n_rows, size_t n_gen, px__gen_fn gen,
+                 void *gen_arg, const float *A, size_t n_out, float *const *outs)
 {
     m->rows = rows;
     m->n_rows = n_rows;
@@ -427,15 +438,16 @@ static void px__sqdist_piece(void *arg, size_t t, int thread)
     }
 }
 
-void px__sqdist_run(px__sqdist *s, const float *const *rows, size_t n, const float *v,
-                    double *out)
+void px__sqdist_run(px__sqdist *s, const float *const *rows, size_t n, const float *v, double *out)
 {
     s->rows = rows;
     s->v = v;
     s->n = n;
-    for (size_t i = 0; i < n; i++) out[i] = 0;
+    for (size_t i = 0; i < n; i++)
+        out[i] = 0;
     if (s->d == 0) return;
     px_pool_run(s->pool, s->n_pieces, px__sqdist_piece, s);
     for (size_t t = 0; t < s->n_pieces; t++)
-        for (size_t i = 0; i < n; i++) out[i] += s->partial[t * s->n_max + i];
+        for (size_t i = 0; i < n; i++)
+            out[i] += s->partial[t * s->n_max + i];
 }

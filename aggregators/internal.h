@@ -49,8 +49,8 @@ void px__mix_destroy(px__mix *m);
 /* outs[k][c] = sum_i A[s * n_out * r + k * r + i] * row_i[c] for c in segment s, where row_i is
  * rows[i] for i < n_rows and generated row i - n_rows after. The sum runs over i in order, in
  * float. An output may alias an input row (each column is read before it is written). */
-void px__mix_run(px__mix *m, const float *const *rows, size_t n_rows, size_t n_gen,
-                 px__gen_fn gen, void *gen_arg, const float *A, size_t n_out, float *const *outs);
+void px__mix_run(px__mix *m, const float *const *rows, size_t n_rows, size_t n_gen, px__gen_fn gen,
+                 void *gen_arg, const float *A, size_t n_out, float *const *outs);
 
 /* ---- squared distances to one vector (gram.c) -------------------------------------------- */
 
@@ -61,19 +61,19 @@ void px__sqdist_destroy(px__sqdist *s);
 
 /* out[i] = sum_c (rows_i[c] - v[c])^2 for i < n (v NULL: the squared norms), in double; one
  * pass, pieces fixed by d as for the Gram. */
-void px__sqdist_run(px__sqdist *s, const float *const *rows, size_t n, const float *v,
-                    double *out);
+void px__sqdist_run(px__sqdist *s, const float *const *rows, size_t n, const float *v, double *out);
 
 /* ---- lane-parallel sorting network (sortnet.c) ------------------------------------------- */
 
-#define PX_LANES 64 /* coordinates sorted at once: four 512-bit vectors of floats, so that four
-                      * independent comparator chains hide each other's latency */
+#define PX_LANES                                                                                   \
+    64 /* coordinates sorted at once: four 512-bit vectors of floats, so that four                 \
+        * independent comparator chains hide each other's latency */
 
 /* Batcher's odd-even merge sort for up to n_max values, pruned to the current n. */
 typedef struct {
     size_t n_max, n;
     size_t count, full_count;
-    uint16_t *full; /* pairs (lo, hi) of the network for the next power of two >= n_max */
+    uint16_t *full;  /* pairs (lo, hi) of the network for the next power of two >= n_max */
     uint16_t *pairs; /* the pairs with hi < n */
 } px__sortnet;
 
@@ -123,8 +123,7 @@ bool px__diag_finite(const double *K, size_t ld, size_t n);
 /* The mean of the k values closest to the median of sorted lanes v[0..n), k <= n (MeaMed and
  * Bulyan's second phase): the window [s, s+k) of the sorted values where s counts the t < n - k
  * with |v[t+k] - med| < |v[t] - med|. */
-void px__lane_mean_near_median(const float (*v)[PX_LANES], size_t n, size_t k,
-                               float out[PX_LANES]);
+void px__lane_mean_near_median(const float (*v)[PX_LANES], size_t n, size_t k, float out[PX_LANES]);
 
 /* ---- pre-aggregation steps (pre_clip.c, pre_nnm.c, pre_bucketing.c) ---------------------- */
 
@@ -134,8 +133,7 @@ typedef struct {
     /* Number of vectors the step hands on for n inputs, or PX_EINVAL with a message when it
      * cannot take n inputs. */
     px_status (*check)(const px_agg_params *p, size_t n, size_t *n_out);
-    px_status (*create)(void **ctx, const px_agg_params *p, size_t n_max, size_t d,
-                        px_pool *pool);
+    px_status (*create)(void **ctx, const px_agg_params *p, size_t n_max, size_t d, px_pool *pool);
     /* Transforms in[0..n) into out[0..*n_out); out rows point into the step's own buffers or
      * at input rows. */
     px_status (*run)(void *ctx, const float *const *in, size_t n, size_t d, const float **out,

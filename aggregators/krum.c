@@ -93,14 +93,14 @@ static px_status px__multi_krum_create(void **ctx, const px_agg_params *p, size_
     return px__krum_create_any(ctx, p, n_max, d, pool, true);
 }
 
-static px_status px__krum_any(void *ctx, const float *const *x, size_t n, float *out,
-                              bool screen)
+static px_status px__krum_any(void *ctx, const float *const *x, size_t n, float *out, bool screen)
 {
     px__krum_ctx *c = ctx;
     px__gram_run(c->gram, x, n, 0, NULL, NULL, c->K);
     if (screen && !px__diag_finite(c->K, n, n)) return PX_AGG_NONFINITE;
     px__gram_distances(c->K, n, n, c->D);
-    for (size_t i = 0; i < n; i++) c->idx[i] = i;
+    for (size_t i = 0; i < n; i++)
+        c->idx[i] = i;
     px__krum_scores(c->D, n, c->idx, n, n - c->f - 2, c->score, c->scratch);
     px__argsort(c->score, c->idx, n);
     size_t q = 1;
@@ -108,8 +108,10 @@ static px_status px__krum_any(void *ctx, const float *const *x, size_t n, float 
         q = c->q ? c->q : n - c->f;
         if (q > n) q = n;
     }
-    for (size_t i = 0; i < n; i++) c->w[i] = 0.0f;
-    for (size_t a = 0; a < q; a++) c->w[c->idx[a]] = 1.0f / (float)q;
+    for (size_t i = 0; i < n; i++)
+        c->w[i] = 0.0f;
+    for (size_t a = 0; a < q; a++)
+        c->w[c->idx[a]] = 1.0f / (float)q;
     float *outs[1] = {out};
     px__mix_run(c->mix, x, n, 0, NULL, NULL, c->w, 1, outs);
     return PX_OK;

@@ -16,8 +16,7 @@ static px_status px__meamed_check(const px_agg_params *p, size_t n)
     return PX_OK;
 }
 
-static void px__meamed_lanes(const float (*v)[PX_LANES], size_t n, void *arg,
-                             float out[PX_LANES])
+static void px__meamed_lanes(const float (*v)[PX_LANES], size_t n, void *arg, float out[PX_LANES])
 {
     size_t f = *(const size_t *)arg;
     px__lane_mean_near_median(v, n, n - f, out);
@@ -38,15 +37,15 @@ static px_status px__meamed_create(void **ctx, const px_agg_params *p, size_t n_
     return PX_OK;
 }
 
-static px_status px__meamed_run(void *ctx, const float *const *x, size_t n, size_t d,
-                                 float *out, uint64_t step)
+static px_status px__meamed_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
+                                uint64_t step)
 {
     px__meamed_ctx *c = ctx;
     return px__coord_run(&c->coord, x, n, d, out, px__meamed_lanes, &c->f, false);
 }
 
 static px_status px__meamed_run_screened(void *ctx, const float *const *x, size_t n, size_t d,
-                                      float *out, uint64_t step)
+                                         float *out, uint64_t step)
 {
     px__meamed_ctx *c = ctx;
     return px__coord_run(&c->coord, x, n, d, out, px__meamed_lanes, &c->f, true);

@@ -32,14 +32,17 @@ static void px__mean_tile(void *arg, size_t t, int thread)
     float inv = 1.0f / (float)j->n;
     float *out = j->out;
     size_t i = 0;
-    for (size_t c = lo; c < hi; c++) out[c] = 0.0f;
+    for (size_t c = lo; c < hi; c++)
+        out[c] = 0.0f;
     for (; i + 4 <= j->n; i += 4) {
         const float *x0 = j->x[i], *x1 = j->x[i + 1], *x2 = j->x[i + 2], *x3 = j->x[i + 3];
-        for (size_t c = lo; c < hi; c++) out[c] += (x0[c] + x1[c]) + (x2[c] + x3[c]);
+        for (size_t c = lo; c < hi; c++)
+            out[c] += (x0[c] + x1[c]) + (x2[c] + x3[c]);
     }
     for (; i < j->n; i++) {
         const float *xi = j->x[i];
-        for (size_t c = lo; c < hi; c++) out[c] += xi[c];
+        for (size_t c = lo; c < hi; c++)
+            out[c] += xi[c];
     }
     uint32_t bad = 0;
     for (size_t c = lo; c < hi; c++) {
@@ -82,7 +85,8 @@ static px_status px__mean_any(void *ctx, const float *const *x, size_t n, size_t
     px__mean_ctx *c = ctx;
     px__mean_job j = {c, x, n, d, screen ? c->buf : out, screen};
     int threads = px_pool_size(c->pool);
-    for (int t = 0; t < threads; t++) c->bad[t] = 0;
+    for (int t = 0; t < threads; t++)
+        c->bad[t] = 0;
     px_pool_run(c->pool, (d + PX_MEAN_TILE - 1) / PX_MEAN_TILE, px__mean_tile, &j);
     if (!screen) return PX_OK;
     for (int t = 0; t < threads; t++)

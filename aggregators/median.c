@@ -5,8 +5,7 @@
 
 #include "internal.h"
 
-static void px__median_lanes(const float (*v)[PX_LANES], size_t n, void *arg,
-                             float out[PX_LANES])
+static void px__median_lanes(const float (*v)[PX_LANES], size_t n, void *arg, float out[PX_LANES])
 {
     (void)arg;
     for (int l = 0; l < PX_LANES; l++)

@@ -24,7 +24,8 @@ void px__argsort(const double *key, size_t *idx, size_t count)
 {
     for (size_t a = 1; a < count; a++) {
         size_t t = idx[a], b = a;
-        while (b > 0 && (key[idx[b - 1]] > key[t] || (key[idx[b - 1]] == key[t] && idx[b - 1] > t))) {
+        while (b > 0 &&
+               (key[idx[b - 1]] > key[t] || (key[idx[b - 1]] == key[t] && idx[b - 1] > t))) {
             idx[b] = idx[b - 1];
             b--;
         }
@@ -49,7 +50,8 @@ void px__krum_scores(const double *D, size_t n, const size_t *idx, size_t count,
             scratch[best] = t;
         }
         double sum = 0;
-        for (size_t s = 0; s < k && s < m; s++) sum += scratch[s];
+        for (size_t s = 0; s < k && s < m; s++)
+            sum += scratch[s];
         score[a] = sum;
     }
 }

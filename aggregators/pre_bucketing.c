@@ -67,7 +67,8 @@ static px_status px__bucket_run(void *ctx, const float *const *in, size_t n, siz
     px__bucket_ctx *c = ctx;
     px_rng r;
     px_rng_init(&r, c->seed, PX_STREAM_AGG, 0, step);
-    for (size_t i = 0; i < n; i++) c->perm[i] = i;
+    for (size_t i = 0; i < n; i++)
+        c->perm[i] = i;
     for (size_t i = n; i > 1; i--) { /* Fisher-Yates */
         size_t j = (size_t)px_rng_below(&r, i);
         size_t t = c->perm[i - 1];
@@ -77,8 +78,10 @@ static px_status px__bucket_run(void *ctx, const float *const *in, size_t n, siz
     size_t k = (n + c->s - 1) / c->s;
     for (size_t b = 0; b < k; b++) {
         size_t lo = b * c->s, hi = lo + c->s < n ? lo + c->s : n;
-        for (size_t j = 0; j < n; j++) c->A[b * n + j] = 0.0f;
-        for (size_t a = lo; a < hi; a++) c->A[b * n + c->perm[a]] = 1.0f / (float)(hi - lo);
+        for (size_t j = 0; j < n; j++)
+            c->A[b * n + j] = 0.0f;
+        for (size_t a = lo; a < hi; a++)
+            c->A[b * n + c->perm[a]] = 1.0f / (float)(hi - lo);
         c->outs[b] = c->buf + b * d;
         out[b] = c->outs[b];
     }

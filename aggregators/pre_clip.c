@@ -76,7 +76,8 @@ static px_status px__clip_run(void *ctx, const float *const *in, size_t n, size_
             out[i] = in[i];
             continue;
         }
-        for (size_t j = 0; j < n; j++) c->A[k * n + j] = 0.0f;
+        for (size_t j = 0; j < n; j++)
+            c->A[k * n + j] = 0.0f;
         c->A[k * n + i] = isfinite(norm) ? (float)(c->clip / norm) : 0.0f;
         c->outs[k] = c->buf + i * d;
         out[i] = c->buf + i * d;

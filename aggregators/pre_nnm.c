@@ -74,10 +74,13 @@ static px_status px__nnm_run(void *ctx, const float *const *in, size_t n, size_t
     px__gram_distances(c->K, n, n, c->D);
     size_t k = n - c->f;
     for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < n; j++) c->idx[j] = j;
+        for (size_t j = 0; j < n; j++)
+            c->idx[j] = j;
         px__argsort(c->D + i * n, c->idx, n);
-        for (size_t j = 0; j < n; j++) c->A[i * n + j] = 0.0f;
-        for (size_t a = 0; a < k; a++) c->A[i * n + c->idx[a]] = 1.0f / (float)k;
+        for (size_t j = 0; j < n; j++)
+            c->A[i * n + j] = 0.0f;
+        for (size_t a = 0; a < k; a++)
+            c->A[i * n + c->idx[a]] = 1.0f / (float)k;
         c->outs[i] = c->buf + i * d;
         out[i] = c->outs[i];
     }

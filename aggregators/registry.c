@@ -14,9 +14,9 @@ extern const px_agg_rule px_agg_rule_mean, px_agg_rule_median, px_agg_rule_trimm
     px_agg_rule_cclip, px_agg_rule_meamed, px_agg_rule_flag, px_agg_rule_fedld;
 
 static const px_agg_rule *const px__rules[] = {
-    &px_agg_rule_mean,   &px_agg_rule_median, &px_agg_rule_trimmed_mean, &px_agg_rule_krum,
-    &px_agg_rule_multi_krum, &px_agg_rule_bulyan, &px_agg_rule_geomed,   &px_agg_rule_cclip,
-    &px_agg_rule_meamed, &px_agg_rule_flag,   &px_agg_rule_fedld,
+    &px_agg_rule_mean,       &px_agg_rule_median, &px_agg_rule_trimmed_mean, &px_agg_rule_krum,
+    &px_agg_rule_multi_krum, &px_agg_rule_bulyan, &px_agg_rule_geomed,       &px_agg_rule_cclip,
+    &px_agg_rule_meamed,     &px_agg_rule_flag,   &px_agg_rule_fedld,
 };
 
 /* indexed by px_agg_pre_kind - 1 */
@@ -97,7 +97,8 @@ static const px_agg_param_info px__params[] = {
     {"q", "0", "multi_krum", "inputs averaged; 0 = n-f; clamped to n"},
     {"geomed_nu", "0.1", "geomed", "Weiszfeld smoothing distance (> 0)"},
     {"geomed_iters", "100", "geomed", "Weiszfeld iteration cap"},
-    {"geomed_tol", "1e-07", "geomed", "stop when the objective improves by less than this fraction"},
+    {"geomed_tol", "1e-07", "geomed",
+     "stop when the objective improves by less than this fraction"},
     {"tau", "10", "cclip", "clipping radius (> 0)"},
     {"cclip_iters", "1", "cclip", "clipping rounds L per step"},
     {"kappa", "0.8", "fedld", "fraction of principal directions kept, in (0, 1] (k >= 1)"},
@@ -126,14 +127,16 @@ static px_status px__parse_u64(const char *key, const char *value, uint64_t lo, 
     char *end;
     errno = 0;
     if (!value[0] || value[0] == '-' || value[0] == '+' || value[0] == ' ')
-        return px_error(PX_EINVAL, "aggregator parameter %s: expected an integer in [%llu, %llu], "
-                                   "got '%s'", key, (unsigned long long)lo,
-                        (unsigned long long)max, value);
+        return px_error(PX_EINVAL,
+                        "aggregator parameter %s: expected an integer in [%llu, %llu], "
+                        "got '%s'",
+                        key, (unsigned long long)lo, (unsigned long long)max, value);
     unsigned long long v = strtoull(value, &end, 10);
     if (errno || *end || v > max || v < lo)
-        return px_error(PX_EINVAL, "aggregator parameter %s: expected an integer in [%llu, %llu], "
-                                   "got '%s'", key, (unsigned long long)lo,
-                        (unsigned long long)max, value);
+        return px_error(PX_EINVAL,
+                        "aggregator parameter %s: expected an integer in [%llu, %llu], "
+                        "got '%s'",
+                        key, (unsigned long long)lo, (unsigned long long)max, value);
     *out = v;
     return PX_OK;
 }
@@ -158,8 +161,10 @@ static px_status px__parse_double(const char *key, const char *value, double lo,
         if (isinf(hi))
             return px_error(PX_EINVAL, "aggregator parameter %s: expected a number %s %g, got '%s'",
                             key, lo_open ? ">" : ">=", lo, value);
-        return px_error(PX_EINVAL, "aggregator parameter %s: expected a number in %c%g, %g], "
-                                   "got '%s'", key, lo_open ? '(' : '[', lo, hi, value);
+        return px_error(PX_EINVAL,
+                        "aggregator parameter %s: expected a number in %c%g, %g], "
+                        "got '%s'",
+                        key, lo_open ? '(' : '[', lo, hi, value);
     }
     *out = v;
     return PX_OK;
@@ -167,11 +172,15 @@ static px_status px__parse_double(const char *key, const char *value, double lo,
 
 static px_status px__parse_bool(const char *key, const char *value, bool *out)
 {
-    if (!strcmp(value, "1") || !strcmp(value, "true")) *out = true;
-    else if (!strcmp(value, "0") || !strcmp(value, "false")) *out = false;
+    if (!strcmp(value, "1") || !strcmp(value, "true"))
+        *out = true;
+    else if (!strcmp(value, "0") || !strcmp(value, "false"))
+        *out = false;
     else
-        return px_error(PX_EINVAL, "aggregator parameter %s: expected 0, 1, true or false, got "
-                                   "'%s'", key, value);
+        return px_error(PX_EINVAL,
+                        "aggregator parameter %s: expected 0, 1, true or false, got "
+                        "'%s'",
+                        key, value);
     return PX_OK;
 }
 
@@ -184,12 +193,14 @@ static px_status px__parse_pre(const char *value, px_agg_params *p)
         const char *e = strchr(s, ',');
         size_t len = e ? (size_t)(e - s) : strlen(s);
         size_t k = 0;
-        while (k < PX__N_PRE && !(strlen(px__pre_steps[k]->name) == len &&
-                                  !strncmp(px__pre_steps[k]->name, s, len)))
+        while (k < PX__N_PRE &&
+               !(strlen(px__pre_steps[k]->name) == len && !strncmp(px__pre_steps[k]->name, s, len)))
             k++;
         if (k == PX__N_PRE)
-            return px_error(PX_EINVAL, "aggregator parameter pre: unknown step '%.*s' in '%s' "
-                                       "(known: clip, nnm, bucketing)", (int)len, s, value);
+            return px_error(PX_EINVAL,
+                            "aggregator parameter pre: unknown step '%.*s' in '%s' "
+                            "(known: clip, nnm, bucketing)",
+                            (int)len, s, value);
         if (count == PX_AGG_MAX_PRE)
             return px_error(PX_EINVAL, "aggregator parameter pre: more than %d steps in '%s'",
                             PX_AGG_MAX_PRE, value);
@@ -230,8 +241,10 @@ static px_status px__parse_layers(const char *value, px_agg_params *p)
             if (!e) break;
             s = e + 1;
             if (!*s)
-                return px_error(PX_EINVAL, "aggregator parameter layers: empty size at the end "
-                                           "of '%s'", value);
+                return px_error(PX_EINVAL,
+                                "aggregator parameter layers: empty size at the end "
+                                "of '%s'",
+                                value);
         }
         if (store) p->n_layers = count;
     }
@@ -247,11 +260,15 @@ px_status px_agg_params_set(px_agg_params *p, const char *key, const char *value
     if (!strcmp(key, "iters")) return px__parse_u32(key, value, 0, &p->iters);
     if (!strcmp(key, "lambda")) return px__parse_double(key, value, 0, false, INFINITY, &p->lambda);
     if (!strcmp(key, "init")) {
-        if (!strcmp(value, "pca")) p->init = PX_AGG_INIT_PCA;
-        else if (!strcmp(value, "random")) p->init = PX_AGG_INIT_RANDOM;
+        if (!strcmp(value, "pca"))
+            p->init = PX_AGG_INIT_PCA;
+        else if (!strcmp(value, "random"))
+            p->init = PX_AGG_INIT_RANDOM;
         else
-            return px_error(PX_EINVAL, "aggregator parameter init: expected pca or random, got "
-                                       "'%s'", value);
+            return px_error(PX_EINVAL,
+                            "aggregator parameter init: expected pca or random, got "
+                            "'%s'",
+                            value);
         return PX_OK;
     }
     if (!strcmp(key, "warm_start")) return px__parse_bool(key, value, &p->warm_start);
@@ -295,8 +312,7 @@ static px_status px__chain_check(const px_agg_params *p, size_t n, size_t *n_rul
     return PX_OK;
 }
 
-static px_status px__rule_check(const px_agg_rule *r, const px_agg_params *p, size_t n_in,
-                                size_t n)
+static px_status px__rule_check(const px_agg_rule *r, const px_agg_params *p, size_t n_in, size_t n)
 {
     if (n == 0) return px_error(PX_EINVAL, "%s: no input to aggregate", r->name);
     px_status st = r->check ? r->check(p, n) : PX_OK;
@@ -385,9 +401,10 @@ px_status px_agg_create(px_agg **out, const char *rule, const px_agg_params *p, 
     size_t off = 0;
     for (size_t l = 0; l < a->table.count; l++) {
         if (a->table.layers[l].offset != off) {
-            st = px_error(PX_EINVAL, "%s: layer %zu starts at %zu, expected %zu (layers must tile "
-                                     "the vector in order)", rule, l, a->table.layers[l].offset,
-                          off);
+            st = px_error(PX_EINVAL,
+                          "%s: layer %zu starts at %zu, expected %zu (layers must tile "
+                          "the vector in order)",
+                          rule, l, a->table.layers[l].offset, off);
             goto fail;
         }
         off += a->table.layers[l].size;

@@ -15,7 +15,8 @@ px_status px__sortnet_init(px__sortnet *s, size_t n_max)
 {
     memset(s, 0, sizeof *s);
     size_t N = 1;
-    while (N < n_max) N *= 2;
+    while (N < n_max)
+        N *= 2;
     if (N > 65536) return px_error(PX_EINVAL, "sorting network: %zu inputs is too many", n_max);
     /* count first, then fill: Batcher's network as Knuth gives it (TAOCP 5.3.4, algorithm M) */
     for (int pass = 0; pass < 2; pass++) {
@@ -94,7 +95,7 @@ static inline px__v16 px__vmax(px__v16 x, px__v16 y)
 }
 #endif
 
-#define PX__CX(a, b)                                                                           \
+#define PX__CX(a, b)                                                                               \
     do {                                                                                           \
         px__v16 px__t = px__vmin(a, b);                                                            \
         b = px__vmax(a, b);                                                                        \
@@ -114,11 +115,15 @@ void px__sortnet_sort(const px__sortnet *s, float (*v)[PX_LANES])
     size_t n = s->n;
     if (n <= 32 && n > 1) {
         for (size_t i = n; i < px__sortnet_rows(n); i++)
-            for (size_t l = 0; l < PX_LANES; l++) v[i][l] = INFINITY;
+            for (size_t l = 0; l < PX_LANES; l++)
+                v[i][l] = INFINITY;
         for (size_t q = 0; q < PX_LANES; q += 16) {
-            if (n <= 8) px__sort8_fixed(v, q);
-            else if (n <= 16) px__sort16_fixed(v, q);
-            else px__sort32_fixed(v, q);
+            if (n <= 8)
+                px__sort8_fixed(v, q);
+            else if (n <= 16)
+                px__sort16_fixed(v, q);
+            else
+                px__sort32_fixed(v, q);
         }
         return;
     }
@@ -138,8 +143,7 @@ void px__sortnet_sort(const px__sortnet *s, float (*v)[PX_LANES])
 }
 
 /* one 16-lane chunk of px__lane_mean_near_median, lanes [q, q+16) */
-static void px__near_median16(const float (*v)[PX_LANES], size_t n, size_t k, size_t q,
-                              float *out)
+static void px__near_median16(const float (*v)[PX_LANES], size_t n, size_t k, size_t q, float *out)
 {
     px__v16 med, lo_v, hi_v, x, y;
     memcpy(&hi_v, v[n / 2] + q, sizeof hi_v);
@@ -172,10 +176,10 @@ static void px__near_median16(const float (*v)[PX_LANES], size_t n, size_t k, si
     memcpy(out + q, &sum, sizeof sum);
 }
 
-void px__lane_mean_near_median(const float (*v)[PX_LANES], size_t n, size_t k,
-                               float out[PX_LANES])
+void px__lane_mean_near_median(const float (*v)[PX_LANES], size_t n, size_t k, float out[PX_LANES])
 {
-    for (size_t q = 0; q < PX_LANES; q += 16) px__near_median16(v, n, k, q, out);
+    for (size_t q = 0; q < PX_LANES; q += 16)
+        px__near_median16(v, n, k, q, out);
 }
 
 px_status px__coord_init(px__coord *c, size_t n_max, size_t d, px_pool *pool, const char *what)
@@ -246,14 +250,15 @@ static void px__coord_tile(void *arg, size_t t, int thread)
 {
     px__coord_job *j = arg;
     size_t n = j->n;
-    float(*v)[PX_LANES] = (float(*)[PX_LANES])(j->c->scratch + (size_t)thread * j->c->rows *
-                                                                  PX_LANES);
+    float(*v)[PX_LANES] =
+        (float(*)[PX_LANES])(j->c->scratch + (size_t)thread * j->c->rows * PX_LANES);
     size_t lo = t * PX_COORD_TILE, hi = lo + PX_COORD_TILE < j->d ? lo + PX_COORD_TILE : j->d;
 
     for (size_t c = lo; c < hi; c += PX_LANES) {
         float res[PX_LANES];
         if (c + PX_LANES <= hi) {
-            for (size_t i = 0; i < n; i++) memcpy(v[i], j->x[i] + c, sizeof v[i]);
+            for (size_t i = 0; i < n; i++)
+                memcpy(v[i], j->x[i] + c, sizeof v[i]);
             if (j->screen) { /* exponent all ones = NaN or Inf */
                 const px__v16i expo = {0x7F800000, 0x7F800000, 0x7F800000, 0x7F800000,
                                        0x7F800000, 0x7F800000, 0x7F800000, 0x7F800000,
@@ -292,7 +297,8 @@ px_status px__coord_run(px__coord *c, const float *const *x, size_t n, size_t d,
     px__sortnet_prepare(&c->net, n);
     px__coord_job j = {c, x, n, d, screen ? c->buf : out, reduce, arg, screen};
     int threads = px_pool_size(c->pool);
-    for (int t = 0; t < threads; t++) c->bad[t] = 0;
+    for (int t = 0; t < threads; t++)
+        c->bad[t] = 0;
     px_pool_run(c->pool, (d + PX_COORD_TILE - 1) / PX_COORD_TILE, px__coord_tile, &j);
     if (!screen) return PX_OK;
     for (int t = 0; t < threads; t++)

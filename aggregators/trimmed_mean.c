@@ -17,15 +17,16 @@ static px_status px__trimmed_check(const px_agg_params *p, size_t n)
     return PX_OK;
 }
 
-static void px__trimmed_lanes(const float (*v)[PX_LANES], size_t n, void *arg,
-                              float out[PX_LANES])
+static void px__trimmed_lanes(const float (*v)[PX_LANES], size_t n, void *arg, float out[PX_LANES])
 {
     size_t f = *(const size_t *)arg;
     float sum[PX_LANES] = {0};
     for (size_t t = f; t < n - f; t++)
-        for (int l = 0; l < PX_LANES; l++) sum[l] += v[t][l];
+        for (int l = 0; l < PX_LANES; l++)
+            sum[l] += v[t][l];
     float inv = 1.0f / (float)(n - 2 * f);
-    for (int l = 0; l < PX_LANES; l++) out[l] = sum[l] * inv;
+    for (int l = 0; l < PX_LANES; l++)
+        out[l] = sum[l] * inv;
 }
 
 static px_status px__trimmed_create(void **ctx, const px_agg_params *p, size_t n_max, size_t d,
@@ -43,15 +44,15 @@ static px_status px__trimmed_create(void **ctx, const px_agg_params *p, size_t n
     return PX_OK;
 }
 
-static px_status px__trimmed_run(void *ctx, const float *const *x, size_t n, size_t d,
-                                 float *out, uint64_t step)
+static px_status px__trimmed_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
+                                 uint64_t step)
 {
     px__trimmed_ctx *c = ctx;
     return px__coord_run(&c->coord, x, n, d, out, px__trimmed_lanes, &c->f, false);
 }
 
 static px_status px__trimmed_run_screened(void *ctx, const float *const *x, size_t n, size_t d,
-                                      float *out, uint64_t step)
+                                          float *out, uint64_t step)
 {
     px__trimmed_ctx *c = ctx;
     return px__coord_run(&c->coord, x, n, d, out, px__trimmed_lanes, &c->f, true);

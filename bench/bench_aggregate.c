@@ -43,8 +43,10 @@ static void read_chunk(void *arg, size_t t, int thread)
         d += x3;
     }
     double s = 0;
-    for (int l = 0; l < 16; l++) s += (double)a[l] + b[l] + c[l] + d[l];
-    for (; i < hi; i++) s += j->data[i];
+    for (int l = 0; l < 16; l++)
+        s += (double)a[l] + b[l] + c[l] + d[l];
+    for (; i < hi; i++)
+        s += j->data[i];
     j->partial[t] = s;
 }
 
@@ -59,7 +61,8 @@ static double read_floor_ms(px_pool *pool, const float *data, size_t len, int re
         double t0 = px_now_ms();
         px_pool_run(pool, tasks, read_chunk, &j);
         double t = px_now_ms() - t0;
-        for (size_t i = 0; i < tasks; i++) sink += partial[i];
+        for (size_t i = 0; i < tasks; i++)
+            sink += partial[i];
         if (r > 0 && t < best) best = t;
     }
     free(partial);
@@ -92,15 +95,23 @@ int main(int argc, char **argv)
     const char *pre = "";
     int reps = 5, threads = px_cpu_count();
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--n") && i + 1 < argc) nn = parse_list(argv[++i], ns, 8);
-        else if (!strcmp(argv[i], "--d") && i + 1 < argc) nd = parse_list(argv[++i], ds, 8);
-        else if (!strcmp(argv[i], "--rules") && i + 1 < argc) rules = argv[++i];
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--pre") && i + 1 < argc) pre = argv[++i];
+        if (!strcmp(argv[i], "--n") && i + 1 < argc)
+            nn = parse_list(argv[++i], ns, 8);
+        else if (!strcmp(argv[i], "--d") && i + 1 < argc)
+            nd = parse_list(argv[++i], ds, 8);
+        else if (!strcmp(argv[i], "--rules") && i + 1 < argc)
+            rules = argv[++i];
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--pre") && i + 1 < argc)
+            pre = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--n LIST] [--d LIST] [--rules LIST] [--reps R] "
-                            "[--threads T] [--pre LIST]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--n LIST] [--d LIST] [--rules LIST] [--reps R] "
+                    "[--threads T] [--pre LIST]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -128,8 +139,10 @@ int main(int argc, char **argv)
                     data[i * d + c] = common + 0.5f * ((float)(h >> 40) * 0x1p-24f - 0.5f);
                 }
             }
-            for (size_t c = 0; c < d; c++) data[c] *= 50.0f;
-            for (size_t i = 0; i < n; i++) rows[i] = data + i * d;
+            for (size_t c = 0; c < d; c++)
+                data[c] *= 50.0f;
+            for (size_t i = 0; i < n; i++)
+                rows[i] = data + i * d;
             double floor_ms = read_floor_ms(pool, data, n * d, reps < 3 ? 3 : reps);
             double gbs = (double)n * d * 4 / (floor_ms * 1e6);
             printf("%zu\t%zu\tfloor\t%.3f\t%.3f\t%.2f\t1.00\n", n, d, floor_ms, floor_ms, gbs);

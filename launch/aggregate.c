@@ -24,23 +24,24 @@ void openblas_set_num_threads(int num_threads);
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: aggregate --rule NAME [--set key=value]... [--pre LIST] [--threads N] "
-            "IN.npy OUT.npy\n"
-            "       aggregate --help | --version\n"
-            "\n"
-            "Reads an (n, d) float32 C-order .npy, aggregates its n rows with rule NAME, writes the\n"
-            "(d,) float32 result to OUT.npy and prints `rule=NAME n=N d=D time_ms=X` (X: the\n"
-            "aggregation alone). Rows with NaN or Inf are dropped first (reported on stderr).\n"
-            "A single call has no history (stateful rules start fresh; fedld uses its principal-\n"
-            "gradient branch on every layer). Exit 2 on bad input, 1 on a run-time failure.\n"
-            "\n"
-            "options:\n"
-            "  --rule NAME        aggregation rule (below)\n"
-            "  --set key=value    a rule parameter (below); repeatable\n"
-            "  --pre LIST         pre-aggregation chain, same as --set pre=LIST\n"
-            "  --threads N        threads (default: the number of cores)\n"
-            "\nrules:\n");
+    fprintf(
+        out,
+        "usage: aggregate --rule NAME [--set key=value]... [--pre LIST] [--threads N] "
+        "IN.npy OUT.npy\n"
+        "       aggregate --help | --version\n"
+        "\n"
+        "Reads an (n, d) float32 C-order .npy, aggregates its n rows with rule NAME, writes the\n"
+        "(d,) float32 result to OUT.npy and prints `rule=NAME n=N d=D time_ms=X` (X: the\n"
+        "aggregation alone). Rows with NaN or Inf are dropped first (reported on stderr).\n"
+        "A single call has no history (stateful rules start fresh; fedld uses its principal-\n"
+        "gradient branch on every layer). Exit 2 on bad input, 1 on a run-time failure.\n"
+        "\n"
+        "options:\n"
+        "  --rule NAME        aggregation rule (below)\n"
+        "  --set key=value    a rule parameter (below); repeatable\n"
+        "  --pre LIST         pre-aggregation chain, same as --set pre=LIST\n"
+        "  --threads N        threads (default: the number of cores)\n"
+        "\nrules:\n");
     for (size_t i = 0; i < px_agg_rule_count(); i++) {
         const px_agg_rule *r = px_agg_rule_at(i);
         fprintf(out, "  %-13s %s\n", r->name, r->summary);
@@ -51,8 +52,8 @@ static void usage(FILE *out)
     fprintf(out, "\nparameters (--set key=value; default; used by):\n");
     for (size_t i = 0; i < px_agg_param_count(); i++) {
         const px_agg_param_info *k = px_agg_param_at(i);
-        fprintf(out, "  %-13s default %-11s [%s]\n  %13s %s\n", k->key, k->default_text,
-                k->used_by, "", k->help);
+        fprintf(out, "  %-13s default %-11s [%s]\n  %13s %s\n", k->key, k->default_text, k->used_by,
+                "", k->help);
     }
     fprintf(out, "\nvalidity (n after the chain): trimmed_mean, meamed, geomed n >= 2f+1; krum, "
                  "multi_krum n >= 2f+3;\nbulyan n >= 4f+3; nnm n >= f+1; bucketing hands on "
@@ -70,7 +71,8 @@ static int bad_input(const char *path, const char *what)
 /* Skips spaces; returns the next non-space character position. */
 static const char *skip_ws(const char *s, const char *end)
 {
-    while (s < end && (*s == ' ' || *s == '\t')) s++;
+    while (s < end && (*s == ' ' || *s == '\t'))
+        s++;
     return s;
 }
 
@@ -81,7 +83,8 @@ static int parse_npy_header(const char *path, const char *h, size_t len, size_t 
     const char *s = h, *end = h + len;
     int seen_descr = 0, seen_order = 0, seen_shape = 0;
     char msg[512];
-    while (end > s && (end[-1] == '\n' || end[-1] == ' ')) end--;
+    while (end > s && (end[-1] == '\n' || end[-1] == ' '))
+        end--;
     s = skip_ws(s, end);
     if (s == end || *s != '{') return bad_input(path, "corrupt .npy header (no '{')");
     s++;
@@ -93,7 +96,8 @@ static int parse_npy_header(const char *path, const char *h, size_t len, size_t 
         }
         if (s >= end || *s != '\'') return bad_input(path, "corrupt .npy header (expected a key)");
         const char *k = ++s;
-        while (s < end && *s != '\'') s++;
+        while (s < end && *s != '\'')
+            s++;
         if (s >= end) return bad_input(path, "corrupt .npy header (unterminated key)");
         size_t klen = (size_t)(s - k);
         s = skip_ws(s + 1, end);
@@ -103,7 +107,8 @@ static int parse_npy_header(const char *path, const char *h, size_t len, size_t 
             if (seen_descr++) return bad_input(path, "corrupt .npy header (descr twice)");
             if (s >= end || *s != '\'') return bad_input(path, "corrupt .npy header (descr)");
             const char *v = ++s;
-            while (s < end && *s != '\'') s++;
+            while (s < end && *s != '\'')
+                s++;
             if (s >= end) return bad_input(path, "corrupt .npy header (unterminated descr)");
             if (!((s - v == 3 && !strncmp(v, "<f4", 3)))) {
                 snprintf(msg, sizeof msg, "dtype '%.*s' is not float32 ('<f4')", (int)(s - v), v);
@@ -139,9 +144,12 @@ static int parse_npy_header(const char *path, const char *h, size_t len, size_t 
                 if (nd < 8) dims[nd] = (size_t)v;
                 nd++;
                 s = skip_ws(e, end);
-                if (s < end && *s == ',') s++;
-                else if (s < end && *s == ')') continue;
-                else return bad_input(path, "corrupt .npy header (shape)");
+                if (s < end && *s == ',')
+                    s++;
+                else if (s < end && *s == ')')
+                    continue;
+                else
+                    return bad_input(path, "corrupt .npy header (shape)");
             }
             if (nd != 2) {
                 snprintf(msg, sizeof msg, "shape has %zu dimensions, expected 2 (n, d)", nd);
@@ -262,10 +270,19 @@ done:
 static int write_npy(const char *path, const float *x, size_t d)
 {
     char dict[128];
-    int len = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu,), }", d);
+    int len = snprintf(dict, sizeof dict,
+                       "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu,), }", d);
     size_t total = 10 + (size_t)len + 1, pad = (64 - total % 64) % 64;
     size_t hlen = (size_t)len + pad + 1;
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 0xFF),
+    unsigned char pre[10] = {0x93,
+                             'N',
+                             'U',
+                             'M',
+                             'P',
+                             'Y',
+                             1,
+                             0,
+                             (unsigned char)(hlen & 0xFF),
                              (unsigned char)(hlen >> 8)};
     FILE *f = fopen(path, "wb");
     if (!f) {
@@ -273,7 +290,8 @@ static int write_npy(const char *path, const float *x, size_t d)
         return 1;
     }
     int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(dict, 1, (size_t)len, f) == (size_t)len;
-    for (size_t i = 0; ok && i < pad; i++) ok = fputc(' ', f) != EOF;
+    for (size_t i = 0; ok && i < pad; i++)
+        ok = fputc(' ', f) != EOF;
     ok = ok && fputc('\n', f) != EOF && fwrite(x, sizeof(float), d, f) == d;
     if (fclose(f) != 0) ok = 0;
     if (!ok) {
@@ -303,7 +321,8 @@ int main(int argc, char **argv)
             return 0;
         }
         if ((!strcmp(a, "--rule") || !strcmp(a, "--set") || !strcmp(a, "--pre") ||
-             !strcmp(a, "--threads")) && i + 1 >= argc) {
+             !strcmp(a, "--threads")) &&
+            i + 1 >= argc) {
             fprintf(stderr, "aggregate: %s needs a value (aggregate --help)\n", a);
             return 2;
         }
@@ -375,7 +394,8 @@ int main(int argc, char **argv)
         rc = 1;
         goto done;
     }
-    for (size_t i = 0; i < n; i++) rows[i] = data + i * d;
+    for (size_t i = 0; i < n; i++)
+        rows[i] = data + i * d;
     px_status st = px_agg_create(&agg, rule, &p, n, d, NULL, pool);
     if (st < 0) {
         fprintf(stderr, "aggregate: %s\n", px_errmsg());

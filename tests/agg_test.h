@@ -27,10 +27,12 @@ typedef struct {
 
 static inline agg_data agg_data_new(size_t n, size_t d)
 {
-    agg_data a = {n, d, calloc((n * d) > 0 ? n * d : 1, sizeof(float)), calloc(n ? n : 1, sizeof(float *))};
+    agg_data a = {n, d, calloc((n * d) > 0 ? n * d : 1, sizeof(float)),
+                  calloc(n ? n : 1, sizeof(float *))};
     assert_non_null(a.data);
     assert_non_null(a.rows);
-    for (size_t i = 0; i < n; i++) a.rows[i] = a.data + i * d;
+    for (size_t i = 0; i < n; i++)
+        a.rows[i] = a.data + i * d;
     return a;
 }
 
@@ -50,12 +52,14 @@ static inline void agg_fill_normal(agg_data *a, uint64_t seed)
 {
     px_rng r;
     px_rng_init(&r, seed, 99, 0, 0);
-    for (size_t i = 0; i < a->n * a->d; i++) a->data[i] = (float)px_rng_normal(&r);
+    for (size_t i = 0; i < a->n * a->d; i++)
+        a->data[i] = (float)px_rng_normal(&r);
 }
 
 /* creates, runs once at `step`, destroys; returns the status of create or run */
-static inline px_status agg_run_once(const char *rule, const px_agg_params *p, const float *const *rows,
-                                     size_t n, size_t d, float *out, px_pool *pool)
+static inline px_status agg_run_once(const char *rule, const px_agg_params *p,
+                                     const float *const *rows, size_t n, size_t d, float *out,
+                                     px_pool *pool)
 {
     px_agg *a;
     px_status st = px_agg_create(&a, rule, p, n, d, NULL, pool);
@@ -68,7 +72,8 @@ static inline px_status agg_run_once(const char *rule, const px_agg_params *p, c
 static inline double agg_dot(const float *a, const float *b, size_t d)
 {
     double s = 0;
-    for (size_t c = 0; c < d; c++) s += (double)a[c] * b[c];
+    for (size_t c = 0; c < d; c++)
+        s += (double)a[c] * b[c];
     return s;
 }
 

@@ -78,11 +78,13 @@ static void test_coordinate_rules_against_sorting(void **state)
             assert_int_equal(agg_run_once("meamed", &p, x.rows, n, d, mm, pool), PX_OK);
             for (size_t c = 0; c < d; c++) {
                 float col[64];
-                for (size_t i = 0; i < n; i++) col[i] = x.rows[i][c];
+                for (size_t i = 0; i < n; i++)
+                    col[i] = x.rows[i][c];
                 float want_mm = meamed_oracle(col, n, n - f);
                 qsort(col, n, sizeof(float), cmp_float);
                 double s = 0;
-                for (size_t i = f; i < n - f; i++) s += col[i];
+                for (size_t i = f; i < n - f; i++)
+                    s += col[i];
                 assert_float_equal(tm[c], (float)(s / (n - 2 * f)), 1e-5);
                 assert_float_equal(mm[c], want_mm, 1e-5);
             }
@@ -139,7 +141,8 @@ static void krum_scores_direct(const agg_data *x, size_t f, double *score)
                     dist[b] = t;
                 }
         score[i] = 0;
-        for (size_t a = 0; a < n - f - 2; a++) score[i] += dist[a];
+        for (size_t a = 0; a < n - f - 2; a++)
+            score[i] += dist[a];
     }
 }
 
@@ -154,7 +157,8 @@ static void test_krum_selection_brute_force(void **state)
         agg_fill_normal(&x, 100 + trial);
         /* make the rows well separated in scale so that scores have no near-ties */
         for (size_t i = 0; i < n; i++)
-            for (size_t c = 0; c < d; c++) agg_row(&x, i)[c] *= 1.0f + 0.37f * (float)i;
+            for (size_t c = 0; c < d; c++)
+                agg_row(&x, i)[c] *= 1.0f + 0.37f * (float)i;
         double score[64];
         krum_scores_direct(&x, f, score);
         size_t best = 0;
@@ -166,7 +170,8 @@ static void test_krum_selection_brute_force(void **state)
         assert_memory_equal(out, x.rows[best], d * sizeof(float));
         /* Multi-Krum: mean of the n-f best */
         size_t idx[64];
-        for (size_t i = 0; i < n; i++) idx[i] = i;
+        for (size_t i = 0; i < n; i++)
+            idx[i] = i;
         for (size_t a = 0; a < n; a++)
             for (size_t b = a + 1; b < n; b++)
                 if (score[idx[b]] < score[idx[a]]) {
@@ -177,7 +182,8 @@ static void test_krum_selection_brute_force(void **state)
         assert_int_equal(agg_run_once("multi_krum", &p, x.rows, n, d, out, pool), PX_OK);
         for (size_t c = 0; c < d; c++) {
             double s = 0;
-            for (size_t a = 0; a < n - f; a++) s += x.rows[idx[a]][c];
+            for (size_t a = 0; a < n - f; a++)
+                s += x.rows[idx[a]][c];
             assert_float_equal(out[c], (float)(s / (double)(n - f)), 1e-4);
         }
         free(out);
@@ -224,7 +230,8 @@ static void test_bulyan_brute_force(void **state)
     assert_int_equal(agg_run_once("bulyan", &p, x.rows, n, d, out, NULL), PX_OK);
     /* oracle: repeated Krum with direct distances */
     int left[16];
-    for (size_t i = 0; i < n; i++) left[i] = 1;
+    for (size_t i = 0; i < n; i++)
+        left[i] = 1;
     size_t chosen[16], theta = n - 2 * f;
     for (size_t s = 0; s < theta; s++) {
         size_t nl = n - s, k = nl >= f + 3 ? nl - f - 2 : 1, best = SIZE_MAX;
@@ -251,7 +258,8 @@ static void test_bulyan_brute_force(void **state)
                         dist[b] = t;
                     }
             double sc = 0;
-            for (size_t a = 0; a < k; a++) sc += dist[a];
+            for (size_t a = 0; a < k; a++)
+                sc += dist[a];
             if (sc < best_score) best_score = sc, best = i;
         }
         chosen[s] = best;
@@ -260,7 +268,8 @@ static void test_bulyan_brute_force(void **state)
     }
     for (size_t c = 0; c < d; c++) {
         float col[16];
-        for (size_t s = 0; s < theta; s++) col[s] = x.rows[chosen[s]][c];
+        for (size_t s = 0; s < theta; s++)
+            col[s] = x.rows[chosen[s]][c];
         assert_float_equal(out[c], meamed_oracle(col, theta, theta - 2 * f), 1e-5);
     }
     free(out);
@@ -283,7 +292,8 @@ static void test_geomed(void **state)
     size_t n = 9, d = 50;
     agg_data x = agg_data_new(n, d);
     agg_fill_normal(&x, 8);
-    for (size_t c = 0; c < d; c++) agg_row(&x, 0)[c] += 30.0f; /* one far outlier */
+    for (size_t c = 0; c < d; c++)
+        agg_row(&x, 0)[c] += 30.0f; /* one far outlier */
     p = params_f(2);
     p.geomed_iters = 1000;
     p.geomed_tol = 1e-12;
@@ -300,10 +310,12 @@ static void test_geomed(void **state)
         dist = sqrt(dist);
         obj += dist;
         obj_mean += sqrt(dm);
-        for (size_t c = 0; c < d; c++) grad[c] += ((double)y[c] - x.rows[i][c]) / dist;
+        for (size_t c = 0; c < d; c++)
+            grad[c] += ((double)y[c] - x.rows[i][c]) / dist;
     }
     double gn = 0;
-    for (size_t c = 0; c < d; c++) gn += grad[c] * grad[c];
+    for (size_t c = 0; c < d; c++)
+        gn += grad[c] * grad[c];
     assert_true(sqrt(gn) < 1e-2 * (double)n); /* each term has norm 1: n would be the worst */
     assert_true(obj < obj_mean);
     agg_data_free(&x);
@@ -343,16 +355,20 @@ static void test_cclip_by_hand_and_over_steps(void **state)
         double *nv = calloc(d, sizeof *nv);
         for (size_t i = 0; i < n; i++) {
             double dist = 0;
-            for (size_t c = 0; c < d; c++) dist += (x.rows[i][c] - v[c]) * (x.rows[i][c] - v[c]);
+            for (size_t c = 0; c < d; c++)
+                dist += (x.rows[i][c] - v[c]) * (x.rows[i][c] - v[c]);
             dist = sqrt(dist);
             double s = dist > p.tau ? p.tau / dist : 1.0;
-            for (size_t c = 0; c < d; c++) nv[c] += s * (x.rows[i][c] - v[c]) / (double)n;
+            for (size_t c = 0; c < d; c++)
+                nv[c] += s * (x.rows[i][c] - v[c]) / (double)n;
         }
-        for (size_t c = 0; c < d; c++) v[c] += nv[c];
+        for (size_t c = 0; c < d; c++)
+            v[c] += nv[c];
         free(nv);
     }
     assert_int_equal(agg_run_once("cclip", &p, x.rows, n, d, o, NULL), PX_OK);
-    for (size_t c = 0; c < d; c++) assert_float_equal(o[c], (float)v[c], 1e-5);
+    for (size_t c = 0; c < d; c++)
+        assert_float_equal(o[c], (float)v[c], 1e-5);
     free(v);
     free(o);
     agg_data_free(&x);

@@ -52,13 +52,15 @@ static void test_nonfinite_and_huge_inputs(void **state)
         assert_int_equal(px_agg_run(a, rows, n, 0, got, &rep), PX_OK);
         assert_int_equal(rep.n_nonfinite, 2);
         assert_int_equal(rep.n_used, n - 2);
-        if (memcmp(got, want, sizeof got) != 0) fail_msg("%s: output changed by non-finite rows", rule);
+        if (memcmp(got, want, sizeof got) != 0)
+            fail_msg("%s: output changed by non-finite rows", rule);
         px_agg_destroy(a);
         /* a huge finite input (its squared norm overflows float) never makes the output
          * non-finite, except for the mean-like rules that are not robust by definition */
         if (!strcmp(rule, "mean") || !strcmp(rule, "fedld")) continue;
         float huge[70];
-        for (size_t c = 0; c < d; c++) huge[c] = 3e37f;
+        for (size_t c = 0; c < d; c++)
+            huge[c] = 3e37f;
         rows[3] = huge;
         rows[7] = x.rows[n - 2];
         px_agg_params p2 = params_for(rule, n);
@@ -87,7 +89,8 @@ static void test_zero_single_identical_d1(void **state)
             if (out[c] != 0.0f) fail_msg("%s: zero inputs gave %g", rule, (double)out[c]);
         /* identical inputs: that input (FA: n x / ||x|| / m) */
         agg_fill_normal(&z, 3);
-        for (size_t i = 1; i < n; i++) memcpy(agg_row(&z, i), z.rows[0], d * sizeof(float));
+        for (size_t i = 1; i < n; i++)
+            memcpy(agg_row(&z, i), z.rows[0], d * sizeof(float));
         assert_int_equal(agg_run_once(rule, &p, z.rows, n, d, out, NULL), PX_OK);
         double nu = agg_norm(z.rows[0], d), m = (n + 1) / 2;
         for (size_t c = 0; c < d; c++) {
@@ -207,14 +210,16 @@ static void test_pre_steps_by_hand(void **state)
         /* the median of three bucket means: a mean of one or two distinct inputs */
         bool ok = false;
         for (int i = 0; i < 5; i++)
-            for (int j = i; j < 5; j++) ok |= fabsf(seen[step] - 0.5f * (w[i] + w[j])) < 1e-6f;
+            for (int j = i; j < 5; j++)
+                ok |= fabsf(seen[step] - 0.5f * (w[i] + w[j])) < 1e-6f;
         assert_true(ok);
     }
     float again;
     assert_int_equal(px_agg_run(a, wr, 5, 3, &again, NULL), PX_OK);
     assert_true(again == seen[3]);
     bool varies = false;
-    for (int s = 1; s < 8; s++) varies |= seen[s] != seen[0];
+    for (int s = 1; s < 8; s++)
+        varies |= seen[s] != seen[0];
     assert_true(varies);
     px_agg_destroy(a);
     /* the chain in order: clip then bucketing then krum */

@@ -16,17 +16,21 @@ static void fedld_literal(const agg_data *g, size_t off, size_t size, double kap
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < n; j++) {
             double s = 0;
-            for (size_t c = off; c < off + size; c++) s += (double)g->rows[i][c] * g->rows[j][c];
+            for (size_t c = off; c < off + size; c++)
+                s += (double)g->rows[i][c] * g->rows[j][c];
             H[i * n + j] = s / (double)n;
         }
-    assert_int_equal(LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)n, H, (lapack_int)n, w), 0);
+    assert_int_equal(LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)n, H, (lapack_int)n, w),
+                     0);
     /* row-major: eigenvector j (ascending) is column j: H[q * n + j] */
     double total = 0;
-    for (size_t j = 0; j < n; j++) total += w[j];
+    for (size_t j = 0; j < n; j++)
+        total += w[j];
     size_t k = (size_t)floor(n * kappa);
     if (k < 1) k = 1;
     double *v = calloc(size, sizeof *v);
-    for (size_t c = 0; c < size; c++) agg[c] = 0;
+    for (size_t c = 0; c < size; c++)
+        agg[c] = 0;
     for (size_t jj = 0; jj < k; jj++) {
         size_t j = n - 1 - jj;
         double s = w[j];
@@ -34,7 +38,8 @@ static void fedld_literal(const agg_data *g, size_t off, size_t size, double kap
         double sgn = (flip >> jj) & 1 ? -1.0 : 1.0, vn = 0;
         for (size_t c = 0; c < size; c++) {
             v[c] = 0;
-            for (size_t q = 0; q < n; q++) v[c] += sgn * H[q * n + j] * g->rows[q][off + c];
+            for (size_t q = 0; q < n; q++)
+                v[c] += sgn * H[q * n + j] * g->rows[q][off + c];
             vn += v[c] * v[c];
         }
         vn = sqrt(vn);
@@ -46,7 +51,8 @@ static void fedld_literal(const agg_data *g, size_t off, size_t size, double kap
                 pr += (double)g->rows[i][off + c] * v[c];
             }
             double sg = pr > 0 ? 1 : (pr < 0 ? -1 : 0);
-            for (size_t c = 0; c < size; c++) agg[c] += sqrt(gi) * cj * sg * v[c] / vn / (double)n;
+            for (size_t c = 0; c < size; c++)
+                agg[c] += sqrt(gi) * cj * sg * v[c] / vn / (double)n;
         }
     }
     free(v);
@@ -58,7 +64,8 @@ static void layer_mean(const agg_data *g, size_t off, size_t size, double *agg)
 {
     for (size_t c = 0; c < size; c++) {
         double s = 0;
-        for (size_t i = 0; i < g->n; i++) s += g->rows[i][off + c];
+        for (size_t i = 0; i < g->n; i++)
+            s += g->rows[i][off + c];
         agg[c] = s / (double)g->n;
     }
 }
@@ -66,7 +73,8 @@ static void layer_mean(const agg_data *g, size_t off, size_t size, double *agg)
 static void assert_close(const float *got, const double *want, size_t size, double tol)
 {
     double scale = 1e-12;
-    for (size_t c = 0; c < size; c++) scale = fmax(scale, fabs(want[c]));
+    for (size_t c = 0; c < size; c++)
+        scale = fmax(scale, fabs(want[c]));
     for (size_t c = 0; c < size; c++)
         if (fabs(got[c] - want[c]) > tol * scale)
             fail_msg("coordinate %zu: got %g, want %g", c, (double)got[c], want[c]);
@@ -77,7 +85,8 @@ static void test_literal_revision_and_signs(void **state)
     (void)state;
     size_t sizes[] = {40, 1, 130, 12, 7};
     size_t L = 5, d = 0;
-    for (size_t l = 0; l < L; l++) d += sizes[l];
+    for (size_t l = 0; l < L; l++)
+        d += sizes[l];
     double kappas[] = {0.8, 0.3, 1.0, 0.01};
     for (size_t n = 1; n <= 7; n += 3)
         for (size_t kk = 0; kk < 4; kk++) {
@@ -96,8 +105,10 @@ static void test_literal_revision_and_signs(void **state)
             assert_int_equal(agg_run_once("fedld", &p, x.rows, n, d, got, NULL), PX_OK);
             size_t off = 0;
             for (size_t l = 0; l < L; l++) {
-                if (sizes[l] == 1) layer_mean(&x, off, 1, want);
-                else fedld_literal(&x, off, sizes[l], kappas[kk], 0, want);
+                if (sizes[l] == 1)
+                    layer_mean(&x, off, 1, want);
+                else
+                    fedld_literal(&x, off, sizes[l], kappas[kk], 0, want);
                 assert_close(got + off, want, sizes[l], 1e-4);
                 /* any eigenvector signs give the same aggregate */
                 if (sizes[l] > 1) {
@@ -122,7 +133,8 @@ static void test_history_rounds_and_partial_participation(void **state)
     px_layer_table t = {2, layers};
     agg_data x = agg_data_new(n, d);
     agg_fill_normal(&x, 9);
-    for (size_t i = 0; i < n; i++) memset(agg_row(&x, i) + 30, 0, 30 * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        memset(agg_row(&x, i) + 30, 0, 30 * sizeof(float));
     px_agg_params p;
     px_agg_params_default(&p);
     px_agg *a;
@@ -136,7 +148,8 @@ static void test_history_rounds_and_partial_participation(void **state)
     /* round 1 with only 5 of 8 clients: the first layer now has history (principal
      * gradient); the second had a zero aggregate, so it takes the mean of its new updates */
     for (size_t i = 0; i < n; i++)
-        for (size_t c = 30; c < 60; c++) agg_row(&x, i)[c] = (float)(i + 1) * 0.1f * (float)c;
+        for (size_t c = 30; c < 60; c++)
+            agg_row(&x, i)[c] = (float)(i + 1) * 0.1f * (float)c;
     assert_int_equal(px_agg_run(a, x.rows, n, 1, got, NULL), PX_OK);
     fedld_literal(&x, 0, 30, 0.8, 0, want);
     assert_close(got, want, 30, 1e-4);
@@ -150,18 +163,22 @@ static void test_history_rounds_and_partial_participation(void **state)
     double mean[30];
     layer_mean(&x, 0, 30, mean);
     double diff = 0;
-    for (size_t c = 0; c < 30; c++) diff = fmax(diff, fabs(got[c] - mean[c]));
+    for (size_t c = 0; c < 30; c++)
+        diff = fmax(diff, fabs(got[c] - mean[c]));
     assert_true(diff > 1e-3);
     px_agg_destroy(a);
     /* a zero layer gives zero; identical clients give their update */
     memset(x.data, 0, n * d * sizeof(float));
     p.fedld_history = true;
     assert_int_equal(agg_run_once("fedld", &p, x.rows, n, d, got, NULL), PX_OK);
-    for (size_t c = 0; c < d; c++) assert_true(got[c] == 0.0f);
+    for (size_t c = 0; c < d; c++)
+        assert_true(got[c] == 0.0f);
     for (size_t i = 0; i < n; i++)
-        for (size_t c = 0; c < d; c++) agg_row(&x, i)[c] = (float)c - 20.0f;
+        for (size_t c = 0; c < d; c++)
+            agg_row(&x, i)[c] = (float)c - 20.0f;
     assert_int_equal(agg_run_once("fedld", &p, x.rows, n, d, got, NULL), PX_OK);
-    for (size_t c = 0; c < d; c++) assert_float_equal(got[c], (float)c - 20.0f, 1e-4);
+    for (size_t c = 0; c < d; c++)
+        assert_float_equal(got[c], (float)c - 20.0f, 1e-4);
     agg_data_free(&x);
 }
 

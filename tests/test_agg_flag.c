@@ -11,7 +11,8 @@
 static void top_left_sv(float *P, size_t d, size_t c, size_t m, float *U)
 {
     size_t k = d < c ? d : c;
-    float *s = malloc(k * sizeof *s), *u = malloc(d * k * sizeof *u), *sup = malloc(k * sizeof *sup);
+    float *s = malloc(k * sizeof *s), *u = malloc(d * k * sizeof *u),
+          *sup = malloc(k * sizeof *sup);
     float vt[1];
     lapack_int info = LAPACKE_sgesvd(LAPACK_COL_MAJOR, 'S', 'N', (lapack_int)d, (lapack_int)c, P,
                                      (lapack_int)d, s, u, (lapack_int)d, vt, 1, sup);
@@ -56,7 +57,8 @@ static void flag_direct(const agg_data *g, size_t m, unsigned T, double lambda, 
     float *Y = malloc(d * m * sizeof *Y), *Yn = malloc(d * m * sizeof *Yn);
     for (size_t i = 0; i < n; i++) {
         double nu = fmax(agg_norm(g->rows[i], d), 1e-12);
-        for (size_t c = 0; c < d; c++) X[i * d + c] = (float)(g->rows[i][c] / nu);
+        for (size_t c = 0; c < d; c++)
+            X[i * d + c] = (float)(g->rows[i][c] / nu);
     }
     if (Y0) {
         memcpy(Y, Y0, d * m * sizeof *Y);
@@ -73,7 +75,8 @@ static void flag_direct(const agg_data *g, size_t m, unsigned T, double lambda, 
                 r += u * u;
             }
             double a = pow(fabs(1 - r) + 1e-7, -0.25);
-            for (size_t c = 0; c < d; c++) P[i * d + c] = (float)(a * X[i * d + c]);
+            for (size_t c = 0; c < d; c++)
+                P[i * d + c] = (float)(a * X[i * d + c]);
         }
         size_t col = n;
         if (lambda > 0)
@@ -82,7 +85,8 @@ static void flag_direct(const agg_data *g, size_t m, unsigned T, double lambda, 
                     if (i == j) continue;
                     double r = 0;
                     for (size_t k = 0; k < m; k++) {
-                        double u = agg_dot(Y + k * d, X + i * d, d) - agg_dot(Y + k * d, X + j * d, d);
+                        double u =
+                            agg_dot(Y + k * d, X + i * d, d) - agg_dot(Y + k * d, X + j * d, d);
                         r += u * u;
                     }
                     double b = pow(fabs(1 - r) + 1e-7, -0.25) * lambda / (double)(n * (n - 1));
@@ -99,10 +103,12 @@ static void flag_direct(const agg_data *g, size_t m, unsigned T, double lambda, 
     /* out = Y Y^T sum_i x_i / m */
     double *coef = calloc(m, sizeof *coef);
     for (size_t k = 0; k < m; k++)
-        for (size_t i = 0; i < n; i++) coef[k] += agg_dot(Y + k * d, X + i * d, d);
+        for (size_t i = 0; i < n; i++)
+            coef[k] += agg_dot(Y + k * d, X + i * d, d);
     for (size_t c = 0; c < d; c++) {
         double s = 0;
-        for (size_t k = 0; k < m; k++) s += Y[k * d + c] * coef[k];
+        for (size_t k = 0; k < m; k++)
+            s += Y[k * d + c] * coef[k];
         out[c] = (float)(s / (double)m);
     }
     free(coef);
@@ -123,22 +129,27 @@ static px_agg_params flag_params(uint32_t m, uint32_t T, double lambda)
 }
 
 /* honest inputs around a common direction, with `bad` outliers at the end scaled by 50 */
-static agg_data honest_and_outliers(size_t n, size_t d, size_t bad, uint64_t seed, float *honest_mean)
+static agg_data honest_and_outliers(size_t n, size_t d, size_t bad, uint64_t seed,
+                                    float *honest_mean)
 {
     agg_data x = agg_data_new(n, d);
     agg_fill_normal(&x, seed);
     px_rng r;
     px_rng_init(&r, seed, 98, 0, 0);
     float *h = malloc(d * sizeof *h);
-    for (size_t c = 0; c < d; c++) h[c] = (float)px_rng_normal(&r);
+    for (size_t c = 0; c < d; c++)
+        h[c] = (float)px_rng_normal(&r);
     for (size_t i = 0; i < n - bad; i++)
-        for (size_t c = 0; c < d; c++) agg_row(&x, i)[c] = h[c] + 0.4f * agg_row(&x, i)[c];
+        for (size_t c = 0; c < d; c++)
+            agg_row(&x, i)[c] = h[c] + 0.4f * agg_row(&x, i)[c];
     for (size_t i = n - bad; i < n; i++)
-        for (size_t c = 0; c < d; c++) agg_row(&x, i)[c] *= 50.0f;
+        for (size_t c = 0; c < d; c++)
+            agg_row(&x, i)[c] *= 50.0f;
     if (honest_mean)
         for (size_t c = 0; c < d; c++) {
             double s = 0;
-            for (size_t i = 0; i < n - bad; i++) s += x.rows[i][c];
+            for (size_t i = 0; i < n - bad; i++)
+                s += x.rows[i][c];
             honest_mean[c] = (float)(s / (double)(n - bad));
         }
     free(h);
@@ -152,7 +163,7 @@ static void test_gram_form_matches_direct_svd(void **state)
         size_t n, d, m;
         unsigned T;
         double lambda;
-    } cases[] = {{7, 60, 3, 4, 0}, {7, 60, 4, 1, 0}, {5, 40, 2, 4, 0.5}, {9, 33, 4, 0, 0},
+    } cases[] = {{7, 60, 3, 4, 0},     {7, 60, 4, 1, 0},    {5, 40, 2, 4, 0.5},  {9, 33, 4, 0, 0},
                  {6, 200, 3, 10, 2.0}, {5, 50, 2, 4, 60.0}, {7, 30, 3, 3, 200.0}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         size_t n = cases[k].n, d = cases[k].d;
@@ -187,7 +198,8 @@ static void test_scale_and_order_invariance(void **state)
     /* order */
     const float *perm[8];
     size_t order[8] = {5, 2, 7, 0, 3, 1, 6, 4};
-    for (size_t i = 0; i < n; i++) perm[i] = x.rows[order[i]];
+    for (size_t i = 0; i < n; i++)
+        perm[i] = x.rows[order[i]];
     assert_int_equal(agg_run_once("flag", &p, perm, n, d, b, NULL), PX_OK);
     assert_true(agg_rel_err(b, a, d) < 1e-4);
     free(a);
@@ -201,7 +213,8 @@ static void test_identical_inputs(void **state)
     size_t n = 6, d = 100;
     agg_data x = agg_data_new(n, d);
     agg_fill_normal(&x, 1);
-    for (size_t i = 1; i < n; i++) memcpy(agg_row(&x, i), x.rows[0], d * sizeof(float));
+    for (size_t i = 1; i < n; i++)
+        memcpy(agg_row(&x, i), x.rows[0], d * sizeof(float));
     double nu = agg_norm(x.rows[0], d);
     float out[100];
     for (uint32_t m = 1; m <= 4; m++) {
@@ -219,7 +232,8 @@ static void test_t0_with_given_start(void **state)
     /* iters = 0 with warm_start: step 0 returns the projection on its PCA subspace Y0, step 1
      * starts from that Y0 and, with T = 0, returns Y0 Y0^T sum x_i / m for its own inputs */
     size_t n = 7, d = 80, m = 3;
-    agg_data x1 = honest_and_outliers(n, d, 1, 21, NULL), x2 = honest_and_outliers(n, d, 2, 22, NULL);
+    agg_data x1 = honest_and_outliers(n, d, 1, 21, NULL),
+             x2 = honest_and_outliers(n, d, 2, 22, NULL);
     px_agg_params p = flag_params((uint32_t)m, 0, 0);
     p.warm_start = true;
     px_agg *a;
@@ -232,7 +246,8 @@ static void test_t0_with_given_start(void **state)
     float *P = malloc(n * d * sizeof *P), *Y0 = malloc(d * m * sizeof *Y0);
     for (size_t i = 0; i < n; i++) {
         double nu = agg_norm(x1.rows[i], d);
-        for (size_t c = 0; c < d; c++) P[i * d + c] = (float)(x1.rows[i][c] / nu);
+        for (size_t c = 0; c < d; c++)
+            P[i * d + c] = (float)(x1.rows[i][c] / nu);
     }
     top_left_sv(P, d, n, m, Y0);
     assert_int_equal(px_agg_run(a, x2.rows, n, 1, got, NULL), PX_OK);
@@ -253,7 +268,8 @@ static void test_outliers_and_sign_blindness(void **state)
 {
     (void)state;
     size_t n = 7, d = 2000;
-    float *hm = malloc(d * sizeof *hm), *out = malloc(d * sizeof *out), *mean = malloc(d * sizeof *mean);
+    float *hm = malloc(d * sizeof *hm), *out = malloc(d * sizeof *out),
+          *mean = malloc(d * sizeof *mean);
     agg_data x = honest_and_outliers(n, d, 2, 5, hm);
     px_agg_params p = flag_params(4, 4, 0);
     assert_int_equal(agg_run_once("flag", &p, x.rows, n, d, out, NULL), PX_OK);
@@ -262,7 +278,8 @@ static void test_outliers_and_sign_blindness(void **state)
     assert_true(cos_fa > 0.9);
     assert_true(cos_mean < 0.2);
     /* a reversed honest gradient: the honest direction survives with an honest majority */
-    for (size_t c = 0; c < d; c++) agg_row(&x, 5)[c] = -x.rows[0][c];
+    for (size_t c = 0; c < d; c++)
+        agg_row(&x, 5)[c] = -x.rows[0][c];
     assert_int_equal(agg_run_once("flag", &p, x.rows, n, d, out, NULL), PX_OK);
     assert_true(agg_cosine(out, hm, d) > 0.5);
     free(hm);
@@ -282,7 +299,8 @@ static void test_rescale_random_init_zero(void **state)
     p.rescale = true;
     assert_int_equal(agg_run_once("flag", &p, x.rows, n, d, b, NULL), PX_OK);
     double norms[5];
-    for (size_t i = 0; i < n; i++) norms[i] = agg_norm(x.rows[i], d);
+    for (size_t i = 0; i < n; i++)
+        norms[i] = agg_norm(x.rows[i], d);
     for (size_t i = 0; i < n; i++) /* median of 5 */
         for (size_t j = i + 1; j < n; j++)
             if (norms[j] < norms[i]) {
@@ -290,7 +308,8 @@ static void test_rescale_random_init_zero(void **state)
                 norms[i] = norms[j];
                 norms[j] = t;
             }
-    for (size_t c = 0; c < d; c++) assert_float_equal(b[c], (float)(a[c] * norms[2]), 1e-4 * norms[2]);
+    for (size_t c = 0; c < d; c++)
+        assert_float_equal(b[c], (float)(a[c] * norms[2]), 1e-4 * norms[2]);
     /* random start: bit-identical on two instances and two thread counts, finite, and after
      * enough iterations close to the PCA start's fixed point */
     p = flag_params(0, 30, 0);
@@ -300,7 +319,8 @@ static void test_rescale_random_init_zero(void **state)
     assert_int_equal(agg_run_once("flag", &p, x.rows, n, d, b, NULL), PX_OK);
     assert_int_equal(agg_run_once("flag", &p, x.rows, n, d, c2, pool), PX_OK);
     assert_memory_equal(b, c2, sizeof b);
-    for (size_t c = 0; c < d; c++) assert_true(isfinite(b[c]));
+    for (size_t c = 0; c < d; c++)
+        assert_true(isfinite(b[c]));
     p.init = PX_AGG_INIT_PCA;
     assert_int_equal(agg_run_once("flag", &p, x.rows, n, d, c2, NULL), PX_OK);
     assert_true(agg_cosine(b, c2, d) > 0.99);
@@ -316,7 +336,8 @@ static void test_rescale_random_init_zero(void **state)
     memset(x.data, 0, n * d * sizeof(float));
     p = flag_params(0, 4, 0);
     assert_int_equal(agg_run_once("flag", &p, x.rows, n, d, a, NULL), PX_OK);
-    for (size_t c = 0; c < d; c++) assert_true(a[c] == 0.0f);
+    for (size_t c = 0; c < d; c++)
+        assert_true(a[c] == 0.0f);
     agg_data_free(&x);
 }
 

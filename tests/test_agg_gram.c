@@ -9,7 +9,8 @@
 static double gram_ref(const float *a, const float *b, size_t lo, size_t hi)
 {
     double s = 0;
-    for (size_t c = lo; c < hi; c++) s += (double)a[c] * b[c];
+    for (size_t c = lo; c < hi; c++)
+        s += (double)a[c] * b[c];
     return s;
 }
 
@@ -17,7 +18,8 @@ static void gen_rows(void *arg, size_t k, size_t col, size_t count, float *dst)
 {
     (void)arg;
     assert_int_equal(col % PX_GEN_BLOCK, 0);
-    for (size_t i = 0; i < count; i++) dst[i] = (float)((k + 1) * 0.25) - (float)((col + i) % 7);
+    for (size_t i = 0; i < count; i++)
+        dst[i] = (float)((k + 1) * 0.25) - (float)((col + i) % 7);
 }
 
 static void test_gram_matches_double(void **state)
@@ -87,7 +89,8 @@ static void test_gram_segments_and_threads(void **state)
     px__mix *m;
     assert_int_equal(px__mix_create(&m, n, 0, 2, d, &t, pool), PX_OK);
     float A[4 * 2 * 6];
-    for (size_t i = 0; i < sizeof A / sizeof A[0]; i++) A[i] = (float)((int)(i % 5) - 2) * 0.5f;
+    for (size_t i = 0; i < sizeof A / sizeof A[0]; i++)
+        A[i] = (float)((int)(i % 5) - 2) * 0.5f;
     float *o0 = malloc(d * sizeof *o0), *o1 = malloc(d * sizeof *o1);
     float *outs[2] = {o0, o1};
     px__mix_run(m, x.rows, n, 0, NULL, NULL, A, 2, outs);
@@ -95,7 +98,8 @@ static void test_gram_segments_and_threads(void **state)
         for (size_t c = layers[s].offset; c < layers[s].offset + layers[s].size; c++)
             for (size_t k = 0; k < 2; k++) {
                 double want = 0;
-                for (size_t i = 0; i < n; i++) want += (double)A[s * 12 + k * 6 + i] * x.rows[i][c];
+                for (size_t i = 0; i < n; i++)
+                    want += (double)A[s * 12 + k * 6 + i] * x.rows[i][c];
                 assert_true(fabs(outs[k][c] - want) <= 1e-5 * (1 + fabs(want)));
             }
     /* squared distances to a vector */
@@ -133,10 +137,12 @@ static void test_sorting_network(void **state)
         for (size_t base = 0; base < (1u << n); base += PX_LANES) {
             float v[32][PX_LANES];
             for (size_t i = 0; i < n; i++)
-                for (size_t l = 0; l < PX_LANES; l++) v[i][l] = (float)(((base + l) >> i) & 1);
+                for (size_t l = 0; l < PX_LANES; l++)
+                    v[i][l] = (float)(((base + l) >> i) & 1);
             px__sortnet_sort(&s, v);
             for (size_t i = 1; i < n; i++)
-                for (size_t l = 0; l < PX_LANES; l++) assert_true(v[i - 1][l] <= v[i][l]);
+                for (size_t l = 0; l < PX_LANES; l++)
+                    assert_true(v[i - 1][l] <= v[i][l]);
         }
         px__sortnet_free(&s);
     }
@@ -149,10 +155,12 @@ static void test_sorting_network(void **state)
         px__sortnet_prepare(&s, n);
         float(*v)[PX_LANES] = malloc(px__sortnet_rows(n) * sizeof *v);
         for (size_t i = 0; i < n; i++)
-            for (size_t l = 0; l < PX_LANES; l++) v[i][l] = (float)px_rng_normal(&r);
+            for (size_t l = 0; l < PX_LANES; l++)
+                v[i][l] = (float)px_rng_normal(&r);
         px__sortnet_sort(&s, v);
         for (size_t i = 1; i < n; i++)
-            for (size_t l = 0; l < PX_LANES; l++) assert_true(v[i - 1][l] <= v[i][l]);
+            for (size_t l = 0; l < PX_LANES; l++)
+                assert_true(v[i - 1][l] <= v[i][l]);
         free(v);
         px__sortnet_free(&s);
     }
