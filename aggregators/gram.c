@@ -18,6 +18,7 @@
 #define PX_GRAM_SUB        PX_GEN_BLOCK       /* columns per L1-resident block */
 #define PX_GRAM_FLUSH      4096               /* columns summed in float before going to double */
 #define PX_GRAM_MAX_PIECES 64                 /* pieces per segment (at most) */
+#define PX_GRAM_PARTIAL_BUDGET (64u << 20)     /* bytes of per-piece partial Grams (aim) */
 #define PX_MIX_TILE        (4 * PX_GEN_BLOCK) /* columns per combination task */
 
 typedef float px__v16 __attribute__((vector_size(64)));
@@ -147,7 +148,11 @@ px_status px__gram_create(px__gram **out, size_t r_max, size_t gen_max, size_t d
     g->pool = pool;
     g->n_threads = px_pool_size(pool);
     g->n_segs = segs ? segs->count : 1;
-    size_t piece = px__round_up((d + PX_GRAM_MAX_PIECES - 1) / PX_GRAM_MAX_PIECES, PX_GRAM_FLUSH);
+    /* at most 64 pieces, fewer when n is so large that their partials would pass the budget */
+    size_t max_pieces = PX_GRAM_PARTIAL_BUDGET / (g->r_max * g->r_max * sizeof(double));
+    if (max_pieces > PX_GRAM_MAX_PIECES) max_pieces = PX_GRAM_MAX_PIECES;
+    if (max_pieces < 2) max_pieces = 2;
+    size_t piece = px__round_up((d + max_pieces - 1) / max_pieces, PX_GRAM_FLUSH);
     if (piece < PX_GRAM_FLUSH) piece = PX_GRAM_FLUSH;
     g->seg_first = calloc(g->n_segs + 1, sizeof *g->seg_first);
     size_t total = 0;
@@ -235,7 +240,8 @@ struct px__mix {
     size_t *seg_off, *seg_end;
     float *tmp;         /* per thread: k_max x PX_MIX_TILE */
     float *gen_buf;     /* per thread: gen_max x PX_MIX_TILE */
-    const float **ptrs; /* per thread: 3 r_max slots (see px__mix_create) */
+    const float **ptrs; /* per thread: r_max row pointers, r_max non-zero-weight rows */
+    float *wts;         /* per thread: 4 r_max weights (four outputs per row) */
     /* the current pass */
     const float *const *rows;
     size_t n_rows, n_gen, r, n_out;
@@ -262,9 +268,9 @@ px_status px__mix_create(px__mix **out, size_t r_max, size_t gen_max, size_t k_m
     m->seg_off = calloc(m->n_segs, sizeof *m->seg_off);
     m->seg_end = calloc(m->n_segs, sizeof *m->seg_end);
     m->tmp = px_alloc((size_t)m->n_threads * m->k_max * PX_MIX_TILE * sizeof(float), "mix tiles");
-    /* per thread: r_max row pointers, r_max non-zero-weight pointers, r_max weights */
-    m->ptrs = calloc((size_t)m->n_threads * 3 * m->r_max, sizeof *m->ptrs);
-    if (!m->seg_off || !m->seg_end || !m->tmp || !m->ptrs) goto nomem;
+    m->ptrs = calloc((size_t)m->n_threads * 2 * m->r_max, sizeof *m->ptrs);
+    m->wts = calloc((size_t)m->n_threads * 4 * m->r_max, sizeof *m->wts);
+    if (!m->seg_off || !m->seg_end || !m->tmp || !m->ptrs || !m->wts) goto nomem;
     for (size_t s = 0; s < m->n_segs; s++) {
         m->seg_off[s] = segs ? segs->layers[s].offset : 0;
         m->seg_end[s] = m->seg_off[s] + (segs ? segs->layers[s].size : d);
@@ -289,7 +295,49 @@ void px__mix_destroy(px__mix *m)
     px_free(m->tmp);
     px_free(m->gen_buf);
     free(m->ptrs);
+    free(m->wts);
     free(m);
+}
+
+/* One block of up to four outputs over columns [a0, a1) of the tile: the rows with a non-zero
+ * weight in the block stream through once, each loaded vector feeding the four accumulators
+ * (which stay in registers). The sum runs over the rows in order. */
+static void px__mix_block(const float *const *nz, const float *wts, size_t cnt, size_t kb,
+                          size_t a0, size_t a1, float *const *o)
+{
+    size_t c = a0;
+    if (kb == 1) {
+        for (; c + 16 <= a1; c += 16) {
+            px__v16 s0 = {0};
+            for (size_t j = 0; j < cnt; j++) {
+                px__v16 x;
+                memcpy(&x, nz[j] + c, sizeof x);
+                s0 += wts[4 * j] * x;
+            }
+            memcpy(o[0] + c, &s0, sizeof s0);
+        }
+    } else {
+        for (; c + 16 <= a1; c += 16) {
+            px__v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+            for (size_t j = 0; j < cnt; j++) {
+                px__v16 x;
+                memcpy(&x, nz[j] + c, sizeof x);
+                const float *wj = wts + 4 * j;
+                s0 += wj[0] * x;
+                s1 += wj[1] * x;
+                s2 += wj[2] * x;
+                s3 += wj[3] * x;
+            }
+            px__v16 sk[4] = {s0, s1, s2, s3};
+            for (size_t k = 0; k < kb; k++) memcpy(o[k] + c, &sk[k], sizeof s0);
+        }
+    }
+    for (; c < a1; c++)
+        for (size_t k = 0; k < kb; k++) {
+            float acc = 0.0f;
+            for (size_t j = 0; j < cnt; j++) acc += wts[4 * j + k] * nz[j][c];
+            o[k][c] = acc;
+        }
 }
 
 static void px__mix_tile(void *arg, size_t t, int thread)
@@ -299,9 +347,9 @@ static void px__mix_tile(void *arg, size_t t, int thread)
     size_t w = c1 - c0, r = m->r;
     float *tmp = m->tmp + (size_t)thread * m->k_max * PX_MIX_TILE;
     float *gbuf = m->gen_buf ? m->gen_buf + (size_t)thread * m->gen_max * PX_MIX_TILE : NULL;
-    const float **p = m->ptrs + (size_t)thread * 3 * m->r_max;
-    const float **nz = p + m->r_max; /* rows with a non-zero weight for the current output */
-    float wt[4];
+    const float **p = m->ptrs + (size_t)thread * 2 * m->r_max;
+    const float **nz = p + m->r_max; /* rows with a non-zero weight in the current block */
+    float *wts = m->wts + (size_t)thread * 4 * m->r_max;
     for (size_t k = 0; k < m->n_gen; k++)
         for (size_t b = c0; b < c1; b += PX_GEN_BLOCK)
             m->gen(m->gen_arg, k, b, c1 - b < PX_GEN_BLOCK ? c1 - b : PX_GEN_BLOCK,
@@ -317,37 +365,29 @@ static void px__mix_tile(void *arg, size_t t, int thread)
         else
             hi = mid;
     }
-    float *wbuf = (float *)(nz + r); /* weights of nz, stored after the pointers */
     for (size_t p0 = c0; p0 < c1; s++) {
         size_t p1 = m->seg_end[s] < c1 ? m->seg_end[s] : c1;
         const float *A = m->A + s * m->n_out * r;
-        size_t a0 = p0 - c0, a1 = p1 - c0;
-        for (size_t k = 0; k < m->n_out; k++) {
-            float *o = tmp + k * PX_MIX_TILE;
-            /* zero weights are skipped (the sum is unchanged and the row is not read); the
-             * others are taken four at a time so that four rows stream together */
+        for (size_t k0 = 0; k0 < m->n_out; k0 += 4) {
+            size_t kb = m->n_out - k0 < 4 ? m->n_out - k0 : 4;
+            /* a row whose weights are all zero in this block is not read (the sum is the
+             * same without it) */
             size_t cnt = 0;
-            for (size_t i = 0; i < r; i++)
-                if (A[k * r + i] != 0.0f) {
-                    nz[cnt] = p[i];
-                    wbuf[cnt++] = A[k * r + i];
+            for (size_t i = 0; i < r; i++) {
+                float wk[4] = {0, 0, 0, 0};
+                int any = 0;
+                for (size_t k = 0; k < kb; k++) {
+                    wk[k] = A[(k0 + k) * r + i];
+                    any |= wk[k] != 0.0f;
                 }
-            for (size_t c = a0; c < a1; c++)
-                o[c] = 0.0f;
-            size_t i = 0;
-            for (; i + 4 <= cnt; i += 4) {
-                const float *x0 = nz[i], *x1 = nz[i + 1], *x2 = nz[i + 2], *x3 = nz[i + 3];
-                for (int q = 0; q < 4; q++)
-                    wt[q] = wbuf[i + q];
-                for (size_t c = a0; c < a1; c++)
-                    o[c] += (wt[0] * x0[c] + wt[1] * x1[c]) + (wt[2] * x2[c] + wt[3] * x3[c]);
+                if (!any) continue;
+                nz[cnt] = p[i];
+                memcpy(wts + 4 * cnt, wk, sizeof wk);
+                cnt++;
             }
-            for (; i < cnt; i++) {
-                const float *x = nz[i];
-                float a = wbuf[i];
-                for (size_t c = a0; c < a1; c++)
-                    o[c] += a * x[c];
-            }
+            float *o[4];
+            for (size_t k = 0; k < kb; k++) o[k] = tmp + (k0 + k) * PX_MIX_TILE;
+            px__mix_block(nz, wts, cnt, kb, p0 - c0, p1 - c0, o);
         }
         p0 = p1;
     }

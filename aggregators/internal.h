@@ -81,11 +81,10 @@ px_status px__sortnet_init(px__sortnet *s, size_t n_max);
 void px__sortnet_free(px__sortnet *s);
 /* Prunes the network to n <= n_max values (no allocation). */
 void px__sortnet_prepare(px__sortnet *s, size_t n);
-/* Rows the sort needs in v for n values: n values up to 32 are sorted by a fixed network on the
- * next power of two (8, 16 or 32), the extra rows holding +inf padding. */
+/* Rows the sort needs in v for n values (n itself; kept for callers that size scratch). */
 size_t px__sortnet_rows(size_t n);
-/* Sorts each of the PX_LANES lanes of v[0..n) ascending (v[i][l] = value i of lane l); v has
- * px__sortnet_rows(n) rows, those past n are overwritten. */
+/* Sorts each of the PX_LANES lanes of v[0..n) ascending (v[i][l] = value i of lane l): a fixed
+ * network in registers for n <= 32, the pruned pair table otherwise. */
 void px__sortnet_sort(const px__sortnet *s, float (*v)[PX_LANES]);
 
 /* Runs a coordinate-wise rule over d columns: loads PX_LANES columns of the n rows at a time,
@@ -97,7 +96,7 @@ typedef void (*px__lane_reduce)(const float (*v)[PX_LANES], size_t n, void *arg,
 typedef struct {
     px__sortnet net;
     px_pool *pool;
-    size_t rows;    /* rows of scratch per thread: max(n_max, 32) */
+    size_t rows;    /* rows of scratch per thread: n_max (at least 1) */
     float *scratch; /* per thread: rows x PX_LANES */
     float *buf;     /* d floats: the result while the inputs are being screened */
     int *bad;       /* per thread: a non-finite value was loaded */
@@ -135,10 +134,13 @@ typedef struct {
     px_status (*check)(const px_agg_params *p, size_t n, size_t *n_out);
     px_status (*create)(void **ctx, const px_agg_params *p, size_t n_max, size_t d, px_pool *pool);
     /* Transforms in[0..n) into out[0..*n_out); out rows point into the step's own buffers or
-     * at input rows. */
+     * at input rows. With `screen` (only if `screens`), the inputs have not been checked for
+     * NaN and Inf: the step returns PX_AGG_NONFINITE, having written nothing, when it meets
+     * one in its first pass. */
     px_status (*run)(void *ctx, const float *const *in, size_t n, size_t d, const float **out,
-                     size_t *n_out, uint64_t step);
+                     size_t *n_out, uint64_t step, bool screen);
     void (*destroy)(void *ctx);
+    bool screens;
 } px__pre_step;
 
 extern const px__pre_step px__pre_clip, px__pre_nnm, px__pre_bucketing;

@@ -62,7 +62,7 @@ static px_status px__bucket_create(void **ctx, const px_agg_params *p, size_t n_
 }
 
 static px_status px__bucket_run(void *ctx, const float *const *in, size_t n, size_t d,
-                                const float **out, size_t *n_out, uint64_t step)
+                                const float **out, size_t *n_out, uint64_t step, bool screen)
 {
     px__bucket_ctx *c = ctx;
     px_rng r;
@@ -97,4 +97,5 @@ const px__pre_step px__pre_bucketing = {
     .create = px__bucket_create,
     .run = px__bucket_run,
     .destroy = px__bucket_destroy,
+    .screens = false,
 };

@@ -65,10 +65,13 @@ static px_status px__clip_create(void **ctx, const px_agg_params *p, size_t n_ma
 }
 
 static px_status px__clip_run(void *ctx, const float *const *in, size_t n, size_t d,
-                              const float **out, size_t *n_out, uint64_t step)
+                              const float **out, size_t *n_out, uint64_t step, bool screen)
 {
     px__clip_ctx *c = ctx;
     px__sqdist_run(c->dist, in, n, NULL, c->d2);
+    if (screen)
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(c->d2[i])) return PX_AGG_NONFINITE;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         double norm = sqrt(c->d2[i]);
@@ -95,4 +98,5 @@ const px__pre_step px__pre_clip = {
     .create = px__clip_create,
     .run = px__clip_run,
     .destroy = px__clip_destroy,
+    .screens = true,
 };

@@ -67,10 +67,11 @@ static px_status px__nnm_create(void **ctx, const px_agg_params *p, size_t n_max
 }
 
 static px_status px__nnm_run(void *ctx, const float *const *in, size_t n, size_t d,
-                             const float **out, size_t *n_out, uint64_t step)
+                             const float **out, size_t *n_out, uint64_t step, bool screen)
 {
     px__nnm_ctx *c = ctx;
     px__gram_run(c->gram, in, n, 0, NULL, NULL, c->K);
+    if (screen && !px__diag_finite(c->K, n, n)) return PX_AGG_NONFINITE;
     px__gram_distances(c->K, n, n, c->D);
     size_t k = n - c->f;
     for (size_t i = 0; i < n; i++) {
@@ -96,4 +97,5 @@ const px__pre_step px__pre_nnm = {
     .create = px__nnm_create,
     .run = px__nnm_run,
     .destroy = px__nnm_destroy,
+    .screens = true,
 };

@@ -467,20 +467,45 @@ static void px__scan_row(void *arg, size_t i, int thread)
     s->finite[i] = !bad;
 }
 
+/* The chain and the rule on rows[0..n). With `screen`, the first stage (the first step of the
+ * chain, or the rule) checks the inputs for NaN and Inf and the pipeline returns
+ * PX_AGG_NONFINITE, having written nothing, if it meets one. */
+static px_status px__agg_pipeline(px_agg *a, const float *const *rows, size_t n, uint64_t step,
+                                  float *out, px_agg_report *report, bool screen)
+{
+    const float *const *cur = rows;
+    size_t cur_n = n;
+    for (uint32_t s = 0; s < a->params.n_pre; s++) {
+        const float **next = a->stage + (s % 2) * a->n_max;
+        size_t next_n;
+        px_status st = px__pre_steps[a->params.pre[s] - 1]->run(
+            a->pre_ctx[s], cur, cur_n, a->d, next, &next_n, step, screen && s == 0);
+        if (st != PX_OK) return st;
+        cur = next;
+        cur_n = next_n;
+    }
+    if (report) report->n_used = cur_n;
+    if (screen && a->params.n_pre == 0)
+        return a->rule->run_screened(a->ctx, cur, cur_n, a->d, out, step);
+    return a->rule->run(a->ctx, cur, cur_n, a->d, out, step);
+}
+
 px_status px_agg_run(px_agg *a, const float *const *rows, size_t n, uint64_t step, float *out,
                      px_agg_report *report)
 {
     if (n > a->n_max)
         return px_error(PX_EINVAL, "%s: %zu inputs, more than the %zu it was created for",
                         a->rule->name, n, a->n_max);
-    /* fast path: the rule screens its own inputs during its first pass */
-    if (a->params.n_pre == 0 && a->rule->run_screened && n > 0 &&
-        (!a->rule->check || a->rule->check(&a->params, n) == PX_OK)) {
-        px_status st = a->rule->run_screened(a->ctx, rows, n, a->d, out, step);
-        if (st != PX_AGG_NONFINITE) {
-            if (report) *report = (px_agg_report){n, 0, n};
-            return st;
-        }
+    /* fast path: the first stage screens the inputs during its own first pass, which saves a
+     * full read of the inputs when they are all finite (the common case) */
+    bool first_screens = a->params.n_pre ? px__pre_steps[a->params.pre[0] - 1]->screens
+                                         : a->rule->run_screened != NULL;
+    size_t n_rule;
+    if (first_screens && n > 0 && px__chain_check(&a->params, n, &n_rule) == PX_OK &&
+        px__rule_check(a->rule, &a->params, n, n_rule) == PX_OK) {
+        if (report) *report = (px_agg_report){n, 0, n};
+        px_status st = px__agg_pipeline(a, rows, n, step, out, report, true);
+        if (st != PX_AGG_NONFINITE) return st;
     }
     px__scan scan = {rows, a->d, a->finite};
     px_pool_run(a->pool, n, px__scan_row, &scan);
@@ -494,19 +519,7 @@ px_status px_agg_run(px_agg *a, const float *const *rows, size_t n, uint64_t ste
     }
     if (kept == 0)
         return px_error(PX_EINVAL, "%s: none of the %zu inputs is finite", a->rule->name, n);
-    size_t n_rule;
     PX_CHECK(px__chain_check(&a->params, kept, &n_rule));
     PX_CHECK(px__rule_check(a->rule, &a->params, kept, n_rule));
-    const float *const *cur = a->kept;
-    size_t cur_n = kept;
-    for (uint32_t s = 0; s < a->params.n_pre; s++) {
-        const float **next = a->stage + (s % 2) * a->n_max;
-        size_t next_n;
-        PX_CHECK(px__pre_steps[a->params.pre[s] - 1]->run(a->pre_ctx[s], cur, cur_n, a->d, next,
-                                                          &next_n, step));
-        cur = next;
-        cur_n = next_n;
-    }
-    if (report) report->n_used = cur_n;
-    return a->rule->run(a->ctx, cur, cur_n, a->d, out, step);
+    return px__agg_pipeline(a, a->kept, kept, step, out, report, false);
 }

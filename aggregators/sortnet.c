@@ -105,26 +105,15 @@ static inline px__v16 px__vmax(px__v16 x, px__v16 y)
 
 size_t px__sortnet_rows(size_t n)
 {
-    return n <= 1 ? 1 : n <= 8 ? 8 : n <= 16 ? 16 : n <= 32 ? 32 : n;
+    return n ? n : 1;
 }
 
 void px__sortnet_sort(const px__sortnet *s, float (*v)[PX_LANES])
 {
-    /* up to 32 values: a fixed network in registers, padded with +inf rows (they sort to the
-     * end) */
+    /* up to 32 values: a fixed network in registers */
     size_t n = s->n;
     if (n <= 32 && n > 1) {
-        for (size_t i = n; i < px__sortnet_rows(n); i++)
-            for (size_t l = 0; l < PX_LANES; l++)
-                v[i][l] = INFINITY;
-        for (size_t q = 0; q < PX_LANES; q += 16) {
-            if (n <= 8)
-                px__sort8_fixed(v, q);
-            else if (n <= 16)
-                px__sort16_fixed(v, q);
-            else
-                px__sort32_fixed(v, q);
-        }
+        for (size_t q = 0; q < PX_LANES; q += 16) px__sort_fixed[n](v, q);
         return;
     }
     const uint16_t *pr = s->pairs;
@@ -187,7 +176,7 @@ px_status px__coord_init(px__coord *c, size_t n_max, size_t d, px_pool *pool, co
     memset(c, 0, sizeof *c);
     PX_CHECK(px__sortnet_init(&c->net, n_max));
     c->pool = pool;
-    c->rows = n_max < 32 ? 32 : n_max; /* room for the +inf padding of the fixed networks */
+    c->rows = n_max ? n_max : 1;
     c->scratch = px_alloc((size_t)px_pool_size(pool) * c->rows * PX_LANES * sizeof(float), what);
     c->buf = px_alloc(d * sizeof(float), what);
     c->bad = calloc((size_t)px_pool_size(pool), sizeof *c->bad);

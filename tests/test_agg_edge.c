@@ -31,44 +31,50 @@ static void test_nonfinite_and_huge_inputs(void **state)
     agg_fill_normal(&x, 2);
     px_pool *pool;
     assert_int_equal(px_pool_create(&pool, 2), PX_OK);
-    for (size_t r = 0; r < px_agg_rule_count(); r++) {
-        const char *rule = px_agg_rule_at(r)->name;
-        px_agg_params p = params_for(rule, n - 2);
-        /* reference: the 9 finite rows alone */
-        float want[70], got[70];
-        assert_int_equal(agg_run_once(rule, &p, x.rows, n - 2, d, want, pool), PX_OK);
-        /* the same rows plus a NaN row and an Inf row, in the middle */
-        float nan_row[70], inf_row[70];
-        memcpy(nan_row, x.rows[0], sizeof nan_row);
-        memcpy(inf_row, x.rows[1], sizeof inf_row);
-        nan_row[5] = NAN;
-        inf_row[69] = -INFINITY;
-        const float *rows[11];
-        for (size_t i = 0, k = 0; i < n; i++)
-            rows[i] = i == 3 ? nan_row : i == 7 ? inf_row : x.rows[k++];
-        px_agg *a;
-        assert_int_equal(px_agg_create(&a, rule, &p, n, d, NULL, pool), PX_OK);
-        px_agg_report rep;
-        assert_int_equal(px_agg_run(a, rows, n, 0, got, &rep), PX_OK);
-        assert_int_equal(rep.n_nonfinite, 2);
-        assert_int_equal(rep.n_used, n - 2);
-        if (memcmp(got, want, sizeof got) != 0)
-            fail_msg("%s: output changed by non-finite rows", rule);
-        px_agg_destroy(a);
-        /* a huge finite input (its squared norm overflows float) never makes the output
-         * non-finite, except for the mean-like rules that are not robust by definition */
-        if (!strcmp(rule, "mean") || !strcmp(rule, "fedld")) continue;
-        float huge[70];
-        for (size_t c = 0; c < d; c++)
-            huge[c] = 3e37f;
-        rows[3] = huge;
-        rows[7] = x.rows[n - 2];
-        px_agg_params p2 = params_for(rule, n);
-        assert_int_equal(agg_run_once(rule, &p2, rows, n, d, got, pool), PX_OK);
-        for (size_t c = 0; c < d; c++)
-            if (!isfinite(got[c]) || fabsf(got[c]) > 1e3f)
-                fail_msg("%s: a huge input poisoned coordinate %zu (%g)", rule, c, (double)got[c]);
-    }
+    const char *chains[] = {"", "clip", "nnm", "bucketing,clip"};
+    for (size_t ch = 0; ch < 4; ch++)
+        for (size_t r = 0; r < px_agg_rule_count(); r++) {
+            const char *rule = px_agg_rule_at(r)->name;
+            px_agg_params p = params_for(rule, ch == 3 ? 5 : n - 2);
+            p.clip_norm = 7;
+            if (ch == 2) p.f = 1;
+            assert_int_equal(px_agg_params_set(&p, "pre", chains[ch]), PX_OK);
+            /* reference: the 9 finite rows alone */
+            float want[70], got[70];
+            assert_int_equal(agg_run_once(rule, &p, x.rows, n - 2, d, want, pool), PX_OK);
+            /* the same rows plus a NaN row and an Inf row, in the middle */
+            float nan_row[70], inf_row[70];
+            memcpy(nan_row, x.rows[0], sizeof nan_row);
+            memcpy(inf_row, x.rows[1], sizeof inf_row);
+            nan_row[5] = NAN;
+            inf_row[69] = -INFINITY;
+            const float *rows[11];
+            for (size_t i = 0, k = 0; i < n; i++)
+                rows[i] = i == 3 ? nan_row : i == 7 ? inf_row : x.rows[k++];
+            px_agg *a;
+            assert_int_equal(px_agg_create(&a, rule, &p, n, d, NULL, pool), PX_OK);
+            px_agg_report rep;
+            assert_int_equal(px_agg_run(a, rows, n, 0, got, &rep), PX_OK);
+            assert_int_equal(rep.n_nonfinite, 2);
+            assert_int_equal(rep.n_used, ch == 3 ? 5 : n - 2);
+            if (memcmp(got, want, sizeof got) != 0)
+                fail_msg("%s (pre '%s'): output changed by non-finite rows", rule, chains[ch]);
+            px_agg_destroy(a);
+            /* a huge finite input (its squared norm overflows float) never makes the output
+             * non-finite, except for the mean-like rules that are not robust by definition */
+            if (!strcmp(rule, "mean") || !strcmp(rule, "fedld") || ch != 0) continue;
+            float huge[70];
+            for (size_t c = 0; c < d; c++)
+                huge[c] = 3e37f;
+            rows[3] = huge;
+            rows[7] = x.rows[n - 2];
+            px_agg_params p2 = params_for(rule, n);
+            assert_int_equal(agg_run_once(rule, &p2, rows, n, d, got, pool), PX_OK);
+            for (size_t c = 0; c < d; c++)
+                if (!isfinite(got[c]) || fabsf(got[c]) > 1e3f)
+                    fail_msg("%s: a huge input poisoned coordinate %zu (%g)", rule, c,
+                             (double)got[c]);
+        }
     px_pool_destroy(pool);
     agg_data_free(&x);
 }

@@ -130,7 +130,7 @@ static void test_sorting_network(void **state)
 {
     (void)state;
     /* 0-1 principle: a comparator network sorts everything iff it sorts every 0-1 input */
-    for (size_t n = 1; n <= 14; n++) {
+    for (size_t n = 1; n <= 20; n++) {
         px__sortnet s;
         assert_int_equal(px__sortnet_init(&s, 20), PX_OK);
         px__sortnet_prepare(&s, n);
