@@ -96,7 +96,7 @@ typedef void (*px__lane_reduce)(const float (*v)[PX_LANES], size_t n, void *arg,
 typedef struct {
     px__sortnet net;
     px_pool *pool;
-    size_t rows;    /* rows of scratch per thread: n_max (at least 1) */
+    size_t rows;    /* rows of scratch per thread: max(n_max, 32) */
     float *scratch; /* per thread: rows x PX_LANES */
     float *buf;     /* d floats: the result while the inputs are being screened */
     int *bad;       /* per thread: a non-finite value was loaded */
