@@ -88,6 +88,10 @@ static px_status px__fedld_create(void **ctx, const px_agg_params *p, size_t n_m
     }
     for (size_t l = 0; l < L; l++)
         c->history[l] = p->fedld_history;
+    /* the first LAPACK call pages the library's code in: pay it here, not in the first step */
+    c->H[0] = 1.0;
+    LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'V', 'L', 1, c->H, 1, c->w, c->work, c->lwork, c->iwork,
+                        c->liwork);
     *ctx = c;
     return PX_OK;
 }
