@@ -120,8 +120,8 @@ void px__copy_run(px_pool *pool, float *dst, const float *src, size_t d);
 bool px__diag_finite(const double *K, size_t ld, size_t n);
 
 /* The mean of the k values closest to the median of sorted lanes v[0..n), k <= n (MeaMed and
- * Bulyan's second phase): the window [s, s+k) of the sorted values where s counts the t < n - k
- * with |v[t+k] - med| < |v[t] - med|. */
+ * Bulyan's second phase): the window [s, s+k) of the sorted values where s is one past the last
+ * t < n - k with |v[t+k] - med| < |v[t] - med| (0 if none). */
 void px__lane_mean_near_median(const float (*v)[PX_LANES], size_t n, size_t k, float out[PX_LANES]);
 
 /* ---- pre-aggregation steps (pre_clip.c, pre_nnm.c, pre_bucketing.c) ---------------------- */

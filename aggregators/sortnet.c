@@ -148,7 +148,8 @@ static void px__near_median16(const float (*v)[PX_LANES], size_t n, size_t k, si
     }
     const px__v16 one = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     /* sliding the window right by one swaps v[t] for v[t+k]: it pays while v[t+k] is closer;
-     * |v[t]-med| falls and |v[t+k]-med| grows with t, so the good slides come first */
+     * |v[t]-med| falls and |v[t+k]-med| grows with t, so the good slides come first and the
+     * window starts after the last one (ties, which change nothing, may sit among them) */
     px__v16 start = one - one;
     for (size_t t = 0; t + k < n; t++) {
         memcpy(&x, v[t] + q, sizeof x);
@@ -156,12 +157,20 @@ static void px__near_median16(const float (*v)[PX_LANES], size_t n, size_t k, si
         px__v16 dl = x - med, dr = y - med;
         dl = px__vmax(dl, -dl);
         dr = px__vmax(dr, -dr);
-        start += (px__v16)((px__v16i)(dr < dl) & (px__v16i)one);
+        px__v16 next = (float)(t + 1) * one;
+        start = px__vmax(start, (px__v16)((px__v16i)(dr < dl) & (px__v16i)next));
     }
+    /* the window [start, start + k) always holds [n - k, k) (start <= n - k < k when k > n/2,
+     * which the validity rules give): only the two fringes need a mask */
     px__v16 end = start + (float)k, sum = one - one;
+    size_t lo_always = n - k < k ? n - k : k, hi_always = n - k < k ? k : n - k;
     for (size_t t = 0; t < n; t++) {
-        px__v16 ft = (float)t * one;
         memcpy(&x, v[t] + q, sizeof x);
+        if (t >= lo_always && t < hi_always && n - k < k) {
+            sum += x;
+            continue;
+        }
+        px__v16 ft = (float)t * one;
         px__v16i in = (ft >= start) & (ft < end);
         sum += (px__v16)(in & (px__v16i)x);
     }

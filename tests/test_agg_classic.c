@@ -96,6 +96,33 @@ static void test_coordinate_rules_against_sorting(void **state)
     px_pool_destroy(pool);
 }
 
+static void test_meamed_with_ties(void **state)
+{
+    (void)state;
+    /* small integers: many equal values and equal distances to the median; the k nearest are
+     * then not unique, but their sum is (ties at equal distance go to the smaller value on
+     * both sides) */
+    px_rng r;
+    px_rng_init(&r, 5, 1, 0, 0);
+    for (size_t n = 3; n <= 31; n += 4) {
+        size_t d = 500;
+        agg_data x = agg_data_new(n, d);
+        for (size_t i = 0; i < n * d; i++) x.data[i] = (float)px_rng_below(&r, 5) - 2.0f;
+        for (uint32_t f = 0; 2 * f + 1 <= n; f++) {
+            px_agg_params p = params_f(f);
+            float *mm = malloc(d * sizeof *mm);
+            assert_int_equal(agg_run_once("meamed", &p, x.rows, n, d, mm, NULL), PX_OK);
+            for (size_t c = 0; c < d; c++) {
+                float col[64];
+                for (size_t i = 0; i < n; i++) col[i] = x.rows[i][c];
+                assert_float_equal(mm[c], meamed_oracle(col, n, n - f), 1e-5);
+            }
+            free(mm);
+        }
+        agg_data_free(&x);
+    }
+}
+
 static void test_krum_by_hand(void **state)
 {
     (void)state;
@@ -466,6 +493,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_trimmed_mean_and_meamed_by_hand),
         cmocka_unit_test(test_coordinate_rules_against_sorting),
+        cmocka_unit_test(test_meamed_with_ties),
         cmocka_unit_test(test_krum_by_hand),
         cmocka_unit_test(test_krum_selection_brute_force),
         cmocka_unit_test(test_bulyan_by_hand),
