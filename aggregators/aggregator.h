@@ -134,6 +134,14 @@ typedef struct px_agg_rule {
      * read of the inputs) in the common case where every input is finite. */
     px_status (*run_screened)(void *ctx, const float *const *x, size_t n, size_t d, float *out,
                               uint64_t step);
+    /* Optional: for a rule whose output is a weighted sum of its inputs with weights that
+     * depend on the inputs only through their Gram matrix K (n x n, double, row-major; NULL for
+     * rules that do not read it), the weights: w gets n doubles and the result is PX_OK, or
+     * PX_ENOTSUP when the current parameters need more than K (px_agg then builds the vectors
+     * and calls run). px_agg uses it behind a pre-aggregation chain, which it plans on n x n
+     * matrices too: the chain and the rule then read the inputs twice in all, once for their
+     * Gram matrix and once for the output. */
+    px_status (*run_gram)(void *ctx, const double *K, size_t n, double *w, uint64_t step);
 } px_agg_rule;
 
 /* What run_screened returns when it met a non-finite input (positive: not an error). */

@@ -228,29 +228,37 @@ static long px__flag_eig(px__flag_ctx *c, double *S, size_t n, size_t m)
     return (long)kept;
 }
 
+/* The whole rule on x[0..n), or, with Kin (the n x n Gram of the inputs, row-major), only the
+ * weights of the output on the inputs (into w_out; no pass over the data; PCA start only). */
 static px_status px__flag_any(void *ctx, const float *const *x, size_t n, size_t d, float *out,
-                              bool screen)
+                              bool screen, const double *Kin, double *w_out)
 {
     px__flag_ctx *c = ctx;
     size_t m = px__flag_m(c, n);
     /* start rows Z: the stored subspace (warm start after the first step), or generated */
     size_t n_extra = 0, n_gen = 0;
-    if (c->warm && c->y_rows > 0) {
+    if (Kin) {
+        /* from a given Gram matrix: no start rows */
+    } else if (c->warm && c->y_rows > 0) {
         n_extra = c->y_rows;
     } else if (c->init == PX_AGG_INIT_RANDOM) {
         n_gen = m < d ? m : d;
         n_extra = n_gen;
     }
     size_t n_stored = n_gen ? 0 : n_extra, r = n + n_extra;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n && !Kin; i++)
         c->rows[i] = x[i];
-    for (size_t k = 0; k < n_stored; k++)
+    for (size_t k = 0; k < n_stored && !Kin; k++)
         c->rows[n + k] = c->Y + k * d;
 
     /* pass 1: the Gram matrix of [G; Z] */
     double *G = c->G;
-    px__gram_run(c->gram, c->rows, n + n_stored, n_gen, px__flag_gen, c, G);
-    if (screen && !px__diag_finite(G, r, n)) return PX_AGG_NONFINITE;
+    if (Kin) {
+        memcpy(G, Kin, n * n * sizeof *G);
+    } else {
+        px__gram_run(c->gram, c->rows, n + n_stored, n_gen, px__flag_gen, c, G);
+        if (screen && !px__diag_finite(G, r, n)) return PX_AGG_NONFINITE;
+    }
     for (size_t i = 0; i < n; i++) {
         double g = G[i * r + i];
         c->nu[i] = isfinite(g) ? sqrt(g) : INFINITY;
@@ -411,6 +419,11 @@ static px_status px__flag_any(void *ctx, const float *const *x, size_t n, size_t
             if (c->warm) A[(1 + k) * rr + i] = (float)yk;
         }
     }
+    if (w_out) {
+        for (size_t i = 0; i < n; i++)
+            w_out[i] = A[i];
+        return PX_OK;
+    }
     c->outs[0] = out;
     for (size_t k = 0; k + 1 < n_out; k++)
         c->outs[1 + k] = c->Y + k * d;
@@ -423,13 +436,21 @@ static px_status px__flag_any(void *ctx, const float *const *x, size_t n, size_t
 static px_status px__flag_run(void *ctx, const float *const *x, size_t n, size_t d, float *out,
                               uint64_t step)
 {
-    return px__flag_any(ctx, x, n, d, out, false);
+    return px__flag_any(ctx, x, n, d, out, false, NULL, NULL);
 }
 
 static px_status px__flag_run_screened(void *ctx, const float *const *x, size_t n, size_t d,
                                        float *out, uint64_t step)
 {
-    return px__flag_any(ctx, x, n, d, out, true);
+    return px__flag_any(ctx, x, n, d, out, true, NULL, NULL);
+}
+
+static px_status px__flag_run_gram(void *ctx, const double *K, size_t n, double *w, uint64_t step)
+{
+    px__flag_ctx *c = ctx;
+    /* a random or warm start needs its start rows in the data passes */
+    if (c->warm || c->init != PX_AGG_INIT_PCA) return PX_ENOTSUP;
+    return px__flag_any(ctx, NULL, n, c->d, NULL, false, K, w);
 }
 
 const px_agg_rule px_agg_rule_flag = {
@@ -441,4 +462,5 @@ const px_agg_rule px_agg_rule_flag = {
     .run = px__flag_run,
     .destroy = px__flag_destroy,
     .run_screened = px__flag_run_screened,
+    .run_gram = px__flag_run_gram,
 };

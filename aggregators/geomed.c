@@ -9,6 +9,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -100,11 +101,10 @@ static double px__geomed_dist(px__geomed_ctx *c, size_t n)
     return obj;
 }
 
-static px_status px__geomed_any(void *ctx, const float *const *x, size_t n, float *out, bool screen)
+/* the weights beta of the geometric median on the inputs, from their Gram matrix c->K (which
+ * it modifies) */
+static px_status px__geomed_weights(px__geomed_ctx *c, size_t n)
 {
-    px__geomed_ctx *c = ctx;
-    px__gram_run(c->gram, x, n, 0, NULL, NULL, c->K);
-    if (screen && !px__diag_finite(c->K, n, n)) return PX_AGG_NONFINITE;
     /* an input whose norm overflowed float takes no part (weight 0) */
     size_t usable = 0;
     for (size_t i = 0; i < n; i++) {
@@ -131,6 +131,15 @@ static px_status px__geomed_any(void *ctx, const float *const *x, size_t n, floa
         obj = px__geomed_dist(c, n);
         if (!(prev - obj > c->tol * prev)) break;
     }
+    return PX_OK;
+}
+
+static px_status px__geomed_any(void *ctx, const float *const *x, size_t n, float *out, bool screen)
+{
+    px__geomed_ctx *c = ctx;
+    px__gram_run(c->gram, x, n, 0, NULL, NULL, c->K);
+    if (screen && !px__diag_finite(c->K, n, n)) return PX_AGG_NONFINITE;
+    PX_CHECK(px__geomed_weights(c, n));
     for (size_t i = 0; i < n; i++)
         c->A[i] = (float)c->beta[i];
     float *outs[1] = {out};
@@ -150,6 +159,15 @@ static px_status px__geomed_run_screened(void *ctx, const float *const *x, size_
     return px__geomed_any(ctx, x, n, out, true);
 }
 
+static px_status px__geomed_run_gram(void *ctx, const double *K, size_t n, double *w, uint64_t step)
+{
+    px__geomed_ctx *c = ctx;
+    memcpy(c->K, K, n * n * sizeof *K);
+    PX_CHECK(px__geomed_weights(c, n));
+    memcpy(w, c->beta, n * sizeof *w);
+    return PX_OK;
+}
+
 const px_agg_rule px_agg_rule_geomed = {
     .name = "geomed",
     .summary = "geometric median by smoothed Weiszfeld iterations in the Gram form",
@@ -158,4 +176,5 @@ const px_agg_rule px_agg_rule_geomed = {
     .run = px__geomed_run,
     .destroy = px__geomed_destroy,
     .run_screened = px__geomed_run_screened,
+    .run_gram = px__geomed_run_gram,
 };

@@ -15,11 +15,11 @@
 
 #include "internal.h"
 
-#define PX_GRAM_SUB        PX_GEN_BLOCK       /* columns per L1-resident block */
-#define PX_GRAM_FLUSH      4096               /* columns summed in float before going to double */
-#define PX_GRAM_MAX_PIECES 64                 /* pieces per segment (at most) */
-#define PX_GRAM_PARTIAL_BUDGET (64u << 20)     /* bytes of per-piece partial Grams (aim) */
-#define PX_MIX_TILE        (4 * PX_GEN_BLOCK) /* columns per combination task */
+#define PX_GRAM_SUB            PX_GEN_BLOCK /* columns per L1-resident block */
+#define PX_GRAM_FLUSH          4096         /* columns summed in float before going to double */
+#define PX_GRAM_MAX_PIECES     64           /* pieces per segment (at most) */
+#define PX_GRAM_PARTIAL_BUDGET (64u << 20)  /* bytes of per-piece partial Grams (aim) */
+#define PX_MIX_TILE            (4 * PX_GEN_BLOCK) /* columns per combination task */
 
 typedef float px__v16 __attribute__((vector_size(64)));
 
@@ -329,13 +329,15 @@ static void px__mix_block(const float *const *nz, const float *wts, size_t cnt, 
                 s3 += wj[3] * x;
             }
             px__v16 sk[4] = {s0, s1, s2, s3};
-            for (size_t k = 0; k < kb; k++) memcpy(o[k] + c, &sk[k], sizeof s0);
+            for (size_t k = 0; k < kb; k++)
+                memcpy(o[k] + c, &sk[k], sizeof s0);
         }
     }
     for (; c < a1; c++)
         for (size_t k = 0; k < kb; k++) {
             float acc = 0.0f;
-            for (size_t j = 0; j < cnt; j++) acc += wts[4 * j + k] * nz[j][c];
+            for (size_t j = 0; j < cnt; j++)
+                acc += wts[4 * j + k] * nz[j][c];
             o[k][c] = acc;
         }
 }
@@ -386,7 +388,8 @@ static void px__mix_tile(void *arg, size_t t, int thread)
                 cnt++;
             }
             float *o[4];
-            for (size_t k = 0; k < kb; k++) o[k] = tmp + (k0 + k) * PX_MIX_TILE;
+            for (size_t k = 0; k < kb; k++)
+                o[k] = tmp + (k0 + k) * PX_MIX_TILE;
             px__mix_block(nz, wts, cnt, kb, p0 - c0, p1 - c0, o);
         }
         p0 = p1;

@@ -132,15 +132,15 @@ typedef struct {
     /* Number of vectors the step hands on for n inputs, or PX_EINVAL with a message when it
      * cannot take n inputs. */
     px_status (*check)(const px_agg_params *p, size_t n, size_t *n_out);
-    px_status (*create)(void **ctx, const px_agg_params *p, size_t n_max, size_t d, px_pool *pool);
-    /* Transforms in[0..n) into out[0..*n_out); out rows point into the step's own buffers or
-     * at input rows. With `screen` (only if `screens`), the inputs have not been checked for
-     * NaN and Inf: the step returns PX_AGG_NONFINITE, having written nothing, when it meets
-     * one in its first pass. */
-    px_status (*run)(void *ctx, const float *const *in, size_t n, size_t d, const float **out,
-                     size_t *n_out, uint64_t step, bool screen);
-    void (*destroy)(void *ctx);
-    bool screens;
+    bool needs_gram; /* plan reads K */
+    /* The step as a matrix: T (n_out x n, row-major) such that its output vectors are T times
+     * its input vectors, from the inputs' Gram matrix K (n x n; NULL when !needs_gram). Every
+     * step is linear in the vectors once its choices (norms, neighbours, buckets) are made, and
+     * those choices depend on the vectors only through K, so registry.c composes the chain on
+     * n x n matrices and the data is read only by the Gram pass and the rule. ws: 2 n^2
+     * doubles of scratch, iws: n. */
+    void (*plan)(const px_agg_params *p, const double *K, size_t n, uint64_t step, double *T,
+                 size_t *n_out, double *ws, size_t *iws);
 } px__pre_step;
 
 extern const px__pre_step px__pre_clip, px__pre_nnm, px__pre_bucketing;

@@ -93,12 +93,10 @@ static px_status px__multi_krum_create(void **ctx, const px_agg_params *p, size_
     return px__krum_create_any(ctx, p, n_max, d, pool, true);
 }
 
-static px_status px__krum_any(void *ctx, const float *const *x, size_t n, float *out, bool screen)
+/* the weights of the output on the inputs, from their Gram matrix */
+static void px__krum_weights(px__krum_ctx *c, const double *K, size_t n, double *w)
 {
-    px__krum_ctx *c = ctx;
-    px__gram_run(c->gram, x, n, 0, NULL, NULL, c->K);
-    if (screen && !px__diag_finite(c->K, n, n)) return PX_AGG_NONFINITE;
-    px__gram_distances(c->K, n, n, c->D);
+    px__gram_distances(K, n, n, c->D);
     for (size_t i = 0; i < n; i++)
         c->idx[i] = i;
     px__krum_scores(c->D, n, c->idx, n, n - c->f - 2, c->score, c->scratch);
@@ -109,9 +107,19 @@ static px_status px__krum_any(void *ctx, const float *const *x, size_t n, float 
         if (q > n) q = n;
     }
     for (size_t i = 0; i < n; i++)
-        c->w[i] = 0.0f;
+        w[i] = 0.0;
     for (size_t a = 0; a < q; a++)
-        c->w[c->idx[a]] = 1.0f / (float)q;
+        w[c->idx[a]] = 1.0 / (double)q;
+}
+
+static px_status px__krum_any(void *ctx, const float *const *x, size_t n, float *out, bool screen)
+{
+    px__krum_ctx *c = ctx;
+    px__gram_run(c->gram, x, n, 0, NULL, NULL, c->K);
+    if (screen && !px__diag_finite(c->K, n, n)) return PX_AGG_NONFINITE;
+    px__krum_weights(c, c->K, n, c->score); /* score: n doubles, free again here */
+    for (size_t i = 0; i < n; i++)
+        c->w[i] = (float)c->score[i];
     float *outs[1] = {out};
     px__mix_run(c->mix, x, n, 0, NULL, NULL, c->w, 1, outs);
     return PX_OK;
@@ -129,6 +137,12 @@ static px_status px__krum_run_screened(void *ctx, const float *const *x, size_t 
     return px__krum_any(ctx, x, n, out, true);
 }
 
+static px_status px__krum_run_gram(void *ctx, const double *K, size_t n, double *w, uint64_t step)
+{
+    px__krum_weights(ctx, K, n, w);
+    return PX_OK;
+}
+
 const px_agg_rule px_agg_rule_krum = {
     .name = "krum",
     .summary = "the input closest (sum of squared distances) to its n-f-2 nearest neighbours",
@@ -137,6 +151,7 @@ const px_agg_rule px_agg_rule_krum = {
     .run = px__krum_run,
     .destroy = px__krum_destroy,
     .run_screened = px__krum_run_screened,
+    .run_gram = px__krum_run_gram,
 };
 
 const px_agg_rule px_agg_rule_multi_krum = {
@@ -147,4 +162,5 @@ const px_agg_rule px_agg_rule_multi_krum = {
     .run = px__krum_run,
     .destroy = px__krum_destroy,
     .run_screened = px__krum_run_screened,
+    .run_gram = px__krum_run_gram,
 };

@@ -107,6 +107,13 @@ static px_status px__mean_run_screened(void *ctx, const float *const *x, size_t 
     return px__mean_any(ctx, x, n, d, out, true);
 }
 
+static px_status px__mean_run_gram(void *ctx, const double *K, size_t n, double *w, uint64_t step)
+{
+    for (size_t i = 0; i < n; i++)
+        w[i] = 1.0 / (double)n;
+    return PX_OK;
+}
+
 const px_agg_rule px_agg_rule_mean = {
     .name = "mean",
     .summary = "arithmetic mean (not robust: one input can move it anywhere)",
@@ -115,4 +122,5 @@ const px_agg_rule px_agg_rule_mean = {
     .run = px__mean_run,
     .destroy = px__mean_destroy,
     .run_screened = px__mean_run_screened,
+    .run_gram = px__mean_run_gram,
 };

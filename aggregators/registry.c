@@ -351,13 +351,53 @@ struct px_agg {
     void *ctx;
     size_t n_max, d;
     px_pool *pool;
-    const float **kept;  /* the finite rows of the current call */
-    const float **stage; /* ping-pong row lists of the chain */
-    int *finite;         /* per row: 1 if every value is finite */
-    void *pre_ctx[PX_AGG_MAX_PRE];
+    const float **kept;   /* the finite rows of the current call */
+    int *finite;          /* per row: 1 if every value is finite */
     px_layer *own_layers; /* the table built from params.layer_sizes or for one layer */
     px_layer_table table;
+    /* the pre-aggregation chain, planned on n x n matrices (see px__pre_step) */
+    bool chain_gram; /* the chain or the rule reads the Gram matrix of the inputs */
+    px__gram *gram;  /* the Gram pass over the inputs */
+    px__mix *mix;    /* the output pass, or the pass that builds the chain's vectors */
+    double *K, *Kv, *A, *T, *tmp, *ws, *w, *wv; /* n_max x n_max (w, wv: n_max) */
+    size_t *iws;
+    float *Af;   /* the chain's matrix (or the output weights) in float */
+    float *vbuf; /* n_max x d: the chain's vectors, for rules that need them */
+    float **vout;
+    const float **vrows;
 };
+
+static px_status px__agg_alloc_chain(px_agg *a)
+{
+    size_t n = a->n_max, nn = n * n;
+    const px_agg_params *p = &a->params;
+    a->chain_gram = a->rule->run_gram && a->rule != &px_agg_rule_mean;
+    for (uint32_t s = 0; s < p->n_pre; s++)
+        a->chain_gram |= px__pre_steps[p->pre[s] - 1]->needs_gram;
+    if (a->chain_gram) PX_CHECK(px__gram_create(&a->gram, n, 0, a->d, NULL, a->pool));
+    PX_CHECK(px__mix_create(&a->mix, n, 0, n, a->d, NULL, a->pool));
+    a->K = malloc(nn * sizeof(double));
+    a->Kv = malloc(nn * sizeof(double));
+    a->A = malloc(nn * sizeof(double));
+    a->T = malloc(nn * sizeof(double));
+    a->tmp = malloc(nn * sizeof(double));
+    a->ws = malloc((2 * nn + 2 * n) * sizeof(double));
+    a->w = malloc(n * sizeof(double));
+    a->wv = malloc(n * sizeof(double));
+    a->iws = malloc(n * sizeof(size_t));
+    a->Af = malloc(nn * sizeof(float));
+    a->vout = malloc(n * sizeof(float *));
+    a->vrows = malloc(n * sizeof(float *));
+    a->vbuf = px_alloc(n * a->d * sizeof(float), "pre-aggregated vectors");
+    if (!a->K || !a->Kv || !a->A || !a->T || !a->tmp || !a->ws || !a->w || !a->wv || !a->iws ||
+        !a->Af || !a->vout || !a->vrows || !a->vbuf)
+        return px_error(PX_ENOMEM, "aggregator: cannot allocate the pre-aggregation chain");
+    for (size_t i = 0; i < n; i++) {
+        a->vout[i] = a->vbuf + i * a->d;
+        a->vrows[i] = a->vout[i];
+    }
+    return PX_OK;
+}
 
 px_status px_agg_create(px_agg **out, const char *rule, const px_agg_params *p, size_t n_max,
                         size_t d, const px_layer_table *layers, px_pool *pool)
@@ -374,9 +414,8 @@ px_status px_agg_create(px_agg **out, const char *rule, const px_agg_params *p, 
     a->d = d;
     a->pool = pool;
     a->kept = calloc(n_max, sizeof *a->kept);
-    a->stage = calloc(2 * n_max, sizeof *a->stage);
     a->finite = calloc(n_max, sizeof *a->finite);
-    if (!a->kept || !a->stage || !a->finite) {
+    if (!a->kept || !a->finite) {
         st = px_error(PX_ENOMEM, "aggregator: cannot allocate");
         goto fail;
     }
@@ -414,10 +453,7 @@ px_status px_agg_create(px_agg **out, const char *rule, const px_agg_params *p, 
                       rule, off, d);
         goto fail;
     }
-    for (uint32_t s = 0; s < p->n_pre; s++) {
-        const px__pre_step *step = px__pre_steps[p->pre[s] - 1];
-        PX_CHECK_GOTO(step->create(&a->pre_ctx[s], p, n_max, d, pool), st, fail);
-    }
+    if (p->n_pre) PX_CHECK_GOTO(px__agg_alloc_chain(a), st, fail);
     if (a->rule->create) {
         st = a->rule->create(&a->ctx, p, n_max, d, &a->table, pool);
         if (st < 0) {
@@ -436,10 +472,17 @@ void px_agg_destroy(px_agg *a)
 {
     if (!a) return;
     if (a->ctx && a->rule->destroy) a->rule->destroy(a->ctx);
-    for (uint32_t s = 0; s < a->params.n_pre; s++)
-        if (a->pre_ctx[s]) px__pre_steps[a->params.pre[s] - 1]->destroy(a->pre_ctx[s]);
+    px__gram_destroy(a->gram);
+    px__mix_destroy(a->mix);
+    double *bufs[] = {a->K, a->Kv, a->A, a->T, a->tmp, a->ws, a->w, a->wv};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    free(a->iws);
+    free(a->Af);
+    free(a->vout);
+    free(a->vrows);
+    px_free(a->vbuf);
     free(a->kept);
-    free(a->stage);
     free(a->finite);
     free(a->own_layers);
     free(a);
@@ -467,46 +510,11 @@ static void px__scan_row(void *arg, size_t i, int thread)
     s->finite[i] = !bad;
 }
 
-/* The chain and the rule on rows[0..n). With `screen`, the first stage (the first step of the
- * chain, or the rule) checks the inputs for NaN and Inf and the pipeline returns
- * PX_AGG_NONFINITE, having written nothing, if it meets one. */
-static px_status px__agg_pipeline(px_agg *a, const float *const *rows, size_t n, uint64_t step,
-                                  float *out, px_agg_report *report, bool screen)
+/* Drops the rows with a NaN or Inf value into a->kept; fills the report; refuses when none is
+ * left or the chain's or the rule's validity rule fails for what is left. */
+static px_status px__agg_filter(px_agg *a, const float *const *rows, size_t n, size_t *kept_out,
+                                px_agg_report *report)
 {
-    const float *const *cur = rows;
-    size_t cur_n = n;
-    for (uint32_t s = 0; s < a->params.n_pre; s++) {
-        const float **next = a->stage + (s % 2) * a->n_max;
-        size_t next_n;
-        px_status st = px__pre_steps[a->params.pre[s] - 1]->run(
-            a->pre_ctx[s], cur, cur_n, a->d, next, &next_n, step, screen && s == 0);
-        if (st != PX_OK) return st;
-        cur = next;
-        cur_n = next_n;
-    }
-    if (report) report->n_used = cur_n;
-    if (screen && a->params.n_pre == 0)
-        return a->rule->run_screened(a->ctx, cur, cur_n, a->d, out, step);
-    return a->rule->run(a->ctx, cur, cur_n, a->d, out, step);
-}
-
-px_status px_agg_run(px_agg *a, const float *const *rows, size_t n, uint64_t step, float *out,
-                     px_agg_report *report)
-{
-    if (n > a->n_max)
-        return px_error(PX_EINVAL, "%s: %zu inputs, more than the %zu it was created for",
-                        a->rule->name, n, a->n_max);
-    /* fast path: the first stage screens the inputs during its own first pass, which saves a
-     * full read of the inputs when they are all finite (the common case) */
-    bool first_screens = a->params.n_pre ? px__pre_steps[a->params.pre[0] - 1]->screens
-                                         : a->rule->run_screened != NULL;
-    size_t n_rule;
-    if (first_screens && n > 0 && px__chain_check(&a->params, n, &n_rule) == PX_OK &&
-        px__rule_check(a->rule, &a->params, n, n_rule) == PX_OK) {
-        if (report) *report = (px_agg_report){n, 0, n};
-        px_status st = px__agg_pipeline(a, rows, n, step, out, report, true);
-        if (st != PX_AGG_NONFINITE) return st;
-    }
     px__scan scan = {rows, a->d, a->finite};
     px_pool_run(a->pool, n, px__scan_row, &scan);
     size_t kept = 0;
@@ -519,7 +527,104 @@ px_status px_agg_run(px_agg *a, const float *const *rows, size_t n, uint64_t ste
     }
     if (kept == 0)
         return px_error(PX_EINVAL, "%s: none of the %zu inputs is finite", a->rule->name, n);
+    size_t n_rule;
     PX_CHECK(px__chain_check(&a->params, kept, &n_rule));
     PX_CHECK(px__rule_check(a->rule, &a->params, kept, n_rule));
-    return px__agg_pipeline(a, a->kept, kept, step, out, report, false);
+    if (report) report->n_used = n_rule;
+    *kept_out = kept;
+    return PX_OK;
+}
+
+/* C = A B for row-major A (m x k) and B (k x n). */
+static void px__matmul(const double *A, const double *B, size_t m, size_t k, size_t n, double *C)
+{
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double s = 0;
+            for (size_t q = 0; q < k; q++)
+                s += A[i * k + q] * B[q * n + j];
+            C[i * n + j] = s;
+        }
+}
+
+/* The chain on rows[0..n) (finite, or screened by the Gram pass when `screen`), then the rule. */
+static px_status px__agg_chain(px_agg *a, const float *const *rows, size_t n, uint64_t step,
+                               float *out, bool screen)
+{
+    const px_agg_params *p = &a->params;
+    if (a->chain_gram) {
+        px__gram_run(a->gram, rows, n, 0, NULL, NULL, a->K);
+        if (screen && !px__diag_finite(a->K, n, n)) return PX_AGG_NONFINITE;
+        memcpy(a->Kv, a->K, n * n * sizeof(double));
+    }
+    /* A (m x n): the chain's vectors as combinations of the inputs; Kv: their Gram matrix */
+    size_t m = n;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            a->A[i * n + j] = i == j;
+    for (uint32_t s = 0; s < p->n_pre; s++) {
+        const px__pre_step *stp = px__pre_steps[p->pre[s] - 1];
+        size_t m2;
+        stp->plan(p, stp->needs_gram ? a->Kv : NULL, m, step, a->T, &m2, a->ws, a->iws);
+        px__matmul(a->T, a->A, m2, m, n, a->tmp);
+        memcpy(a->A, a->tmp, m2 * n * sizeof(double));
+        if (a->chain_gram) { /* Kv <- T Kv T^T */
+            px__matmul(a->T, a->Kv, m2, m, m, a->tmp);
+            for (size_t i = 0; i < m2; i++)
+                for (size_t j = 0; j < m2; j++) {
+                    double t = 0;
+                    for (size_t q = 0; q < m; q++)
+                        t += a->tmp[i * m + q] * a->T[j * m + q];
+                    a->ws[i * m2 + j] = t;
+                }
+            memcpy(a->Kv, a->ws, m2 * m2 * sizeof(double));
+        }
+        m = m2;
+    }
+    /* a rule that works from the Gram matrix: its weights, pulled back to the inputs, and one
+     * pass over the inputs */
+    if (a->rule->run_gram) {
+        px_status st = a->rule->run_gram(a->ctx, a->chain_gram ? a->Kv : NULL, m, a->wv, step);
+        if (st == PX_OK) {
+            for (size_t j = 0; j < n; j++) {
+                double t = 0;
+                for (size_t i = 0; i < m; i++)
+                    t += a->wv[i] * a->A[i * n + j];
+                a->Af[j] = (float)t;
+            }
+            float *outs[1] = {out};
+            px__mix_run(a->mix, rows, n, 0, NULL, NULL, a->Af, 1, outs);
+            return PX_OK;
+        }
+        if (st != PX_ENOTSUP) return st;
+    }
+    /* otherwise build the chain's m vectors and run the rule on them */
+    for (size_t i = 0; i < m * n; i++)
+        a->Af[i] = (float)a->A[i];
+    px__mix_run(a->mix, rows, n, 0, NULL, NULL, a->Af, m, a->vout);
+    return a->rule->run(a->ctx, a->vrows, m, a->d, out, step);
+}
+
+px_status px_agg_run(px_agg *a, const float *const *rows, size_t n, uint64_t step, float *out,
+                     px_agg_report *report)
+{
+    if (n > a->n_max)
+        return px_error(PX_EINVAL, "%s: %zu inputs, more than the %zu it was created for",
+                        a->rule->name, n, a->n_max);
+    /* fast path: the first pass over the inputs (the rule's, or the chain's Gram pass) screens
+     * them for NaN and Inf, which saves a full read when they are all finite (the common case) */
+    size_t n_rule;
+    bool has_chain = a->params.n_pre > 0;
+    bool screens = has_chain ? a->chain_gram : a->rule->run_screened != NULL;
+    if (screens && n > 0 && px__chain_check(&a->params, n, &n_rule) == PX_OK &&
+        px__rule_check(a->rule, &a->params, n, n_rule) == PX_OK) {
+        if (report) *report = (px_agg_report){n, 0, n_rule};
+        px_status st = has_chain ? px__agg_chain(a, rows, n, step, out, true)
+                                 : a->rule->run_screened(a->ctx, rows, n, a->d, out, step);
+        if (st != PX_AGG_NONFINITE) return st;
+    }
+    size_t kept = 0;
+    PX_CHECK(px__agg_filter(a, rows, n, &kept, report));
+    if (has_chain) return px__agg_chain(a, a->kept, kept, step, out, false);
+    return a->rule->run(a->ctx, a->kept, kept, a->d, out, step);
 }
