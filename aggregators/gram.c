@@ -15,6 +15,10 @@
 
 #include "internal.h"
 
+/* The 64-byte vector helpers below are static: the ABI note GCC gives for passing them by value
+ * on targets without AVX-512 does not apply. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 #define PX_GRAM_SUB            PX_GEN_BLOCK /* columns per L1-resident block */
 #define PX_GRAM_FLUSH          4096         /* columns summed in float before going to double */
 #define PX_GRAM_MAX_PIECES     64           /* pieces per segment (at most) */
