@@ -10,8 +10,9 @@
  *   context). Stateful rules keep what they carry between steps in their context, never in
  *   globals.
  * - px_agg: what callers use. It composes the non-finite filter (an input containing NaN or
- *   Inf is dropped before anything else sees it, and counted), the pre-aggregation chain, and
- *   the rule, with every buffer sized once at creation.
+ *   Inf is dropped before anything else sees it, and counted), the pre-aggregation chain
+ *   (static clipping, NNM, bucketing, in the order px_agg_params.pre lists them), and the rule,
+ *   with every buffer sized once at creation.
  *
  * Specifications: ../shared/ALGORITHMS.md sections 1-3.
  */
@@ -25,18 +26,83 @@
 #include "runtime/common.h"
 #include "runtime/pool.h"
 
-/* Parameters of every rule, with their defaults set by px_agg_params_default. A rule reads the
- * fields it needs and ignores the others. */
+#define PX_AGG_MAX_PRE    8    /* steps in one pre-aggregation chain */
+#define PX_AGG_MAX_LAYERS 1024 /* layer sizes settable through the "layers" key */
+
+/* Pre-aggregation steps (ALGORITHMS.md section 3, last row). */
+typedef enum {
+    PX_AGG_PRE_CLIP = 1,      /* static norm clipping to clip_norm */
+    PX_AGG_PRE_NNM = 2,       /* nearest-neighbour mixing: mean of the n-f nearest inputs */
+    PX_AGG_PRE_BUCKETING = 3, /* means of random groups of bucket_size inputs */
+} px_agg_pre_kind;
+
+/* Flag Aggregator start subspace. */
+typedef enum {
+    PX_AGG_INIT_PCA = 0,    /* top-m eigenvectors of X^T X: deterministic, no extra pass */
+    PX_AGG_INIT_RANDOM = 1, /* seeded random orthonormal Y0, the same at every step */
+} px_agg_init;
+
+/* Parameters of every rule and pre-aggregation step. px_agg_params_default is the single
+ * source of the defaults; px_agg_params_set sets any field from text by its key (the names in
+ * the comments), and px_agg_param_at lists the keys with their defaults for --help. A rule
+ * reads the fields it needs and ignores the others. */
 typedef struct {
-    uint32_t f;    /* declared number of Byzantine inputs; default 0 */
-    uint64_t seed; /* seed of the rule's random choices; default 1 */
+    uint32_t f;    /* "f": declared number of Byzantine inputs; default 0 */
+    uint64_t seed; /* "seed": seed of random choices (FA random init, bucketing); default 1 */
+    /* Flag Aggregator */
+    uint32_t m;       /* "m": subspace dimension, 0 = ceil(n/2); clamped to n; default 0 */
+    uint32_t iters;   /* "iters": IRLS iterations T; default 4 */
+    double lambda;    /* "lambda": pairwise regulariser; default 0 */
+    px_agg_init init; /* "init": pca | random; default pca */
+    bool warm_start;  /* "warm_start": start from the previous step's subspace; default 0 */
+    bool rescale;     /* "rescale": multiply by the median input norm; default 0 */
+    /* Multi-Krum */
+    uint32_t q; /* "q": inputs averaged, 0 = n - f; clamped to n; default 0 */
+    /* geometric median (smoothed Weiszfeld) */
+    double geomed_nu;      /* "geomed_nu": smoothing distance; default 0.1 */
+    uint32_t geomed_iters; /* "geomed_iters": iteration cap; default 100 */
+    double geomed_tol;     /* "geomed_tol": stop when the objective improves by less than this
+                              fraction; default 1e-7 */
+    /* centered clipping */
+    double tau;           /* "tau": clipping radius; default 10 */
+    uint32_t cclip_iters; /* "cclip_iters": clipping rounds L per step; default 1 */
+    /* FedLD principal-gradient aggregation */
+    double kappa;       /* "kappa": fraction of principal directions kept (k >= 1); default 0.8 */
+    bool fedld_history; /* "fedld_history": start as if every layer had history (no first-round
+                           mean); default 0, the aggregate tool sets 1 */
+    /* pre-aggregation chain */
+    uint32_t n_pre;              /* "pre": comma-separated chain (clip,nnm,bucketing); */
+    uint8_t pre[PX_AGG_MAX_PRE]; /* px_agg_pre_kind values in order; default none */
+    double clip_norm;            /* "clip_norm": static clipping threshold; default 2 */
+    uint32_t bucket_size;        /* "bucket_size": bucketing group size s; default 2 */
+    /* layer sizes ("layers": comma-separated), used when px_agg_create gets no layer table */
+    uint32_t n_layers;                       /* default 0: one layer */
+    uint64_t layer_sizes[PX_AGG_MAX_LAYERS]; /* in floats; must add up to d */
 } px_agg_params;
 
 void px_agg_params_default(px_agg_params *p);
 
 /* Sets one parameter from text ("f", "4"), as `aggregate --set` and the trainer use it.
- * Unknown keys and malformed values are refused with PX_EINVAL and a message naming them. */
+ * Unknown keys and malformed or out-of-range values are refused with PX_EINVAL and a message
+ * naming the key, the accepted range and the value. */
 px_status px_agg_params_set(px_agg_params *p, const char *key, const char *value);
+
+/* One settable key, for --help and documentation: its name, its default as text, the rules or
+ * steps that read it, and one line of help. */
+typedef struct {
+    const char *key;
+    const char *default_text;
+    const char *used_by;
+    const char *help;
+} px_agg_param_info;
+
+size_t px_agg_param_count(void);
+const px_agg_param_info *px_agg_param_at(size_t i);
+
+/* The pre-aggregation steps by name ("clip", "nnm", "bucketing"), for --help. */
+size_t px_agg_pre_count(void);
+const char *px_agg_pre_name(size_t i);
+const char *px_agg_pre_summary(size_t i);
 
 /* What one call did, for the metrics. */
 typedef struct {
@@ -51,8 +117,9 @@ typedef struct px_agg_rule {
     /* Validity rule for n inputs with parameters p ("KRUM needs n >= 2f+3"): PX_OK, or
      * PX_EINVAL with a message naming the rule, the requirement and the values. */
     px_status (*check)(const px_agg_params *p, size_t n);
-    /* Allocates the rule's context for at most n_max inputs of length d. `layers` may be NULL
-     * (then the whole vector is one layer); `pool` may be NULL (run on the caller only). */
+    /* Allocates the rule's context for at most n_max inputs of length d. `layers` is never
+     * NULL here: px_agg_create passes a one-layer table when the caller gave none. `pool` may
+     * be NULL (run on the caller only). */
     px_status (*create)(void **ctx, const px_agg_params *p, size_t n_max, size_t d,
                         const px_layer_table *layers, px_pool *pool);
     /* Aggregates x[0..n) (each d finite floats) into out (d floats). `step` is the training
@@ -60,30 +127,52 @@ typedef struct px_agg_rule {
     px_status (*run)(void *ctx, const float *const *x, size_t n, size_t d, float *out,
                      uint64_t step);
     void (*destroy)(void *ctx);
+    /* Optional: run on inputs that have NOT been screened for NaN and Inf. The rule notices a
+     * non-finite input in its first pass (a non-finite Gram diagonal, a flag raised while
+     * loading) and then returns PX_AGG_NONFINITE before writing `out` or changing its state;
+     * px_agg_run then filters and calls `run`. This saves px_agg_run's separate scan (a full
+     * read of the inputs) in the common case where every input is finite. */
+    px_status (*run_screened)(void *ctx, const float *const *x, size_t n, size_t d, float *out,
+                              uint64_t step);
+    /* Optional: for a rule whose output is a weighted sum of its inputs with weights that
+     * depend on the inputs only through their Gram matrix K (n x n, double, row-major; NULL for
+     * rules that do not read it), the weights: w gets n doubles and the result is PX_OK, or
+     * PX_ENOTSUP when the current parameters need more than K (px_agg then builds the vectors
+     * and calls run). px_agg uses it behind a pre-aggregation chain, which it plans on n x n
+     * matrices too: the chain and the rule then read the inputs twice in all, once for their
+     * Gram matrix and once for the output. */
+    px_status (*run_gram)(void *ctx, const double *K, size_t n, double *w, uint64_t step);
 } px_agg_rule;
+
+/* What run_screened returns when it met a non-finite input (positive: not an error). */
+#define PX_AGG_NONFINITE 1
 
 /* Registry: look a rule up by name (NULL if unknown), or walk all of them. */
 const px_agg_rule *px_agg_find(const char *name);
 size_t px_agg_rule_count(void);
 const px_agg_rule *px_agg_rule_at(size_t i);
 
-/* Checks that `rule` exists and that its validity rule holds for n inputs, as the config loader
- * does before a run starts. */
+/* Checks that `rule` exists, that the pre-aggregation chain of p accepts n inputs, and that the
+ * rule's validity rule holds for the number of vectors the chain hands it (n, or ceil(n/s)
+ * after bucketing), as the config loader does before a run starts. */
 px_status px_agg_validate(const char *rule, const px_agg_params *p, size_t n);
 
 typedef struct px_agg px_agg;
 
 /* Creates the composed aggregator for `rule` (registry name) with at most n_max inputs of length
- * d. Refuses an unknown rule or one whose validity rule fails for n_max. The caller owns the
- * result and frees it with px_agg_destroy; `layers` and `pool` must outlive it. */
+ * d, with the pre-aggregation chain p->pre. Refuses an unknown rule, a chain or rule whose
+ * validity rule fails for n_max, or a layer table that does not tile [0, d) in order. `layers`
+ * may be NULL: then p->layer_sizes is used if set, else the whole vector is one layer. The
+ * caller owns the result and frees it with px_agg_destroy; `layers` and `pool` must outlive
+ * it. */
 px_status px_agg_create(px_agg **out, const char *rule, const px_agg_params *p, size_t n_max,
                         size_t d, const px_layer_table *layers, px_pool *pool);
 void px_agg_destroy(px_agg *a);
 
 /* Aggregates rows[0..n) (n <= n_max; each d floats, possibly non-finite) into out. Inputs with
  * a non-finite value are dropped first and counted in `report` (may be NULL). Fails with
- * PX_EINVAL when what remains breaks the rule's validity rule (for example every input was
- * non-finite); `out` is then left unchanged. Allocates nothing. */
+ * PX_EINVAL when what remains breaks the chain's or the rule's validity rule (for example every
+ * input was non-finite); `out` is then left unchanged. Allocates nothing. */
 px_status px_agg_run(px_agg *a, const float *const *rows, size_t n, uint64_t step, float *out,
                      px_agg_report *report);
 

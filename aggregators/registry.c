@@ -1,19 +1,28 @@
-/* registry.c - the list of rules, their parameters, and the composed aggregator px_agg
- * (non-finite filter, then the rule). */
+/* registry.c - the list of rules and pre-aggregation steps, their parameters (defaults, parsing,
+ * the key table of --help), and the composed aggregator px_agg: non-finite filter, then the
+ * pre-aggregation chain, then the rule. */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator.h"
+#include "internal.h"
 
-extern const px_agg_rule px_agg_rule_mean;
-extern const px_agg_rule px_agg_rule_median;
+extern const px_agg_rule px_agg_rule_mean, px_agg_rule_median, px_agg_rule_trimmed_mean,
+    px_agg_rule_krum, px_agg_rule_multi_krum, px_agg_rule_bulyan, px_agg_rule_geomed,
+    px_agg_rule_cclip, px_agg_rule_meamed, px_agg_rule_flag, px_agg_rule_fedld;
 
 static const px_agg_rule *const px__rules[] = {
-    &px_agg_rule_mean,
-    &px_agg_rule_median,
+    &px_agg_rule_mean,       &px_agg_rule_median, &px_agg_rule_trimmed_mean, &px_agg_rule_krum,
+    &px_agg_rule_multi_krum, &px_agg_rule_bulyan, &px_agg_rule_geomed,       &px_agg_rule_cclip,
+    &px_agg_rule_meamed,     &px_agg_rule_flag,   &px_agg_rule_fedld,
 };
+
+/* indexed by px_agg_pre_kind - 1 */
+static const px__pre_step *const px__pre_steps[] = {&px__pre_clip, &px__pre_nnm,
+                                                    &px__pre_bucketing};
+#define PX__N_PRE (sizeof px__pre_steps / sizeof px__pre_steps[0])
 
 size_t px_agg_rule_count(void)
 {
@@ -32,38 +41,284 @@ const px_agg_rule *px_agg_find(const char *name)
     return NULL;
 }
 
+size_t px_agg_pre_count(void)
+{
+    return PX__N_PRE;
+}
+
+const char *px_agg_pre_name(size_t i)
+{
+    return i < PX__N_PRE ? px__pre_steps[i]->name : NULL;
+}
+
+const char *px_agg_pre_summary(size_t i)
+{
+    return i < PX__N_PRE ? px__pre_steps[i]->summary : NULL;
+}
+
+/* ---- parameters -------------------------------------------------------------------------- */
+
 void px_agg_params_default(px_agg_params *p)
 {
     memset(p, 0, sizeof *p);
     p->f = 0;
     p->seed = 1;
+    p->m = 0;
+    p->iters = 4;
+    p->lambda = 0.0;
+    p->init = PX_AGG_INIT_PCA;
+    p->warm_start = false;
+    p->rescale = false;
+    p->q = 0;
+    p->geomed_nu = 0.1;
+    p->geomed_iters = 100;
+    p->geomed_tol = 1e-7;
+    p->tau = 10.0;
+    p->cclip_iters = 1;
+    p->kappa = 0.8;
+    p->fedld_history = false;
+    p->n_pre = 0;
+    p->clip_norm = 2.0;
+    p->bucket_size = 2;
+    p->n_layers = 0;
 }
 
-static px_status px__parse_u64(const char *key, const char *value, uint64_t max, uint64_t *out)
+/* The documented keys: keep in step with px_agg_params_default and px_agg_params_set. */
+static const px_agg_param_info px__params[] = {
+    {"f", "0", "trimmed_mean krum multi_krum bulyan geomed meamed nnm",
+     "declared number of Byzantine inputs (validity rules and trimming)"},
+    {"seed", "1", "flag (init=random) bucketing", "seed of the rule's random choices"},
+    {"m", "0", "flag", "subspace dimension; 0 = ceil(n/2); clamped to n"},
+    {"iters", "4", "flag", "IRLS iterations T (0 = the start subspace)"},
+    {"lambda", "0", "flag", "pairwise regulariser (>= 0)"},
+    {"init", "pca", "flag", "start subspace: pca (top-m eigenvectors) or random (seeded)"},
+    {"warm_start", "0", "flag", "1 = start from the previous step's subspace"},
+    {"rescale", "0", "flag", "1 = multiply the unit-scale output by the median input norm"},
+    {"q", "0", "multi_krum", "inputs averaged; 0 = n-f; clamped to n"},
+    {"geomed_nu", "0.1", "geomed", "Weiszfeld smoothing distance (> 0)"},
+    {"geomed_iters", "100", "geomed", "Weiszfeld iteration cap"},
+    {"geomed_tol", "1e-07", "geomed",
+     "stop when the objective improves by less than this fraction"},
+    {"tau", "10", "cclip", "clipping radius (> 0)"},
+    {"cclip_iters", "1", "cclip", "clipping rounds L per step"},
+    {"kappa", "0.8", "fedld", "fraction of principal directions kept, in (0, 1] (k >= 1)"},
+    {"fedld_history", "0", "fedld",
+     "1 = every layer starts with history (no first-round mean; the aggregate tool sets 1)"},
+    {"layers", "(one layer)", "fedld",
+     "comma-separated layer sizes in floats, adding up to d (the trainer passes its own table)"},
+    {"pre", "(none)", "all rules", "pre-aggregation chain, comma-separated: clip, nnm, bucketing"},
+    {"clip_norm", "2", "clip", "static clipping threshold (> 0)"},
+    {"bucket_size", "2", "bucketing", "bucket size s (>= 1)"},
+};
+
+size_t px_agg_param_count(void)
+{
+    return sizeof px__params / sizeof px__params[0];
+}
+
+const px_agg_param_info *px_agg_param_at(size_t i)
+{
+    return i < px_agg_param_count() ? &px__params[i] : NULL;
+}
+
+static px_status px__parse_u64(const char *key, const char *value, uint64_t lo, uint64_t max,
+                               uint64_t *out)
 {
     char *end;
     errno = 0;
-    if (!value[0] || value[0] == '-')
-        return px_error(PX_EINVAL, "aggregator parameter %s: expected a non-negative integer, got "
-                                   "'%s'", key, value);
+    if (!value[0] || value[0] == '-' || value[0] == '+' || value[0] == ' ')
+        return px_error(PX_EINVAL,
+                        "aggregator parameter %s: expected an integer in [%llu, %llu], "
+                        "got '%s'",
+                        key, (unsigned long long)lo, (unsigned long long)max, value);
     unsigned long long v = strtoull(value, &end, 10);
-    if (errno || *end || v > max)
-        return px_error(PX_EINVAL, "aggregator parameter %s: expected an integer in [0, %llu], "
-                                   "got '%s'", key, (unsigned long long)max, value);
+    if (errno || *end || v > max || v < lo)
+        return px_error(PX_EINVAL,
+                        "aggregator parameter %s: expected an integer in [%llu, %llu], "
+                        "got '%s'",
+                        key, (unsigned long long)lo, (unsigned long long)max, value);
     *out = v;
+    return PX_OK;
+}
+
+static px_status px__parse_u32(const char *key, const char *value, uint32_t lo, uint32_t *out)
+{
+    uint64_t v;
+    PX_CHECK(px__parse_u64(key, value, lo, UINT32_MAX, &v));
+    *out = (uint32_t)v;
+    return PX_OK;
+}
+
+/* A finite double in (lo, hi] if lo_open, else [lo, hi]. */
+static px_status px__parse_double(const char *key, const char *value, double lo, bool lo_open,
+                                  double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = value[0] ? strtod(value, &end) : NAN;
+    bool ok = value[0] && !errno && !*end && isfinite(v) && v <= hi && (lo_open ? v > lo : v >= lo);
+    if (!ok) {
+        if (isinf(hi))
+            return px_error(PX_EINVAL, "aggregator parameter %s: expected a number %s %g, got '%s'",
+                            key, lo_open ? ">" : ">=", lo, value);
+        return px_error(PX_EINVAL,
+                        "aggregator parameter %s: expected a number in %c%g, %g], "
+                        "got '%s'",
+                        key, lo_open ? '(' : '[', lo, hi, value);
+    }
+    *out = v;
+    return PX_OK;
+}
+
+static px_status px__parse_bool(const char *key, const char *value, bool *out)
+{
+    if (!strcmp(value, "1") || !strcmp(value, "true"))
+        *out = true;
+    else if (!strcmp(value, "0") || !strcmp(value, "false"))
+        *out = false;
+    else
+        return px_error(PX_EINVAL,
+                        "aggregator parameter %s: expected 0, 1, true or false, got "
+                        "'%s'",
+                        key, value);
+    return PX_OK;
+}
+
+static px_status px__parse_pre(const char *value, px_agg_params *p)
+{
+    uint8_t steps[PX_AGG_MAX_PRE];
+    uint32_t count = 0;
+    const char *s = value;
+    while (*s) {
+        const char *e = strchr(s, ',');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        size_t k = 0;
+        while (k < PX__N_PRE &&
+               !(strlen(px__pre_steps[k]->name) == len && !strncmp(px__pre_steps[k]->name, s, len)))
+            k++;
+        if (k == PX__N_PRE)
+            return px_error(PX_EINVAL,
+                            "aggregator parameter pre: unknown step '%.*s' in '%s' "
+                            "(known: clip, nnm, bucketing)",
+                            (int)len, s, value);
+        if (count == PX_AGG_MAX_PRE)
+            return px_error(PX_EINVAL, "aggregator parameter pre: more than %d steps in '%s'",
+                            PX_AGG_MAX_PRE, value);
+        steps[count++] = (uint8_t)(k + 1);
+        if (!e) break;
+        s = e + 1;
+        if (!*s)
+            return px_error(PX_EINVAL, "aggregator parameter pre: empty step at the end of '%s'",
+                            value);
+    }
+    memcpy(p->pre, steps, count);
+    p->n_pre = count;
+    return PX_OK;
+}
+
+static px_status px__parse_layers(const char *value, px_agg_params *p)
+{
+    /* two passes: check everything first, so that a refused value leaves p unchanged */
+    for (int store = 0; store < 2; store++) {
+        uint32_t count = 0;
+        const char *s = value;
+        while (*s) {
+            char item[32];
+            const char *e = strchr(s, ',');
+            size_t len = e ? (size_t)(e - s) : strlen(s);
+            if (len == 0 || len >= sizeof item)
+                return px_error(PX_EINVAL, "aggregator parameter layers: bad size '%.*s' in '%s'",
+                                (int)len, s, value);
+            memcpy(item, s, len);
+            item[len] = 0;
+            if (count == PX_AGG_MAX_LAYERS)
+                return px_error(PX_EINVAL, "aggregator parameter layers: more than %d layers",
+                                PX_AGG_MAX_LAYERS);
+            uint64_t v;
+            PX_CHECK(px__parse_u64("layers", item, 1, UINT64_MAX, &v));
+            if (store) p->layer_sizes[count] = v;
+            count++;
+            if (!e) break;
+            s = e + 1;
+            if (!*s)
+                return px_error(PX_EINVAL,
+                                "aggregator parameter layers: empty size at the end "
+                                "of '%s'",
+                                value);
+        }
+        if (store) p->n_layers = count;
+    }
     return PX_OK;
 }
 
 px_status px_agg_params_set(px_agg_params *p, const char *key, const char *value)
 {
-    uint64_t v;
-    if (strcmp(key, "f") == 0) {
-        PX_CHECK(px__parse_u64(key, value, UINT32_MAX, &v));
-        p->f = (uint32_t)v;
+    uint64_t v64;
+    if (!strcmp(key, "f")) return px__parse_u32(key, value, 0, &p->f);
+    if (!strcmp(key, "seed")) return px__parse_u64(key, value, 0, UINT64_MAX, &p->seed);
+    if (!strcmp(key, "m")) return px__parse_u32(key, value, 0, &p->m);
+    if (!strcmp(key, "iters")) return px__parse_u32(key, value, 0, &p->iters);
+    if (!strcmp(key, "lambda")) return px__parse_double(key, value, 0, false, INFINITY, &p->lambda);
+    if (!strcmp(key, "init")) {
+        if (!strcmp(value, "pca"))
+            p->init = PX_AGG_INIT_PCA;
+        else if (!strcmp(value, "random"))
+            p->init = PX_AGG_INIT_RANDOM;
+        else
+            return px_error(PX_EINVAL,
+                            "aggregator parameter init: expected pca or random, got "
+                            "'%s'",
+                            value);
         return PX_OK;
     }
-    if (strcmp(key, "seed") == 0) return px__parse_u64(key, value, UINT64_MAX, &p->seed);
-    return px_error(PX_EINVAL, "unknown aggregator parameter '%s'", key);
+    if (!strcmp(key, "warm_start")) return px__parse_bool(key, value, &p->warm_start);
+    if (!strcmp(key, "rescale")) return px__parse_bool(key, value, &p->rescale);
+    if (!strcmp(key, "q")) return px__parse_u32(key, value, 0, &p->q);
+    if (!strcmp(key, "geomed_nu"))
+        return px__parse_double(key, value, 0, true, INFINITY, &p->geomed_nu);
+    if (!strcmp(key, "geomed_iters")) return px__parse_u32(key, value, 0, &p->geomed_iters);
+    if (!strcmp(key, "geomed_tol"))
+        return px__parse_double(key, value, 0, false, INFINITY, &p->geomed_tol);
+    if (!strcmp(key, "tau")) return px__parse_double(key, value, 0, true, INFINITY, &p->tau);
+    if (!strcmp(key, "cclip_iters")) return px__parse_u32(key, value, 0, &p->cclip_iters);
+    if (!strcmp(key, "kappa")) return px__parse_double(key, value, 0, true, 1.0, &p->kappa);
+    if (!strcmp(key, "fedld_history")) return px__parse_bool(key, value, &p->fedld_history);
+    if (!strcmp(key, "layers")) return px__parse_layers(value, p);
+    if (!strcmp(key, "pre")) return px__parse_pre(value, p);
+    if (!strcmp(key, "clip_norm"))
+        return px__parse_double(key, value, 0, true, INFINITY, &p->clip_norm);
+    if (!strcmp(key, "bucket_size")) {
+        PX_CHECK(px__parse_u64(key, value, 1, UINT32_MAX, &v64));
+        p->bucket_size = (uint32_t)v64;
+        return PX_OK;
+    }
+    return px_error(PX_EINVAL, "unknown aggregator parameter '%s' (aggregate --help lists them)",
+                    key);
+}
+
+/* ---- validity ---------------------------------------------------------------------------- */
+
+/* Runs the chain's validity rules from n inputs; *n_rule gets what the rule will receive. */
+static px_status px__chain_check(const px_agg_params *p, size_t n, size_t *n_rule)
+{
+    size_t cur = n;
+    for (uint32_t s = 0; s < p->n_pre; s++) {
+        const px__pre_step *step = px__pre_steps[p->pre[s] - 1];
+        size_t next;
+        PX_CHECK(step->check(p, cur, &next));
+        cur = next;
+    }
+    *n_rule = cur;
+    return PX_OK;
+}
+
+static px_status px__rule_check(const px_agg_rule *r, const px_agg_params *p, size_t n_in, size_t n)
+{
+    if (n == 0) return px_error(PX_EINVAL, "%s: no input to aggregate", r->name);
+    px_status st = r->check ? r->check(p, n) : PX_OK;
+    if (st < 0 && n != n_in)
+        return px_error_context(st, "after pre-aggregation (%zu inputs became %zu)", n_in, n);
+    return st;
 }
 
 px_status px_agg_validate(const char *rule, const px_agg_params *p, size_t n)
@@ -78,26 +333,81 @@ px_status px_agg_validate(const char *rule, const px_agg_params *p, size_t n)
         return px_error(PX_EINVAL, "unknown aggregation rule '%s' (known: %s)", rule, names);
     }
     if (n == 0) return px_error(PX_EINVAL, "%s: no input to aggregate", r->name);
-    return r->check ? r->check(p, n) : PX_OK;
+    for (uint32_t s = 0; s < p->n_pre; s++)
+        if (p->pre[s] < 1 || p->pre[s] > PX__N_PRE)
+            return px_error(PX_EINVAL, "aggregator: bad pre-aggregation step %u", p->pre[s]);
+    if (p->bucket_size < 1)
+        return px_error(PX_EINVAL, "aggregator parameter bucket_size: must be >= 1, got 0");
+    size_t n_rule;
+    PX_CHECK(px__chain_check(p, n, &n_rule));
+    return px__rule_check(r, p, n, n_rule);
 }
+
+/* ---- the composed aggregator ------------------------------------------------------------- */
 
 struct px_agg {
     const px_agg_rule *rule;
     px_agg_params params;
     void *ctx;
     size_t n_max, d;
-    const float **kept; /* the finite rows of the current call */
     px_pool *pool;
-    int *finite;        /* per row: 1 if every value is finite */
+    const float **kept;   /* the finite rows of the current call */
+    int *finite;          /* per row: 1 if every value is finite */
+    px_layer *own_layers; /* the table built from params.layer_sizes or for one layer */
+    px_layer_table table;
+    /* the pre-aggregation chain, planned on n x n matrices (see px__pre_step) */
+    bool chain_gram; /* the chain or the rule reads the Gram matrix of the inputs */
+    px__gram *gram;  /* the Gram pass over the inputs */
+    px__mix *mix;    /* the output pass, or the pass that builds the chain's vectors */
+    double *K, *Kv, *A, *T, *tmp, *ws, *w, *wv; /* n_max x n_max (w, wv: n_max) */
+    size_t *iws;
+    float *Af;   /* the chain's matrix (or the output weights) in float */
+    float *vbuf; /* n_max x d: the chain's vectors, for rules that need them */
+    float **vout;
+    const float **vrows;
 };
+
+static px_status px__agg_alloc_chain(px_agg *a)
+{
+    size_t n = a->n_max, nn = n * n;
+    const px_agg_params *p = &a->params;
+    a->chain_gram = a->rule->run_gram && a->rule != &px_agg_rule_mean;
+    for (uint32_t s = 0; s < p->n_pre; s++)
+        a->chain_gram |= px__pre_steps[p->pre[s] - 1]->needs_gram;
+    if (a->chain_gram) PX_CHECK(px__gram_create(&a->gram, n, 0, a->d, NULL, a->pool));
+    PX_CHECK(px__mix_create(&a->mix, n, 0, n, a->d, NULL, a->pool));
+    a->K = malloc(nn * sizeof(double));
+    a->Kv = malloc(nn * sizeof(double));
+    a->A = malloc(nn * sizeof(double));
+    a->T = malloc(nn * sizeof(double));
+    a->tmp = malloc(nn * sizeof(double));
+    a->ws = malloc((2 * nn + 2 * n) * sizeof(double));
+    a->w = malloc(n * sizeof(double));
+    a->wv = malloc(n * sizeof(double));
+    a->iws = malloc(n * sizeof(size_t));
+    a->Af = malloc(nn * sizeof(float));
+    a->vout = malloc(n * sizeof(float *));
+    a->vrows = malloc(n * sizeof(float *));
+    a->vbuf = px_alloc(n * a->d * sizeof(float), "pre-aggregated vectors");
+    if (!a->K || !a->Kv || !a->A || !a->T || !a->tmp || !a->ws || !a->w || !a->wv || !a->iws ||
+        !a->Af || !a->vout || !a->vrows || !a->vbuf)
+        return px_error(PX_ENOMEM, "aggregator: cannot allocate the pre-aggregation chain");
+    for (size_t i = 0; i < n; i++) {
+        a->vout[i] = a->vbuf + i * a->d;
+        a->vrows[i] = a->vout[i];
+    }
+    return PX_OK;
+}
 
 px_status px_agg_create(px_agg **out, const char *rule, const px_agg_params *p, size_t n_max,
                         size_t d, const px_layer_table *layers, px_pool *pool)
 {
     *out = NULL;
     PX_CHECK(px_agg_validate(rule, p, n_max));
+    if (d == 0) return px_error(PX_EINVAL, "%s: vectors of length 0", rule);
     px_agg *a = calloc(1, sizeof *a);
     if (!a) return px_error(PX_ENOMEM, "aggregator: cannot allocate");
+    px_status st = PX_OK;
     a->rule = px_agg_find(rule);
     a->params = *p;
     a->n_max = n_max;
@@ -106,26 +416,75 @@ px_status px_agg_create(px_agg **out, const char *rule, const px_agg_params *p, 
     a->kept = calloc(n_max, sizeof *a->kept);
     a->finite = calloc(n_max, sizeof *a->finite);
     if (!a->kept || !a->finite) {
-        px_agg_destroy(a);
-        return px_error(PX_ENOMEM, "aggregator: cannot allocate");
+        st = px_error(PX_ENOMEM, "aggregator: cannot allocate");
+        goto fail;
     }
+    /* the layer table: the caller's, else from the parameters, else one layer */
+    if (layers) {
+        a->table = *layers;
+    } else {
+        size_t count = p->n_layers ? p->n_layers : 1;
+        a->own_layers = calloc(count, sizeof *a->own_layers);
+        if (!a->own_layers) {
+            st = px_error(PX_ENOMEM, "aggregator: cannot allocate");
+            goto fail;
+        }
+        size_t off = 0;
+        for (size_t l = 0; l < count; l++) {
+            size_t size = p->n_layers ? p->layer_sizes[l] : d;
+            a->own_layers[l] = (px_layer){off, size, NULL};
+            off += size;
+        }
+        a->table = (px_layer_table){count, a->own_layers};
+    }
+    size_t off = 0;
+    for (size_t l = 0; l < a->table.count; l++) {
+        if (a->table.layers[l].offset != off) {
+            st = px_error(PX_EINVAL,
+                          "%s: layer %zu starts at %zu, expected %zu (layers must tile "
+                          "the vector in order)",
+                          rule, l, a->table.layers[l].offset, off);
+            goto fail;
+        }
+        off += a->table.layers[l].size;
+    }
+    if (off != d || a->table.count == 0) {
+        st = px_error(PX_EINVAL, "%s: the layer sizes add up to %zu, but the vectors have d = %zu",
+                      rule, off, d);
+        goto fail;
+    }
+    if (p->n_pre) PX_CHECK_GOTO(px__agg_alloc_chain(a), st, fail);
     if (a->rule->create) {
-        px_status st = a->rule->create(&a->ctx, p, n_max, d, layers, pool);
+        st = a->rule->create(&a->ctx, p, n_max, d, &a->table, pool);
         if (st < 0) {
-            px_agg_destroy(a);
-            return px_error_context(st, "aggregator %s", rule);
+            px_error_context(st, "aggregator %s", rule);
+            goto fail;
         }
     }
     *out = a;
     return PX_OK;
+fail:
+    px_agg_destroy(a);
+    return st;
 }
 
 void px_agg_destroy(px_agg *a)
 {
     if (!a) return;
     if (a->ctx && a->rule->destroy) a->rule->destroy(a->ctx);
+    px__gram_destroy(a->gram);
+    px__mix_destroy(a->mix);
+    double *bufs[] = {a->K, a->Kv, a->A, a->T, a->tmp, a->ws, a->w, a->wv};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    free(a->iws);
+    free(a->Af);
+    free(a->vout);
+    free(a->vrows);
+    px_free(a->vbuf);
     free(a->kept);
     free(a->finite);
+    free(a->own_layers);
     free(a);
 }
 
@@ -151,12 +510,11 @@ static void px__scan_row(void *arg, size_t i, int thread)
     s->finite[i] = !bad;
 }
 
-px_status px_agg_run(px_agg *a, const float *const *rows, size_t n, uint64_t step, float *out,
-                     px_agg_report *report)
+/* Drops the rows with a NaN or Inf value into a->kept; fills the report; refuses when none is
+ * left or the chain's or the rule's validity rule fails for what is left. */
+static px_status px__agg_filter(px_agg *a, const float *const *rows, size_t n, size_t *kept_out,
+                                px_agg_report *report)
 {
-    if (n > a->n_max)
-        return px_error(PX_EINVAL, "%s: %zu inputs, more than the %zu it was created for",
-                        a->rule->name, n, a->n_max);
     px__scan scan = {rows, a->d, a->finite};
     px_pool_run(a->pool, n, px__scan_row, &scan);
     size_t kept = 0;
@@ -169,6 +527,104 @@ px_status px_agg_run(px_agg *a, const float *const *rows, size_t n, uint64_t ste
     }
     if (kept == 0)
         return px_error(PX_EINVAL, "%s: none of the %zu inputs is finite", a->rule->name, n);
-    PX_CHECK(a->rule->check ? a->rule->check(&a->params, kept) : PX_OK);
+    size_t n_rule;
+    PX_CHECK(px__chain_check(&a->params, kept, &n_rule));
+    PX_CHECK(px__rule_check(a->rule, &a->params, kept, n_rule));
+    if (report) report->n_used = n_rule;
+    *kept_out = kept;
+    return PX_OK;
+}
+
+/* C = A B for row-major A (m x k) and B (k x n). */
+static void px__matmul(const double *A, const double *B, size_t m, size_t k, size_t n, double *C)
+{
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double s = 0;
+            for (size_t q = 0; q < k; q++)
+                s += A[i * k + q] * B[q * n + j];
+            C[i * n + j] = s;
+        }
+}
+
+/* The chain on rows[0..n) (finite, or screened by the Gram pass when `screen`), then the rule. */
+static px_status px__agg_chain(px_agg *a, const float *const *rows, size_t n, uint64_t step,
+                               float *out, bool screen)
+{
+    const px_agg_params *p = &a->params;
+    if (a->chain_gram) {
+        px__gram_run(a->gram, rows, n, 0, NULL, NULL, a->K);
+        if (screen && !px__diag_finite(a->K, n, n)) return PX_AGG_NONFINITE;
+        memcpy(a->Kv, a->K, n * n * sizeof(double));
+    }
+    /* A (m x n): the chain's vectors as combinations of the inputs; Kv: their Gram matrix */
+    size_t m = n;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            a->A[i * n + j] = i == j;
+    for (uint32_t s = 0; s < p->n_pre; s++) {
+        const px__pre_step *stp = px__pre_steps[p->pre[s] - 1];
+        size_t m2;
+        stp->plan(p, stp->needs_gram ? a->Kv : NULL, m, step, a->T, &m2, a->ws, a->iws);
+        px__matmul(a->T, a->A, m2, m, n, a->tmp);
+        memcpy(a->A, a->tmp, m2 * n * sizeof(double));
+        if (a->chain_gram) { /* Kv <- T Kv T^T */
+            px__matmul(a->T, a->Kv, m2, m, m, a->tmp);
+            for (size_t i = 0; i < m2; i++)
+                for (size_t j = 0; j < m2; j++) {
+                    double t = 0;
+                    for (size_t q = 0; q < m; q++)
+                        t += a->tmp[i * m + q] * a->T[j * m + q];
+                    a->ws[i * m2 + j] = t;
+                }
+            memcpy(a->Kv, a->ws, m2 * m2 * sizeof(double));
+        }
+        m = m2;
+    }
+    /* a rule that works from the Gram matrix: its weights, pulled back to the inputs, and one
+     * pass over the inputs */
+    if (a->rule->run_gram) {
+        px_status st = a->rule->run_gram(a->ctx, a->chain_gram ? a->Kv : NULL, m, a->wv, step);
+        if (st == PX_OK) {
+            for (size_t j = 0; j < n; j++) {
+                double t = 0;
+                for (size_t i = 0; i < m; i++)
+                    t += a->wv[i] * a->A[i * n + j];
+                a->Af[j] = (float)t;
+            }
+            float *outs[1] = {out};
+            px__mix_run(a->mix, rows, n, 0, NULL, NULL, a->Af, 1, outs);
+            return PX_OK;
+        }
+        if (st != PX_ENOTSUP) return st;
+    }
+    /* otherwise build the chain's m vectors and run the rule on them */
+    for (size_t i = 0; i < m * n; i++)
+        a->Af[i] = (float)a->A[i];
+    px__mix_run(a->mix, rows, n, 0, NULL, NULL, a->Af, m, a->vout);
+    return a->rule->run(a->ctx, a->vrows, m, a->d, out, step);
+}
+
+px_status px_agg_run(px_agg *a, const float *const *rows, size_t n, uint64_t step, float *out,
+                     px_agg_report *report)
+{
+    if (n > a->n_max)
+        return px_error(PX_EINVAL, "%s: %zu inputs, more than the %zu it was created for",
+                        a->rule->name, n, a->n_max);
+    /* fast path: the first pass over the inputs (the rule's, or the chain's Gram pass) screens
+     * them for NaN and Inf, which saves a full read when they are all finite (the common case) */
+    size_t n_rule;
+    bool has_chain = a->params.n_pre > 0;
+    bool screens = has_chain ? a->chain_gram : a->rule->run_screened != NULL;
+    if (screens && n > 0 && px__chain_check(&a->params, n, &n_rule) == PX_OK &&
+        px__rule_check(a->rule, &a->params, n, n_rule) == PX_OK) {
+        if (report) *report = (px_agg_report){n, 0, n_rule};
+        px_status st = has_chain ? px__agg_chain(a, rows, n, step, out, true)
+                                 : a->rule->run_screened(a->ctx, rows, n, a->d, out, step);
+        if (st != PX_AGG_NONFINITE) return st;
+    }
+    size_t kept = 0;
+    PX_CHECK(px__agg_filter(a, rows, n, &kept, report));
+    if (has_chain) return px__agg_chain(a, a->kept, kept, step, out, false);
     return a->rule->run(a->ctx, a->kept, kept, a->d, out, step);
 }
