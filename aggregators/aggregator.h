@@ -142,6 +142,10 @@ typedef struct px_agg_rule {
      * matrices too: the chain and the rule then read the inputs twice in all, once for their
      * Gram matrix and once for the output. */
     px_status (*run_gram)(void *ctx, const double *K, size_t n, double *w, uint64_t step);
+    /* Optional, for rules whose computation uses f: changes the f of the next calls. px_agg
+     * uses it when it dropped k non-finite inputs: those senders are certainly faulty, so at
+     * most f - k faulty inputs remain among the others, and the rule runs with f - k. */
+    void (*set_f)(void *ctx, uint32_t f);
 } px_agg_rule;
 
 /* What run_screened returns when it met a non-finite input (positive: not an error). */

@@ -111,6 +111,11 @@ static px_status px__bulyan_run_screened(void *ctx, const float *const *x, size_
     return px__bulyan_any(ctx, x, n, d, out, true);
 }
 
+static void px__bulyan_set_f(void *ctx, uint32_t f)
+{
+    ((px__bulyan_ctx *)ctx)->f = f;
+}
+
 const px_agg_rule px_agg_rule_bulyan = {
     .name = "bulyan",
     .summary = "n-2f inputs chosen by repeated Krum, then per coordinate the mean of the "
@@ -120,4 +125,5 @@ const px_agg_rule px_agg_rule_bulyan = {
     .run = px__bulyan_run,
     .destroy = px__bulyan_destroy,
     .run_screened = px__bulyan_run_screened,
+    .set_f = px__bulyan_set_f,
 };

@@ -143,6 +143,11 @@ static px_status px__krum_run_gram(void *ctx, const double *K, size_t n, double 
     return PX_OK;
 }
 
+static void px__krum_set_f(void *ctx, uint32_t f)
+{
+    ((px__krum_ctx *)ctx)->f = f;
+}
+
 const px_agg_rule px_agg_rule_krum = {
     .name = "krum",
     .summary = "the input closest (sum of squared distances) to its n-f-2 nearest neighbours",
@@ -152,6 +157,7 @@ const px_agg_rule px_agg_rule_krum = {
     .destroy = px__krum_destroy,
     .run_screened = px__krum_run_screened,
     .run_gram = px__krum_run_gram,
+    .set_f = px__krum_set_f,
 };
 
 const px_agg_rule px_agg_rule_multi_krum = {
@@ -163,4 +169,5 @@ const px_agg_rule px_agg_rule_multi_krum = {
     .destroy = px__krum_destroy,
     .run_screened = px__krum_run_screened,
     .run_gram = px__krum_run_gram,
+    .set_f = px__krum_set_f,
 };

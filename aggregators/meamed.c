@@ -58,6 +58,11 @@ static void px__meamed_destroy(void *ctx)
     free(c);
 }
 
+static void px__meamed_set_f(void *ctx, uint32_t f)
+{
+    ((px__meamed_ctx *)ctx)->f = f;
+}
+
 const px_agg_rule px_agg_rule_meamed = {
     .name = "meamed",
     .summary = "coordinate-wise mean of the n-f values closest to the median",
@@ -66,4 +71,5 @@ const px_agg_rule px_agg_rule_meamed = {
     .run = px__meamed_run,
     .destroy = px__meamed_destroy,
     .run_screened = px__meamed_run_screened,
+    .set_f = px__meamed_set_f,
 };

@@ -527,11 +527,12 @@ static px_status px__agg_filter(px_agg *a, const float *const *rows, size_t n, s
     }
     if (kept == 0)
         return px_error(PX_EINVAL, "%s: none of the %zu inputs is finite", a->rule->name, n);
+    *kept_out = kept;
+    if (kept < n) return PX_OK; /* checked by the caller, with the reduced f */
     size_t n_rule;
     PX_CHECK(px__chain_check(&a->params, kept, &n_rule));
     PX_CHECK(px__rule_check(a->rule, &a->params, kept, n_rule));
     if (report) report->n_used = n_rule;
-    *kept_out = kept;
     return PX_OK;
 }
 
@@ -623,8 +624,26 @@ px_status px_agg_run(px_agg *a, const float *const *rows, size_t n, uint64_t ste
                                  : a->rule->run_screened(a->ctx, rows, n, a->d, out, step);
         if (st != PX_AGG_NONFINITE) return st;
     }
+    /* k non-finite inputs come from k certainly faulty senders: the rule and the chain run on
+     * the others with f - k (at most that many faulty inputs can remain among them) */
+    uint32_t f = a->params.f;
     size_t kept = 0;
-    PX_CHECK(px__agg_filter(a, rows, n, &kept, report));
-    if (has_chain) return px__agg_chain(a, a->kept, kept, step, out, false);
-    return a->rule->run(a->ctx, a->kept, kept, a->d, out, step);
+    px_status st = px__agg_filter(a, rows, n, &kept, report);
+    if (st < 0) return st;
+    if (kept < n) {
+        size_t k = n - kept;
+        a->params.f = k >= f ? 0 : f - (uint32_t)k;
+        st = px__chain_check(&a->params, kept, &n_rule);
+        if (st == PX_OK) st = px__rule_check(a->rule, &a->params, kept, n_rule);
+        if (st == PX_OK && report) report->n_used = n_rule;
+        if (st == PX_OK && a->rule->set_f) a->rule->set_f(a->ctx, a->params.f);
+    }
+    if (st == PX_OK)
+        st = has_chain ? px__agg_chain(a, a->kept, kept, step, out, false)
+                       : a->rule->run(a->ctx, a->kept, kept, a->d, out, step);
+    if (kept < n) {
+        a->params.f = f;
+        if (a->rule->set_f) a->rule->set_f(a->ctx, f);
+    }
+    return st;
 }

@@ -65,6 +65,11 @@ static void px__trimmed_destroy(void *ctx)
     free(c);
 }
 
+static void px__trimmed_mean_set_f(void *ctx, uint32_t f)
+{
+    ((px__trimmed_ctx *)ctx)->f = f;
+}
+
 const px_agg_rule px_agg_rule_trimmed_mean = {
     .name = "trimmed_mean",
     .summary = "coordinate-wise mean after dropping the f largest and f smallest values",
@@ -73,4 +78,5 @@ const px_agg_rule px_agg_rule_trimmed_mean = {
     .run = px__trimmed_run,
     .destroy = px__trimmed_destroy,
     .run_screened = px__trimmed_run_screened,
+    .set_f = px__trimmed_mean_set_f,
 };

@@ -18,8 +18,6 @@ acc_of() { # rule attack [extra...]
   json_num "runs/$name/metrics.jsonl" test_acc
 }
 
-have_rule() { "$TRAINER" --help | grep -q "^  $1 "; }
-
 clean=$(acc_of mean NONE)
 ge "$clean" 0.8 || fail "no attack, mean: accuracy $clean"
 echo "ok: no attack: mean reaches $clean"
@@ -34,7 +32,6 @@ ge "$a" 0.75 || fail "mean under SIGN_FLIP: $a (a minority's -mean only shrinks 
 echo "ok: mean under SIGN_FLIP keeps training: $a"
 
 for rule in median trimmed_mean flag; do
-  have_rule $rule || { echo "skip: rule $rule is not built in yet"; continue; }
   for attack in IPM REVERSE; do
     a=$(acc_of $rule $attack)
     ge "$a" 0.7 || fail "$rule under $attack: test_acc $a"
@@ -44,8 +41,11 @@ done
 
 rules=$("$TRAINER" --help | awk '/^aggregation rules/ {on = 1; next} on && /^  [a-z]/ {print $1} on && /^$/ {exit}')
 for rule in $rules; do
+  # bulyan needs n >= 4f+3: with 7 workers it is told f = 1 (the 2 dropped senders use it up)
+  extra=()
+  [ "$rule" = bulyan ] && extra=(--set aggregator.f=1)
   for attack in NAN INF; do
-    a=$(acc_of "$rule" $attack)
+    a=$(acc_of "$rule" $attack "${extra[@]}")
     ge "$a" 0.7 || fail "$rule under $attack: test_acc $a"
     echo "ok: $rule keeps training under $attack: test_acc $a"
   done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # it_codec_train.sh - low-precision communication end to end under mpirun: an int8 + RHT uplink
-# moves at most 0.27x the bytes of float32 and trains as well; quantised downlink deltas keep
+# moves at most 0.27x the bytes of float32 and trains as well (within 2 points on this short
+# run; bench/codec_train compares the full quickstart); quantised downlink deltas keep
 # the workers' replicas on track; one process and MPI stay bit-identical with codecs; and
 # examples/quickstart_int8 is the quickstart with only the uplink changed.
 source "$(dirname "$0")/lib.sh"
@@ -32,7 +33,7 @@ grep -q "uplink int8+rht/256" int8.log || fail "the start-up lines do not show t
 echo "ok: int8+RHT uplink bytes = $ratio x float32"
 a32=$(done_num fp32 test_acc) a8=$(done_num int8 test_acc) ad=$(done_num int8_delta test_acc) ae=$(done_num fp8_ef test_acc)
 for a in "$a8" "$ad" "$ae"; do
-  ge "$a" "$(awk -v x="$a32" 'BEGIN { print x - 0.01 }')" || fail "accuracy $a vs float32 $a32"
+  ge "$a" "$(awk -v x="$a32" 'BEGIN { print x - 0.02 }')" || fail "accuracy $a vs float32 $a32 (more than 2 points lower)"
 done
 echo "ok: test_acc float32 $a32, int8 uplink $a8, + int8 downlink deltas $ad, fp8 + error feedback $ae"
 down32=$(done_num fp32 bytes_down_total) down8=$(done_num int8_delta bytes_down_total)

@@ -429,16 +429,25 @@ static void test_validity_rules(void **state)
     assert_int_equal(px_agg_params_set(&p, "pre", "nnm"), PX_OK);
     assert_int_equal(px_agg_validate("mean", &p, 3), PX_EINVAL);
     assert_non_null(strstr(px_errmsg(), "nnm: needs n >= f+1"));
-    /* px_agg_run re-checks for the inputs that are left after the non-finite filter */
+    /* px_agg_run re-checks for the inputs that are left after the non-finite filter, with f
+     * reduced by the number dropped: one NaN sender of f = 1 leaves 4 inputs with f = 0 */
     p = params_f(1);
     float ok[] = {1}, bad[] = {NAN};
     const float *rows[] = {ok, ok, ok, ok, bad};
     px_agg *a;
     assert_int_equal(px_agg_create(&a, "krum", &p, 5, 1, NULL, NULL), PX_OK);
     float out = 7;
-    assert_int_equal(px_agg_run(a, rows, 5, 0, &out, NULL), PX_EINVAL);
-    assert_non_null(strstr(px_errmsg(), "got n = 4 with f = 1"));
+    assert_int_equal(px_agg_run(a, rows, 5, 0, &out, NULL), PX_OK);
+    assert_float_equal(out, 1.0f, 0);
+    /* three NaN senders leave 2 inputs: too few for krum even with f = 0 */
+    const float *worse[] = {ok, bad, ok, bad, bad};
+    out = 7;
+    assert_int_equal(px_agg_run(a, worse, 5, 0, &out, NULL), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "got n = 2 with f = 0"));
     assert_float_equal(out, 7.0f, 0);
+    /* the rule is back at f = 1 afterwards: 4 finite inputs are too few for it */
+    assert_int_equal(px_agg_run(a, rows, 4, 0, &out, NULL), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "got n = 4 with f = 1"));
     px_agg_destroy(a);
 }
 
