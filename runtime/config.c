@@ -656,6 +656,7 @@ static px_status px__check_name(const char *field, const char *s)
 static px_status px__agg_param_cb(const char *name, const char *value, void *user)
 {
     if (!strcmp(name, "rule")) return PX_OK;
+    if (!strcmp(name, "seed") && !strcmp(value, "0")) return PX_OK; /* 0 = the run seed */
     px_status st = px_agg_params_set(user, name, value);
     return st < 0 ? px_error_context(st, "config: aggregator.%s", name) : PX_OK;
 }

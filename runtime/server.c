@@ -2,6 +2,7 @@
 #include "server.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,22 @@
 #include <stdio.h>
 
 #define PX__DROP_LOG_LIMIT 20 /* log the first drops in full, then only count them */
+#define PX__WARN_LIMIT 20     /* the same for the other per-step warnings */
+
+/* A per-step warning: the first PX__WARN_LIMIT are logged, the rest show in the metrics. */
+static void px__step_warn(px_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void px__step_warn(px_server *s, const char *fmt, ...)
+{
+    if (++s->warnings > PX__WARN_LIMIT) return;
+    char line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    px_log(PX_LOG_WARN, "step %u: %s%s", s->step, line,
+           s->warnings == PX__WARN_LIMIT ? " (further step warnings are not logged; the metrics "
+                                           "count them)" : "");
+}
 
 px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset *data, int world,
                            px_pool *pool)
@@ -279,7 +296,7 @@ px_status px_server_finish_step(px_server *s, float lr, px_step_result *r)
         if (s->have[w]) s->present[k++] = s->rows + w * s->d;
     r->received = k;
     if (k == 0) {
-        px_log(PX_LOG_WARN, "step %u: no valid gradient arrived; parameters unchanged", s->step);
+        px__step_warn(s, "no valid gradient arrived; parameters unchanged");
         return PX_OK;
     }
     if (s->cfg->logging->save_gradients_step == s->step + 1) {
@@ -298,16 +315,15 @@ px_status px_server_finish_step(px_server *s, float lr, px_step_result *r)
     r->nonfinite = rep.n_nonfinite;
     s->drops[PX_DROP_NONFINITE] += rep.n_nonfinite;
     if (st == PX_EINVAL) {
-        px_log(PX_LOG_WARN, "step %u: not aggregated (%s); parameters unchanged", s->step,
-               px_errmsg());
+        px__step_warn(s, "not aggregated (%s); parameters unchanged", px_errmsg());
         return PX_OK;
     }
     PX_CHECK(st);
     r->refused = px_sgd_step(&s->opt, s->params, s->agg_out, lr);
     s->update_refused += r->refused;
     if (r->refused)
-        px_log(PX_LOG_WARN, "step %u: the update of %zu parameters would overflow; they keep "
-               "their values", s->step, r->refused);
+        px__step_warn(s, "the update of %zu parameters would overflow; they keep their values",
+                      r->refused);
     r->updated = 1;
     return PX_OK;
 }

@@ -328,6 +328,48 @@ static void test_printing(void **state)
     px_config_free(cfg);
 }
 
+/* Every aggregator field of config.proto documents the same default as the aggregator library
+ * (px_agg_params_default), so a config that leaves a field out means what the docs say. */
+static void test_aggregator_defaults_agree(void **state)
+{
+    (void)state;
+    px_config *cfg;
+    assert_int_equal(px_config_default(&cfg), PX_OK);
+    const ProtobufCMessageDescriptor *d = &phalanx__aggregator__descriptor;
+    px_agg_params base;
+    px_agg_params_default(&base);
+    size_t checked = 0;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const char *name = d->fields[i].name;
+        if (!strcmp(name, "rule") || !strcmp(name, "seed")) continue; /* seed: 0 = run.seed */
+        char path[64], text[256];
+        snprintf(path, sizeof path, "aggregator.%s", name);
+        assert_int_equal(px_config_get_text(cfg, path, text, sizeof text), PX_OK);
+        px_agg_params p;
+        px_agg_params_default(&p);
+        if (px_agg_params_set(&p, name, text) != PX_OK)
+            fail_msg("aggregator.%s: its config default '%s' is not a valid value (%s)", name, text,
+                     px_errmsg());
+        if (memcmp(&p, &base, sizeof p) != 0)
+            fail_msg("aggregator.%s: the config default '%s' differs from the library's", name,
+                     text);
+        checked++;
+    }
+    assert_true(checked >= 16);
+    /* and every field reaches the library: a set value changes the parameters */
+    px_config_set(cfg, "aggregator.m=3");
+    px_config_set(cfg, "aggregator.pre=nnm,clip");
+    px_agg_params p;
+    assert_int_equal(px_config_agg_params(cfg, &p), PX_OK);
+    assert_int_equal(p.m, 3);
+    assert_int_equal(p.n_pre, 2);
+    assert_int_equal(p.seed, cfg->run->seed);
+    px_config_set(cfg, "aggregator.seed=99");
+    assert_int_equal(px_config_agg_params(cfg, &p), PX_OK);
+    assert_int_equal(p.seed, 99);
+    px_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_set_errors),
         cmocka_unit_test(test_validation_rules),
         cmocka_unit_test(test_printing),
+        cmocka_unit_test(test_aggregator_defaults_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
