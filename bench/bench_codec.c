@@ -22,6 +22,7 @@
 
 #include "comm/codec.h"
 #include "runtime/common.h"
+#include "runtime/npy.h"
 #include "runtime/pool.h"
 #include "runtime/rng.h"
 
@@ -61,67 +62,16 @@ static int parse_list(const char *s, long *out)
 
 /* ---- .npy reading ---------------------------------------------------------------------------- */
 
-/* Reads a little-endian float32 .npy file (format 1.0, 2.0 or 3.0, any shape, C or Fortran
- * order: the values are used as one flat vector). */
+/* Reads a float32 .npy file of any shape as one flat vector. */
 static px_status read_npy(const char *path, float **out, size_t *n_out)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return px_error(PX_EIO, "%s: cannot open", path);
-    unsigned char pre[12];
-    px_status st = PX_OK;
-    char *hdr = NULL;
-    float *x = NULL;
-    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
-        st = px_error(PX_EINVAL, "%s: not a .npy file (no \\x93NUMPY magic)", path);
-        goto done;
-    }
-    size_t hlen;
-    if (pre[6] == 1) {
-        hlen = pre[8] | (size_t)pre[9] << 8;
-    } else {
-        if (fread(pre + 10, 1, 2, f) != 2) {
-            st = px_error(PX_EINVAL, "%s: truncated header", path);
-            goto done;
-        }
-        hlen = pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
-    }
-    hdr = calloc(1, hlen + 1);
-    if (!hdr || fread(hdr, 1, hlen, f) != hlen) {
-        st = px_error(PX_EINVAL, "%s: truncated header", path);
-        goto done;
-    }
-    if (!strstr(hdr, "'descr': '<f4'") && !strstr(hdr, "'descr': '|f4'")) {
-        st = px_error(PX_EINVAL, "%s: dtype must be float32 ('<f4'); header is %s", path, hdr);
-        goto done;
-    }
-    const char *sh = strstr(hdr, "'shape': (");
-    if (!sh) {
-        st = px_error(PX_EINVAL, "%s: no shape in header %s", path, hdr);
-        goto done;
-    }
+    size_t dims[8];
+    int ndim;
+    PX_CHECK(px_npy_read_f32(path, out, dims, &ndim, 8));
     size_t n = 1;
-    for (const char *p = sh + 10; *p && *p != ')';) {
-        if (*p >= '0' && *p <= '9') {
-            char *end;
-            n *= strtoull(p, &end, 10);
-            p = end;
-        } else {
-            p++;
-        }
-    }
-    x = malloc(n * sizeof *x + 1);
-    if (!x || fread(x, sizeof *x, n, f) != n) {
-        st = px_error(PX_EINVAL, "%s: expected %zu float32 values after the header", path, n);
-        goto done;
-    }
-    *out = x;
+    for (int i = 0; i < ndim; i++) n *= dims[i];
     *n_out = n;
-    x = NULL;
-done:
-    free(x);
-    free(hdr);
-    fclose(f);
-    return st;
+    return PX_OK;
 }
 
 /* ---- timing ---------------------------------------------------------------------------------- */
@@ -394,7 +344,7 @@ int main(int argc, char **argv)
         char buf[512];
         snprintf(buf, sizeof buf, "Relative L2 error on %s", grads[g]);
         error_table(buf, gx, gn, blocks, n_blocks);
-        free(gx);
+        px_free(gx);
     }
     px_free(x);
     px_free(y);

@@ -15,12 +15,12 @@
 #include <string.h>
 
 #include "aggregators/aggregator.h"
+#include "runtime/npy.h"
 
 /* OpenBLAS (libopenblas, linked through LAPACKE): the aggregators call LAPACK only on n x n
  * problems, where BLAS threads would spin and take the cores from the aggregator's pool. */
 void openblas_set_num_threads(int num_threads);
 
-#define PX_NPY_MAX_HEADER 65536
 
 static void usage(FILE *out)
 {
@@ -62,242 +62,24 @@ static void usage(FILE *out)
 
 /* ---- .npy ---------------------------------------------------------------------------------- */
 
-static int bad_input(const char *path, const char *what)
+/* Reads the (n, d) float32 input. Returns 0, 1 (a system fault) or 2 (bad input). */
+static int read_input(const char *path, float **data, size_t *n, size_t *d)
 {
-    fprintf(stderr, "aggregate: %s: %s\n", path, what);
-    return 2;
-}
-
-/* Skips spaces; returns the next non-space character position. */
-static const char *skip_ws(const char *s, const char *end)
-{
-    while (s < end && (*s == ' ' || *s == '\t'))
-        s++;
-    return s;
-}
-
-/* Parses the header dict of a .npy file: {'descr': '<f4', 'fortran_order': False, 'shape':
- * (n, d), } in any key order. Returns 0 or 2 (after printing why). */
-static int parse_npy_header(const char *path, const char *h, size_t len, size_t *n, size_t *d)
-{
-    const char *s = h, *end = h + len;
-    int seen_descr = 0, seen_order = 0, seen_shape = 0;
-    char msg[512];
-    while (end > s && (end[-1] == '\n' || end[-1] == ' '))
-        end--;
-    s = skip_ws(s, end);
-    if (s == end || *s != '{') return bad_input(path, "corrupt .npy header (no '{')");
-    s++;
-    for (;;) {
-        s = skip_ws(s, end);
-        if (s < end && *s == '}') {
-            s++;
-            break;
-        }
-        if (s >= end || *s != '\'') return bad_input(path, "corrupt .npy header (expected a key)");
-        const char *k = ++s;
-        while (s < end && *s != '\'')
-            s++;
-        if (s >= end) return bad_input(path, "corrupt .npy header (unterminated key)");
-        size_t klen = (size_t)(s - k);
-        s = skip_ws(s + 1, end);
-        if (s >= end || *s != ':') return bad_input(path, "corrupt .npy header (expected ':')");
-        s = skip_ws(s + 1, end);
-        if (klen == 5 && !strncmp(k, "descr", 5)) {
-            if (seen_descr++) return bad_input(path, "corrupt .npy header (descr twice)");
-            if (s >= end || *s != '\'') return bad_input(path, "corrupt .npy header (descr)");
-            const char *v = ++s;
-            while (s < end && *s != '\'')
-                s++;
-            if (s >= end) return bad_input(path, "corrupt .npy header (unterminated descr)");
-            if (!((s - v == 3 && !strncmp(v, "<f4", 3)))) {
-                snprintf(msg, sizeof msg, "dtype '%.*s' is not float32 ('<f4')", (int)(s - v), v);
-                return bad_input(path, msg);
-            }
-            s++;
-        } else if (klen == 13 && !strncmp(k, "fortran_order", 13)) {
-            if (seen_order++) return bad_input(path, "corrupt .npy header (fortran_order twice)");
-            if (end - s >= 5 && !strncmp(s, "False", 5)) {
-                s += 5;
-            } else if (end - s >= 4 && !strncmp(s, "True", 4)) {
-                return bad_input(path, "Fortran-order array: expected C order");
-            } else {
-                return bad_input(path, "corrupt .npy header (fortran_order)");
-            }
-        } else if (klen == 5 && !strncmp(k, "shape", 5)) {
-            if (seen_shape++) return bad_input(path, "corrupt .npy header (shape twice)");
-            if (s >= end || *s != '(') return bad_input(path, "corrupt .npy header (shape)");
-            s++;
-            size_t dims[8], nd = 0;
-            for (;;) {
-                s = skip_ws(s, end);
-                if (s < end && *s == ')') {
-                    s++;
-                    break;
-                }
-                if (s >= end || *s < '0' || *s > '9')
-                    return bad_input(path, "corrupt .npy header (shape)");
-                errno = 0;
-                char *e;
-                unsigned long long v = strtoull(s, &e, 10);
-                if (errno || e > end) return bad_input(path, "corrupt .npy header (shape)");
-                if (nd < 8) dims[nd] = (size_t)v;
-                nd++;
-                s = skip_ws(e, end);
-                if (s < end && *s == ',')
-                    s++;
-                else if (s < end && *s == ')')
-                    continue;
-                else
-                    return bad_input(path, "corrupt .npy header (shape)");
-            }
-            if (nd != 2) {
-                snprintf(msg, sizeof msg, "shape has %zu dimensions, expected 2 (n, d)", nd);
-                return bad_input(path, msg);
-            }
-            if (dims[0] == 0 || dims[1] == 0) {
-                snprintf(msg, sizeof msg, "shape (%zu, %zu) is empty", dims[0], dims[1]);
-                return bad_input(path, msg);
-            }
-            *n = dims[0];
-            *d = dims[1];
-        } else {
-            snprintf(msg, sizeof msg, "corrupt .npy header (unknown key '%.*s')", (int)klen, k);
-            return bad_input(path, msg);
-        }
-        s = skip_ws(s, end);
-        if (s < end && *s == ',') s++;
-    }
-    s = skip_ws(s, end);
-    if (s != end) return bad_input(path, "corrupt .npy header (text after '}')");
-    if (!seen_descr || !seen_order || !seen_shape)
-        return bad_input(path, "corrupt .npy header (descr, fortran_order or shape missing)");
-    return 0;
-}
-
-/* Reads an (n, d) float32 .npy into a 64-byte aligned buffer. Returns 0, 1 or 2. */
-static int read_npy(const char *path, float **data, size_t *n, size_t *d)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "aggregate: %s: %s\n", path, strerror(errno));
-        return 2;
-    }
-    int rc = 0;
-    unsigned char pre[12];
-    char *header = NULL;
-    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
-        rc = bad_input(path, "not a .npy file (bad magic or too short)");
-        goto done;
-    }
-    size_t hlen, hstart;
-    if (pre[6] == 1) {
-        hlen = pre[8] | (size_t)pre[9] << 8;
-        hstart = 10;
-    } else if (pre[6] == 2 || pre[6] == 3) {
-        if (fread(pre + 10, 1, 2, f) != 2) {
-            rc = bad_input(path, "truncated .npy header");
-            goto done;
-        }
-        hlen = pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
-        hstart = 12;
-    } else {
-        char msg[64];
-        snprintf(msg, sizeof msg, "unsupported .npy version %u.%u", pre[6], pre[7]);
-        rc = bad_input(path, msg);
-        goto done;
-    }
-    if (hlen == 0 || hlen > PX_NPY_MAX_HEADER) {
-        rc = bad_input(path, "corrupt .npy header (bad length)");
-        goto done;
-    }
-    header = malloc(hlen + 1);
-    if (!header) {
-        fprintf(stderr, "aggregate: out of memory\n");
-        rc = 1;
-        goto done;
-    }
-    if (fread(header, 1, hlen, f) != hlen) {
-        rc = bad_input(path, "truncated .npy header");
-        goto done;
-    }
-    header[hlen] = 0;
-    if (memchr(header, 0, hlen) || header[hlen - 1] != '\n') {
-        rc = bad_input(path, "corrupt .npy header (not a newline-terminated text)");
-        goto done;
-    }
-    rc = parse_npy_header(path, header, hlen, n, d);
-    if (rc) goto done;
-    if (*d > SIZE_MAX / 4 / *n) {
-        rc = bad_input(path, "shape too large");
-        goto done;
-    }
-    size_t bytes = *n * *d * 4;
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fprintf(stderr, "aggregate: %s: %s\n", path, strerror(errno));
-        rc = 1;
-        goto done;
-    }
-    long size = ftell(f);
-    if (size < 0 || (size_t)size != hstart + hlen + bytes) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "data is %ld bytes, the header's shape (%zu, %zu) needs %zu%s",
-                 size < 0 ? -1L : size - (long)(hstart + hlen), *n, *d, bytes,
-                 size >= 0 && (size_t)size < hstart + hlen + bytes ? " (truncated)" : "");
-        rc = bad_input(path, msg);
-        goto done;
-    }
-    fseek(f, (long)(hstart + hlen), SEEK_SET);
-    *data = px_alloc(bytes, "input array");
-    if (!*data) {
+    size_t dims[8];
+    int ndim;
+    px_status st = px_npy_read_f32(path, data, dims, &ndim, 8);
+    if (st == PX_OK && ndim != 2)
+        st = px_error(PX_EINVAL, "%s: shape has %d dimensions, expected 2 (n, d)", path, ndim);
+    else if (st == PX_OK && (dims[0] == 0 || dims[1] == 0))
+        st = px_error(PX_EINVAL, "%s: shape (%zu, %zu) is empty", path, dims[0], dims[1]);
+    if (st < 0) {
         fprintf(stderr, "aggregate: %s\n", px_errmsg());
-        rc = 1;
-        goto done;
-    }
-    if (fread(*data, 1, bytes, f) != bytes) {
-        fprintf(stderr, "aggregate: %s: read failed\n", path);
         px_free(*data);
         *data = NULL;
-        rc = 1;
+        return st == PX_EINVAL ? 2 : 1;
     }
-done:
-    free(header);
-    fclose(f);
-    return rc;
-}
-
-/* Writes a (d,) float32 .npy (version 1.0, header padded to 64 bytes). Returns 0 or 1. */
-static int write_npy(const char *path, const float *x, size_t d)
-{
-    char dict[128];
-    int len = snprintf(dict, sizeof dict,
-                       "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu,), }", d);
-    size_t total = 10 + (size_t)len + 1, pad = (64 - total % 64) % 64;
-    size_t hlen = (size_t)len + pad + 1;
-    unsigned char pre[10] = {0x93,
-                             'N',
-                             'U',
-                             'M',
-                             'P',
-                             'Y',
-                             1,
-                             0,
-                             (unsigned char)(hlen & 0xFF),
-                             (unsigned char)(hlen >> 8)};
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        fprintf(stderr, "aggregate: %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(dict, 1, (size_t)len, f) == (size_t)len;
-    for (size_t i = 0; ok && i < pad; i++)
-        ok = fputc(' ', f) != EOF;
-    ok = ok && fputc('\n', f) != EOF && fwrite(x, sizeof(float), d, f) == d;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok) {
-        fprintf(stderr, "aggregate: %s: write failed\n", path);
-        return 1;
-    }
+    *n = dims[0];
+    *d = dims[1];
     return 0;
 }
 
@@ -377,7 +159,7 @@ int main(int argc, char **argv)
     }
     float *data = NULL;
     size_t n = 0, d = 0;
-    int rc = read_npy(in, &data, &n, &d);
+    int rc = read_input(in, &data, &n, &d);
     if (rc) return rc;
     if (px_agg_validate(rule, &p, n) < 0) {
         fprintf(stderr, "aggregate: %s\n", px_errmsg());
@@ -414,7 +196,11 @@ int main(int argc, char **argv)
         rc = st == PX_EINVAL ? 2 : 1;
         goto done;
     }
-    rc = write_npy(out, result, d);
+    if (px_npy_write_f32(out, result, &d, 1) < 0) {
+        fprintf(stderr, "aggregate: %s\n", px_errmsg());
+        rc = 1;
+        goto done;
+    }
     if (rc == 0) printf("rule=%s n=%zu d=%zu time_ms=%.3f\n", rule, n, d, ms);
 done:
     px_agg_destroy(agg);
