@@ -42,7 +42,7 @@ typedef struct {
     uint64_t bytes_up_total, bytes_down_total;
     int *expected, *got; /* per rank: messages due and received this step (MPI) */
     uint64_t drops_seen; /* drops already put in an interval */
-    uint64_t late_seen;
+    uint64_t late_seen, nonfinite_seen;
     double compression_ratio; /* uplink message bytes over those of a float32 message */
     char uplink[64], downlink[64];
 } px__server_run;
@@ -187,7 +187,7 @@ static px_status px__server_loop(px__server_run *R, px_run_summary *sum)
     px__interval iv;
     memset(&iv, 0, sizeof iv);
     double test_loss = NAN, test_acc = NAN, last_train_loss = NAN;
-    double loop_start = px_now_ms(), step_ms_total = 0;
+    double loop_start = px_now_ms();
     int n_worker_ranks = R->is_local ? (int)cfg->cluster->workers : t->world - 1;
 
     for (uint32_t step = 0; step < steps; step++) {
@@ -229,7 +229,6 @@ static px_status px__server_loop(px__server_run *R, px_run_summary *sum)
         if (evaluate) px_server_evaluate(s, &test_loss, &test_acc);
         double step_ms = px_now_ms() - t0;
 
-        step_ms_total += step_ms;
         R->bytes_up_total += (uint64_t)bytes_up;
         R->bytes_down_total += (uint64_t)bytes_down;
         iv.steps++;
@@ -239,7 +238,8 @@ static px_status px__server_loop(px__server_run *R, px_run_summary *sum)
         iv.compute_ms += compute_ms;
         iv.bytes_up += bytes_up;
         iv.bytes_down += bytes_down;
-        iv.nonfinite += res.nonfinite;
+        iv.nonfinite += s->drops[PX_DROP_NONFINITE] - R->nonfinite_seen;
+        R->nonfinite_seen = s->drops[PX_DROP_NONFINITE];
         iv.received_last = res.received;
         iv.injected_last = res.injected;
         iv.late += s->drops[PX_DROP_STEP] - R->late_seen;
@@ -281,7 +281,6 @@ static px_status px__server_loop(px__server_run *R, px_run_summary *sum)
     sum->test_loss = test_loss;
     sum->train_loss = last_train_loss;
     sum->dropped = px__drops_total(s);
-    (void)step_ms_total;
     return PX_OK;
 }
 
@@ -334,15 +333,14 @@ static void px__write_done(px__server_run *R, const px_run_summary *sum)
     if (st < 0) px_log(PX_LOG_WARN, "%s", px_errmsg());
 }
 
-static void px__output_paths(const px_config *cfg, char *metrics, char *params, char *dir,
-                             size_t cap)
+static void px__output_paths(const px_config *cfg, char *metrics, char *params, size_t cap)
 {
-    snprintf(dir, cap, "%s/%s", cfg->run->output_dir, cfg->run->name);
+    const char *out = cfg->run->output_dir, *name = cfg->run->name;
     if (cfg->logging->metrics_path[0])
         snprintf(metrics, cap, "%s", cfg->logging->metrics_path);
     else
-        snprintf(metrics, cap, "%s/metrics.jsonl", dir);
-    snprintf(params, cap, "%s/params.npy", dir);
+        snprintf(metrics, cap, "%s/%s/metrics.jsonl", out, name);
+    snprintf(params, cap, "%s/%s/params.npy", out, name);
 }
 
 /* The worker ranks' loop: parameters in, gradients out, until the server says stop. */
@@ -493,7 +491,7 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
             for (uint32_t w = 0; w < n; w++)
                 R.expected[px_worker_rank(w, world)]++;
         }
-        px__output_paths(cfg, sum->metrics_path, sum->params_path, (char[4096]){0}, 4096);
+        px__output_paths(cfg, sum->metrics_path, sum->params_path, sizeof sum->metrics_path);
         PX_CHECK_GOTO(px_metrics_open(&R.metrics, sum->metrics_path, env->progress,
                                       (px_progress_mode)cfg->logging->progress,
                                       cfg->schedule->steps),
