@@ -56,8 +56,7 @@ static px_status px__recv(px_transport *t, const unsigned char **msg, size_t *le
         if (best < l->count && ready <= now) {
             *msg = l->queue[best].msg;
             *len = l->queue[best].len;
-            memmove(&l->queue[best], &l->queue[best + 1],
-                    (l->count - best - 1) * sizeof *l->queue);
+            memmove(&l->queue[best], &l->queue[best + 1], (l->count - best - 1) * sizeof *l->queue);
             l->count--;
             pthread_mutex_unlock(&l->mu);
             return PX_OK;
@@ -111,7 +110,8 @@ static int px__in_flight(px_transport *t, const unsigned char *msg)
     px__local *l = (px__local *)t;
     int found = 0;
     pthread_mutex_lock(&l->mu);
-    for (size_t i = 0; i < l->count && !found; i++) found = l->queue[i].msg == msg;
+    for (size_t i = 0; i < l->count && !found; i++)
+        found = l->queue[i].msg == msg;
     pthread_mutex_unlock(&l->mu);
     return found;
 }

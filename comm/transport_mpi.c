@@ -68,7 +68,8 @@ static px_status px__stage(px__mpi *m, const unsigned char *msg, size_t len, int
 {
     if (len > m->max_msg) return px_error(PX_EINVAL, "mpi: message of %zu bytes", len);
     int b = 0;
-    while (b < m->n_bufs && (m->bufs[b].users > 0 || m->bufs[b].staged)) b++;
+    while (b < m->n_bufs && (m->bufs[b].users > 0 || m->bufs[b].staged))
+        b++;
     if (b == m->n_bufs) {
         /* every buffer is held by a lagging rank: one more (happens only when ranks lag) */
         if (m->n_bufs >= m->max_bufs) return px_error(PX_ERUNTIME, "mpi: no free parameter buffer");
@@ -83,8 +84,8 @@ static px_status px__stage(px__mpi *m, const unsigned char *msg, size_t len, int
 }
 
 static px_status px__send_to_ranks(px__mpi *m, const unsigned char *msg, size_t len,
-                                   const unsigned char *full, size_t full_len,
-                                   uint8_t *needs_full, int *skipped)
+                                   const unsigned char *full, size_t full_len, uint8_t *needs_full,
+                                   int *skipped)
 {
     px__reap(m);
     int b_msg, b_full = -1, skip = 0;
@@ -143,8 +144,10 @@ static px_status px__recv(px__mpi *m, int source, int tag, const unsigned char *
                 /* receive what fits and discard: the truncation error consumes the message */
                 MPI_Status st2;
                 MPI_Mrecv(m->rbuf, (int)m->max_msg, MPI_BYTE, &handle, &st2);
-                return px_error(PX_EPROTO, "rank %d sent %d bytes, more than the largest legal "
-                                           "message (%zu bytes)", *src, count, m->max_msg);
+                return px_error(PX_EPROTO,
+                                "rank %d sent %d bytes, more than the largest legal "
+                                "message (%zu bytes)",
+                                *src, count, m->max_msg);
             }
             if (MPI_Mrecv(m->rbuf, count, MPI_BYTE, &handle, MPI_STATUS_IGNORE) != MPI_SUCCESS)
                 return px_error(PX_ERUNTIME, "mpi: receive from rank %d failed", *src);
@@ -175,24 +178,29 @@ static px_status px__send_stop(px_transport *t, const unsigned char *msg, size_t
     for (;;) {
         px__reap(m);
         int pending = 0;
-        for (int r = 1; r < t->world; r++) pending += m->to_rank[r] != MPI_REQUEST_NULL;
+        for (int r = 1; r < t->world; r++)
+            pending += m->to_rank[r] != MPI_REQUEST_NULL;
         if (!pending || px_now_ms() > lag_deadline) break;
         px_sleep_us(PX__POLL_US);
     }
-    for (int r = 1; r < t->world; r++) told[r] = m->to_rank[r] == MPI_REQUEST_NULL;
+    for (int r = 1; r < t->world; r++)
+        told[r] = m->to_rank[r] == MPI_REQUEST_NULL;
     px_status st = px__send_to_ranks(m, msg, len, NULL, 0, NULL, NULL);
     /* drain: gradients still on their way are discarded; each told rank ends with BYE */
     int waiting = 0;
-    for (int r = 1; r < t->world; r++) waiting += told[r];
+    for (int r = 1; r < t->world; r++)
+        waiting += told[r];
     while (st == PX_OK && waiting > 0) {
         const unsigned char *in;
         size_t in_len;
         int src;
-        px_status rs = px__recv(m, MPI_ANY_SOURCE, PX__TAG_TO_SERVER, &in, &in_len, &src,
-                                deadline_ms);
+        px_status rs =
+            px__recv(m, MPI_ANY_SOURCE, PX__TAG_TO_SERVER, &in, &in_len, &src, deadline_ms);
         if (rs == PX_ETIMEOUT) {
-            st = px_error(PX_ETIMEOUT, "%d rank%s did not answer the stop message before the "
-                                       "deadline", waiting, waiting > 1 ? "s" : "");
+            st = px_error(PX_ETIMEOUT,
+                          "%d rank%s did not answer the stop message before the "
+                          "deadline",
+                          waiting, waiting > 1 ? "s" : "");
             break;
         }
         if (rs == PX_OK && in_len >= 7 && in[6] == PX_MSG_BYE && src > 0 && src < t->world &&
@@ -203,7 +211,8 @@ static px_status px__send_stop(px_transport *t, const unsigned char *msg, size_t
     }
     px__reap(m);
     int untold = 0;
-    for (int r = 1; r < t->world; r++) untold += m->to_rank[r] != MPI_REQUEST_NULL;
+    for (int r = 1; r < t->world; r++)
+        untold += m->to_rank[r] != MPI_REQUEST_NULL;
     free(told);
     if (st == PX_OK && untold)
         st = px_error(PX_ETIMEOUT, "%d rank%s never took the last messages (stalled or dead)",
@@ -260,7 +269,8 @@ static void px__destroy(px_transport *t)
     px__mpi *m = (px__mpi *)t;
     if (!m) return;
     px_free(m->rbuf);
-    for (int b = 0; b < m->n_bufs; b++) px_free(m->bufs[b].data);
+    for (int b = 0; b < m->n_bufs; b++)
+        px_free(m->bufs[b].data);
     free(m->bufs);
     free(m->to_rank);
     free(m->to_rank_buf);
@@ -299,7 +309,8 @@ px_status px_transport_mpi_create(px_transport **out, size_t max_msg, size_t max
         px__destroy(&m->base);
         return px_error(PX_ENOMEM, "mpi transport: cannot allocate buffers");
     }
-    for (int r = 0; r < world; r++) m->to_rank[r] = MPI_REQUEST_NULL;
+    for (int r = 0; r < world; r++)
+        m->to_rank[r] = MPI_REQUEST_NULL;
     if (m->base.rank == 0) {
         m->bufs[0].data = px_alloc(max_msg, "a parameter buffer");
         if (!m->bufs[0].data) {

@@ -15,10 +15,9 @@ enum { PX__BYZ_SET = 0x1000000001ull, PX__BYZ_OMIT = 0x1000000002ull };
 const char *px_attack_name(px_attack a)
 {
     static const char *names[PX_ATTACK_COUNT] = {
-        "none",      "sign_flip", "ipm",        "alie",     "gaussian",  "reverse",
-        "mimic",     "zero",      "nan",        "inf",      "large",     "label_flip",
-        "crash",     "omission",  "straggler",  "corrupt",  "wrong_length", "wrong_step",
-        "garbage",
+        "none",      "sign_flip", "ipm",          "alie",       "gaussian",   "reverse", "mimic",
+        "zero",      "nan",       "inf",          "large",      "label_flip", "crash",   "omission",
+        "straggler", "corrupt",   "wrong_length", "wrong_step", "garbage",
     };
     return (a >= 0 && a < PX_ATTACK_COUNT) ? names[a] : "unknown";
 }
@@ -33,14 +32,19 @@ px_status px_byz_check(const px_byz_spec *s)
     if (s->attack < 0 || s->attack >= PX_ATTACK_COUNT)
         return px_error(PX_EINVAL, "config: byzantine.attack = %d is not an attack", s->attack);
     if (s->count > s->n)
-        return px_error(PX_EINVAL, "config: byzantine.count = %u is more than the %u workers "
-                                   "(cluster.workers)", s->count, s->n);
+        return px_error(PX_EINVAL,
+                        "config: byzantine.count = %u is more than the %u workers "
+                        "(cluster.workers)",
+                        s->count, s->n);
     if (s->attack != PX_ATTACK_NONE && s->count == 0)
-        return px_error(PX_EINVAL, "config: byzantine.attack = %s needs byzantine.count >= 1 "
-                                   "(it is 0)", px_attack_name(s->attack));
+        return px_error(PX_EINVAL,
+                        "config: byzantine.attack = %s needs byzantine.count >= 1 "
+                        "(it is 0)",
+                        px_attack_name(s->attack));
     if (!s->omniscient && (s->attack == PX_ATTACK_ALIE || s->attack == PX_ATTACK_MIMIC))
-        return px_error(PX_EINVAL, "config: byzantine.attack = %s needs the honest gradients: "
-                                   "byzantine.mode must be OMNISCIENT, not LOCAL",
+        return px_error(PX_EINVAL,
+                        "config: byzantine.attack = %s needs the honest gradients: "
+                        "byzantine.mode must be OMNISCIENT, not LOCAL",
                         px_attack_name(s->attack));
     if (!(s->omission_prob >= 0 && s->omission_prob <= 1))
         return px_error(PX_EINVAL, "config: byzantine.omission_prob = %g must be in [0, 1]",
@@ -57,9 +61,11 @@ px_status px_byz_check(const px_byz_spec *s)
         return px_error(PX_EINVAL, "config: byzantine.mimic_target = %u is not a worker (0..%u)",
                         s->mimic_target, s->n - 1);
     if (s->attack == PX_ATTACK_ALIE && s->alie_z == 0 && s->count * 2 >= s->n)
-        return px_error(PX_EINVAL, "config: byzantine.attack = ALIE with alie_z = 0 needs fewer "
-                                   "than half the workers Byzantine to derive z (count = %u, "
-                                   "n = %u); give byzantine.alie_z", s->count, s->n);
+        return px_error(PX_EINVAL,
+                        "config: byzantine.attack = ALIE with alie_z = 0 needs fewer "
+                        "than half the workers Byzantine to derive z (count = %u, "
+                        "n = %u); give byzantine.alie_z",
+                        s->count, s->n);
     return PX_OK;
 }
 
@@ -75,7 +81,8 @@ void px_byz_members(const px_byz_spec *s, uint32_t step, uint8_t *is_byz)
     /* the first `count` entries of a seeded partial Fisher-Yates shuffle of 0..n-1 */
     uint32_t perm[4096];
     uint32_t n = s->n < 4096 ? s->n : 4096;
-    for (uint32_t i = 0; i < n; i++) perm[i] = i;
+    for (uint32_t i = 0; i < n; i++)
+        perm[i] = i;
     px_rng r;
     px_rng_init(&r, s->seed, PX_STREAM_BYZANTINE, PX__BYZ_SET, s->rotate ? (uint64_t)step + 1 : 0);
     for (uint32_t i = 0; i < s->count && i < n; i++) {
@@ -97,7 +104,8 @@ int px_byz_is_member(const px_byz_spec *s, uint32_t worker, uint32_t step)
 
 void px_byz_flip_labels(uint8_t *y, size_t count, size_t classes)
 {
-    for (size_t i = 0; i < count; i++) y[i] = (uint8_t)(classes - 1 - y[i]);
+    for (size_t i = 0; i < count; i++)
+        y[i] = (uint8_t)(classes - 1 - y[i]);
 }
 
 px_byz_send_plan px_byz_plan_send(const px_byz_spec *s, uint32_t worker, uint32_t step)
@@ -137,7 +145,8 @@ size_t px_byz_tamper(const px_byz_spec *s, uint32_t worker, uint32_t step, unsig
         /* the header announces the full payload; the message ends early */
         return len > PX_WIRE_HEADER_BYTES + 4 ? len - 4 : len / 2;
     case PX_ATTACK_GARBAGE:
-        for (size_t i = 0; i < len; i++) msg[i] = (unsigned char)px_rng_u64(&r);
+        for (size_t i = 0; i < len; i++)
+            msg[i] = (unsigned char)px_rng_u64(&r);
         return len;
     case PX_ATTACK_WRONG_STEP: {
         px_msg_header h;

@@ -48,10 +48,10 @@ typedef enum {
 
 typedef struct {
     px_attack attack;
-    int omniscient;          /* 1: gradient attacks at the server; 0: at the worker */
-    uint32_t n;              /* workers */
-    uint32_t count;          /* Byzantine workers */
-    int rotate;              /* redraw the set every step */
+    int omniscient; /* 1: gradient attacks at the server; 0: at the worker */
+    uint32_t n;     /* workers */
+    uint32_t count; /* Byzantine workers */
+    int rotate;     /* redraw the set every step */
     uint32_t start_step;
     float tau, alie_z, sigma, scale, omission_prob, large_value;
     uint32_t mimic_target, crash_step, delay_ms, corrupt_bytes;
@@ -114,8 +114,8 @@ void px_byz_local_gradient(const px_byz_spec *s, uint32_t worker, uint32_t step,
 void px_byz_flip_labels(uint8_t *y, size_t count, size_t classes);
 
 typedef struct {
-    int send;          /* 0: the worker sends nothing this step (crash, omission) */
-    double delay_ms;   /* wait before sending (straggler) */
+    int send;        /* 0: the worker sends nothing this step (crash, omission) */
+    double delay_ms; /* wait before sending (straggler) */
 } px_byz_send_plan;
 
 /* What Byzantine worker w does with its message at `step`. */

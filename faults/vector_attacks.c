@@ -24,8 +24,8 @@ double px_normal_quantile(double p)
     static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
                                -2.400758277161838e+00, -2.549732539343734e+00,
                                4.374664141464968e+00,  2.938163982698783e+00};
-    static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01,
-                               2.445134137142996e+00, 3.754408661907416e+00};
+    static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+                               3.754408661907416e+00};
     const double lo = 0.02425, hi = 1 - lo;
     double x;
     if (p < lo) {
@@ -111,14 +111,16 @@ static void px__stats_tile(void *arg, size_t t, int thread)
 
 static void px__fill(float *x, size_t d, float v)
 {
-    for (size_t i = 0; i < d; i++) x[i] = v;
+    for (size_t i = 0; i < d; i++)
+        x[i] = v;
 }
 
 static void px__gaussian(const px_byz_spec *s, uint32_t worker, uint32_t step, float *x, size_t d)
 {
     px_rng r;
     px_rng_init(&r, s->seed, PX_STREAM_BYZANTINE, PX__BYZ_NOISE ^ worker, step);
-    for (size_t i = 0; i < d; i++) x[i] = (float)(s->sigma * px_rng_normal(&r));
+    for (size_t i = 0; i < d; i++)
+        x[i] = (float)(s->sigma * px_rng_normal(&r));
 }
 
 /* The attacks that need nothing but the Byzantine worker's own vector x (rewritten in place).
@@ -127,7 +129,8 @@ static int px__from_own(const px_byz_spec *s, uint32_t worker, uint32_t step, fl
 {
     switch (s->attack) {
     case PX_ATTACK_REVERSE:
-        for (size_t i = 0; i < d; i++) x[i] *= -s->scale;
+        for (size_t i = 0; i < d; i++)
+            x[i] *= -s->scale;
         return 1;
     case PX_ATTACK_GAUSSIAN:
         px__gaussian(s, worker, step, x, d);
@@ -179,13 +182,16 @@ size_t px_byz_server_apply(px_byz_server *b, uint32_t step, float *rows, uint8_t
         float *x = rows + w * d;
         switch (a) {
         case PX_ATTACK_SIGN_FLIP:
-            for (size_t i = 0; i < d; i++) x[i] = -b->mean[i];
+            for (size_t i = 0; i < d; i++)
+                x[i] = -b->mean[i];
             break;
         case PX_ATTACK_IPM:
-            for (size_t i = 0; i < d; i++) x[i] = -s->tau * b->mean[i];
+            for (size_t i = 0; i < d; i++)
+                x[i] = -s->tau * b->mean[i];
             break;
         case PX_ATTACK_ALIE:
-            for (size_t i = 0; i < d; i++) x[i] = b->mean[i] + z * b->std[i];
+            for (size_t i = 0; i < d; i++)
+                x[i] = b->mean[i] + z * b->std[i];
             break;
         case PX_ATTACK_MIMIC:
             memcpy(x, rows + target * d, d * sizeof(float));
@@ -203,13 +209,13 @@ size_t px_byz_server_apply(px_byz_server *b, uint32_t step, float *rows, uint8_t
     return replaced;
 }
 
-void px_byz_local_gradient(const px_byz_spec *s, uint32_t worker, uint32_t step, float *g,
-                           size_t d)
+void px_byz_local_gradient(const px_byz_spec *s, uint32_t worker, uint32_t step, float *g, size_t d)
 {
     /* without the others' gradients, the worker's own stands in for the honest mean */
     if (s->attack == PX_ATTACK_SIGN_FLIP || s->attack == PX_ATTACK_IPM) {
         float f = s->attack == PX_ATTACK_SIGN_FLIP ? -1.0f : -s->tau;
-        for (size_t i = 0; i < d; i++) g[i] *= f;
+        for (size_t i = 0; i < d; i++)
+            g[i] *= f;
         return;
     }
     px__from_own(s, worker, step, g, d);

@@ -193,8 +193,8 @@ done:
 
 /* writes the header for shape dims (ndim 1 or 2), then rows[0..n_rows) of row_len floats, to a
  * temporary file renamed when complete */
-static px_status px__write(const char *path, const size_t *dims, int ndim,
-                           const float *const *rows, size_t n_rows, size_t row_len)
+static px_status px__write(const char *path, const size_t *dims, int ndim, const float *const *rows,
+                           size_t n_rows, size_t row_len)
 {
     if (ndim < 1 || ndim > 2) return px_error(PX_EINVAL, "npy: %d dimensions not supported", ndim);
     char dict[128];

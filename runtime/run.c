@@ -70,10 +70,12 @@ static px_status px__gather(px__server_run *R, double *bytes_up)
     size_t quorum = s->n - f_wait, need = quorum < s->n_alive ? quorum : s->n_alive;
     int world = t->world, ranks_owing = 0;
     if (!R->is_local) {
-        for (int r = 1; r < world; r++) R->expected[r] = R->got[r] = 0;
+        for (int r = 1; r < world; r++)
+            R->expected[r] = R->got[r] = 0;
         for (uint32_t w = 0; w < s->n; w++)
             if (s->alive[w]) R->expected[px_worker_rank(w, world)]++;
-        for (int r = 1; r < world; r++) ranks_owing += R->expected[r] > 0;
+        for (int r = 1; r < world; r++)
+            ranks_owing += R->expected[r] > 0;
     }
     size_t valid = 0, delivered = 0;
     int silent = 0;
@@ -122,8 +124,10 @@ static px_status px__gather(px__server_run *R, double *bytes_up)
                 snprintf(one, sizeof one, "%s%u", who[0] ? ", " : "", w);
                 strncat(who, one, sizeof who - strlen(who) - 1);
             }
-            return px_error(PX_ERUNTIME, "step %u: no gradient from worker %s, and every worker "
-                                         "is required (cluster.f_wait = 0)", s->step, who);
+            return px_error(PX_ERUNTIME,
+                            "step %u: no gradient from worker %s, and every worker "
+                            "is required (cluster.f_wait = 0)",
+                            s->step, who);
         }
         for (int r = 1; r < world; r++) {
             if (R->got[r] >= R->expected[r]) continue;
@@ -132,9 +136,10 @@ static px_status px__gather(px__server_run *R, double *bytes_up)
                      R->got[r], R->expected[r]);
             strncat(who, one, sizeof who - strlen(who) - 1);
         }
-        return px_error(PX_ETIMEOUT, "step %u: no gradient from %s within %u ms "
-                                     "(cluster.timeout_ms): stalled or dead", s->step, who,
-                        cl->timeout_ms);
+        return px_error(PX_ETIMEOUT,
+                        "step %u: no gradient from %s within %u ms "
+                        "(cluster.timeout_ms): stalled or dead",
+                        s->step, who, cl->timeout_ms);
     }
     if (f_wait) {
         int changed;
@@ -198,7 +203,8 @@ static px_status px__server_loop(px__server_run *R, px_run_summary *sum)
         size_t full_len;
         PX_CHECK(px_server_begin_step(s, step, &pmsg, &plen, &full, &full_len));
         int skipped = 0, n_full = 0;
-        for (int r = 0; full && r < (t->world > 1 ? t->world : 1); r++) n_full += s->needs_full[r];
+        for (int r = 0; full && r < (t->world > 1 ? t->world : 1); r++)
+            n_full += s->needs_full[r];
         PX_CHECK(t->send_params(t, pmsg, plen, full, full_len, s->needs_full, &skipped));
         double compute_ms = 0;
         if (R->is_local) {
@@ -266,8 +272,8 @@ static px_status px__server_loop(px__server_run *R, px_run_summary *sum)
     px_msg_header stop = {
         .kind = PX_MSG_STOP, .step = steps, .worker = PX_WIRE_SERVER, .loss = NAN};
     px_wire_seal(s->params_msg, &stop, 0);
-    px_status stop_st = t->send_stop(t, smsg, PX_WIRE_HEADER_BYTES,
-                                     px_now_ms() + 2.0 * cfg->cluster->timeout_ms);
+    px_status stop_st =
+        t->send_stop(t, smsg, PX_WIRE_HEADER_BYTES, px_now_ms() + 2.0 * cfg->cluster->timeout_ms);
     if (stop_st < 0) {
         /* the training is done; a rank that stopped listening cannot spoil it, but the job
          * cannot end normally with it either (see trainer.c) */
@@ -325,8 +331,8 @@ static void px__write_done(px__server_run *R, const px_run_summary *sum)
     px_json_int(&j, "world", R->env->world);
     px_json_int(&j, "workers", cfg->cluster->workers);
     px_json_str(&j, "aggregator", cfg->aggregator->rule);
-    px_json_str(&j, "attack", cfg->byzantine->count ? px_attack_name((px_attack)cfg->byzantine->attack)
-                                                  : "none");
+    px_json_str(&j, "attack",
+                cfg->byzantine->count ? px_attack_name((px_attack)cfg->byzantine->attack) : "none");
     px_json_int(&j, "byzantine", cfg->byzantine->count);
     px_json_end(&j);
     px_status st = px_metrics_write(&R->metrics, &j);
@@ -365,8 +371,8 @@ static px_status px__worker_loop(const px_config *cfg, px_transport *t, px_worke
             /* answer after the last gradient (messages from one rank arrive in order), so
              * that the server takes everything still on its way before it ends */
             unsigned char bye[PX_WIRE_HEADER_BYTES];
-            px_msg_header b = {.kind = PX_MSG_BYE, .step = step, .worker = PX_WIRE_SERVER,
-                               .loss = NAN};
+            px_msg_header b = {
+                .kind = PX_MSG_BYE, .step = step, .worker = PX_WIRE_SERVER, .loss = NAN};
             px_wire_seal(bye, &b, 0);
             PX_CHECK(t->send(t, bye, sizeof bye, 0));
             return t->sends_done(t, px_now_ms() + wait_ms);
@@ -507,12 +513,15 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
         for (uint32_t w = 0; w < n; w++)
             if (!is_mpi || px_worker_rank(w, world) == rank) ids[k++] = w;
         PX_CHECK_GOTO(px_config_byz_spec(cfg, &byz), st, startup_done);
-        px_worker_setup setup = {.model = &model, .data = &data, .batch = dc->batch_size,
-                                 .seed = cfg->run->seed, .byz = &byz, .uplink = up_spec,
+        px_worker_setup setup = {.model = &model,
+                                 .data = &data,
+                                 .batch = dc->batch_size,
+                                 .seed = cfg->run->seed,
+                                 .byz = &byz,
+                                 .uplink = up_spec,
                                  .downlink = down_spec,
                                  .error_feedback = cfg->compression->error_feedback};
-        PX_CHECK_GOTO(px_worker_group_create(is_mpi ? &group : &R.local, &setup, ids, hosted,
-                                             pool),
+        PX_CHECK_GOTO(px_worker_group_create(is_mpi ? &group : &R.local, &setup, ids, hosted, pool),
                       st, startup_done);
     }
 

@@ -31,10 +31,10 @@ typedef struct {
     char params_path[4096]; /* "" when not saved */
     /* set when the run failed because of another rank: this rank has nothing to report */
     int failed_elsewhere;
-    int exit_code; /* 0, 1 or 2, agreed by every rank at start-up */
-    int unreachable_ranks;  /* some rank did not take the final stop message */
-    int started;   /* every rank passed start-up: a later failure leaves the other
-                      ranks in the middle of a step (MPI: abort the job) */
+    int exit_code;         /* 0, 1 or 2, agreed by every rank at start-up */
+    int unreachable_ranks; /* some rank did not take the final stop message */
+    int started;           /* every rank passed start-up: a later failure leaves the other
+                              ranks in the middle of a step (MPI: abort the job) */
 } px_run_summary;
 
 /* Runs the configured training. Returns PX_OK on success; on failure the error message says

@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #define PX__DROP_LOG_LIMIT 20 /* log the first drops in full, then only count them */
-#define PX__WARN_LIMIT 20     /* the same for the other per-step warnings */
+#define PX__WARN_LIMIT     20 /* the same for the other per-step warnings */
 
 /* A per-step warning: the first PX__WARN_LIMIT are logged, the rest show in the metrics. */
 static void px__step_warn(px_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -25,7 +25,8 @@ static void px__step_warn(px_server *s, const char *fmt, ...)
     va_end(ap);
     px_log(PX_LOG_WARN, "step %u: %s%s", s->step, line,
            s->warnings == PX__WARN_LIMIT ? " (further step warnings are not logged; the metrics "
-                                           "count them)" : "");
+                                           "count them)"
+                                         : "");
 }
 
 px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset *data, int world,
@@ -175,7 +176,8 @@ px_status px_server_begin_step(px_server *s, uint32_t step, const unsigned char 
     /* the full message carries the replica (with this step's delta in), never the master: a
      * worker that resynchronises then holds exactly what the others hold */
     int any = 0;
-    for (int r = 0; r < (s->world > 1 ? s->world : 1); r++) any |= s->needs_full[r];
+    for (int r = 0; r < (s->world > 1 ? s->world : 1); r++)
+        any |= s->needs_full[r];
     if (any) {
         px_wire_seal(s->replica_msg, &h, s->d * sizeof(float));
         *full = s->replica_msg;
@@ -212,8 +214,7 @@ px_drop_reason px_server_accept(px_server *s, const unsigned char *msg, size_t l
             .codec = px_codec_wire_id(&s->uplink),
         };
         r = px_wire_expect(&h, &e);
-        if (r == PX_DROP_NONE && h.block_size != px_codec_wire_block(&s->uplink))
-            r = PX_DROP_CODEC;
+        if (r == PX_DROP_NONE && h.block_size != px_codec_wire_block(&s->uplink)) r = PX_DROP_CODEC;
     }
     if (r == PX_DROP_NONE && s->world >= 2 && px_worker_rank(h.worker, s->world) != src)
         r = PX_DROP_WORKER;
@@ -262,9 +263,10 @@ px_status px_server_track_liveness(px_server *s, double now_ms, double silence_m
             char where[32] = "";
             if (s->world >= 2)
                 snprintf(where, sizeof where, " (rank %d)", px_worker_rank((uint32_t)w, s->world));
-            px_log(PX_LOG_WARN, "step %u: worker %zu%s sent no valid gradient for %.0f ms: "
-                   "treated as dead, %zu workers left", s->step, w, where,
-                   now_ms - s->last_heard_ms[w], s->n_alive);
+            px_log(PX_LOG_WARN,
+                   "step %u: worker %zu%s sent no valid gradient for %.0f ms: "
+                   "treated as dead, %zu workers left",
+                   s->step, w, where, now_ms - s->last_heard_ms[w], s->n_alive);
         }
     }
     if (*changed) {

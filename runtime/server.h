@@ -35,14 +35,14 @@ typedef struct {
     unsigned char *params_msg; /* header + parameters: the parameters live in this buffer */
     size_t params_msg_len;
     px_codec_spec uplink, downlink;
-    px_codec *up_codec;        /* decodes every worker's payload to float32 */
+    px_codec *up_codec; /* decodes every worker's payload to float32 */
     size_t up_payload_bytes;
     /* quantised downlink: a delta message, and the replica workers hold (in a full message) */
     px_codec *down_codec;
     unsigned char *delta_msg, *replica_msg;
     size_t delta_msg_len;
     float *replica;
-    uint8_t *needs_full;       /* per rank: must get the full replica next (delta downlink) */
+    uint8_t *needs_full; /* per rank: must get the full replica next (delta downlink) */
     float *params;
     px_sgd opt;
     px_lr_schedule schedule;
@@ -57,16 +57,16 @@ typedef struct {
     uint64_t drops_logged;
     const px_dataset *data; /* test split for evaluation */
     px_pool *pool;
-    px_byz_spec byz_spec;    /* fault injection (attack NONE when off) */
-    px_byz_server byz;       /* OMNISCIENT attacks: the server replaces Byzantine rows */
+    px_byz_spec byz_spec; /* fault injection (attack NONE when off) */
+    px_byz_server byz;    /* OMNISCIENT attacks: the server replaces Byzantine rows */
     int byz_on;
-    uint8_t *alive;          /* per worker: still expected (not silent past the timeout) */
-    double *last_heard_ms;   /* per worker: when its last valid gradient arrived */
+    uint8_t *alive;        /* per worker: still expected (not silent past the timeout) */
+    double *last_heard_ms; /* per worker: when its last valid gradient arrived */
     size_t n_alive;
     uint64_t update_refused; /* parameter elements kept because their update overflowed */
     uint64_t warnings;       /* step warnings logged (the first few in full) */
     px_mlp_work *eval_work;  /* one per pool thread */
-    double *eval_loss;      /* per evaluation chunk */
+    double *eval_loss;       /* per evaluation chunk */
     size_t *eval_correct;
 } px_server;
 
@@ -99,8 +99,8 @@ px_status px_server_track_liveness(px_server *s, double now_ms, double silence_m
 
 typedef struct {
     size_t received;   /* gradients kept this step */
-    size_t injected;  /* of which written by the OMNISCIENT attacker */
-    size_t refused;   /* parameter elements whose update would have overflowed */
+    size_t injected;   /* of which written by the OMNISCIENT attacker */
+    size_t refused;    /* parameter elements whose update would have overflowed */
     size_t nonfinite;  /* of which dropped for NaN/Inf by the aggregator */
     int updated;       /* 1 if the parameters were updated */
     double train_loss; /* mean reported loss of the kept finite gradients (NaN if none) */

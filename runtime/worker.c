@@ -87,9 +87,11 @@ px_status px_worker_group_take(px_worker_group *g, const unsigned char *msg, siz
     size_t want = full ? d * sizeof(float) : px_codec_payload_bytes(down, d);
     if (h.kind != PX_MSG_PARAMS || h.elem_count != d || h.payload_bytes != want ||
         (!full && (h.codec != px_codec_wire_id(down) || h.block_size != px_codec_wire_block(down))))
-        return px_error(PX_EPROTO, "unexpected message from the server (kind %u, codec %u, %llu "
-                                   "values in %llu bytes; expected %zu values)", h.kind, h.codec,
-                        (unsigned long long)h.elem_count, (unsigned long long)h.payload_bytes, d);
+        return px_error(PX_EPROTO,
+                        "unexpected message from the server (kind %u, codec %u, %llu "
+                        "values in %llu bytes; expected %zu values)",
+                        h.kind, h.codec, (unsigned long long)h.elem_count,
+                        (unsigned long long)h.payload_bytes, d);
     const unsigned char *payload = msg + PX_WIRE_HEADER_BYTES;
     *step = h.step;
     if (!g->replica) {

@@ -25,13 +25,13 @@ typedef struct {
     uint32_t id; /* logical worker id in [0, n) */
     px_sampler sampler;
     px_mlp_work work;
-    uint32_t *batch_idx;   /* batch_size indices */
-    uint8_t *labels;       /* batch_size labels */
-    unsigned char *msg;    /* header + payload */
+    uint32_t *batch_idx; /* batch_size indices */
+    uint8_t *labels;     /* batch_size labels */
+    unsigned char *msg;  /* header + payload */
     size_t msg_len;
-    float *grad;           /* float32 gradient before encoding (NULL: computed in msg) */
-    float *residual;       /* error feedback (NULL when off) */
-    px_codec *codec;       /* uplink encoder of this worker */
+    float *grad;     /* float32 gradient before encoding (NULL: computed in msg) */
+    float *residual; /* error feedback (NULL when off) */
+    px_codec *codec; /* uplink encoder of this worker */
     /* this step */
     int active;            /* computes this step (not while its last message is on its way) */
     size_t send_len;       /* bytes to send (a faulty worker may send fewer) */
@@ -45,9 +45,9 @@ typedef struct {
     const px_dataset *data;
     size_t batch;
     uint64_t seed;
-    const px_byz_spec *byz;  /* fault injection, or NULL */
-    px_codec_spec uplink;    /* FP32 = send the float32 gradient itself */
-    px_codec_spec downlink;  /* FP32 = parameters in full; otherwise quantised deltas */
+    const px_byz_spec *byz; /* fault injection, or NULL */
+    px_codec_spec uplink;   /* FP32 = send the float32 gradient itself */
+    px_codec_spec downlink; /* FP32 = parameters in full; otherwise quantised deltas */
     int error_feedback;
 } px_worker_setup;
 
@@ -56,10 +56,10 @@ typedef struct {
     size_t count;
     px_worker *workers;
     px_pool *pool;
-    size_t payload_bytes;    /* uplink payload of one message */
-    float *replica;          /* parameters rebuilt from downlink deltas (NULL with FP32) */
+    size_t payload_bytes; /* uplink payload of one message */
+    float *replica;       /* parameters rebuilt from downlink deltas (NULL with FP32) */
     px_codec *down_codec;
-    int replica_valid;       /* a full parameter message has been applied */
+    int replica_valid; /* a full parameter message has been applied */
     /* the step being computed (read by the pool tasks) */
     const float *params;
     uint32_t step;

@@ -64,7 +64,7 @@ static void test_alie_z(void **state)
 /* 4 workers, d = 3: workers 0..3 send rows; the Byzantine set is chosen by the seed, so the
  * test reads it and computes the expected vector from the honest rows by hand */
 static void check_server_attack(px_attack a, void (*expect)(const float honest[][3], int k,
-                                                           const float *own, float *want))
+                                                            const float *own, float *want))
 {
     enum { N = 4, D = 3 };
     px_byz_spec s = spec(a, N, 1);
@@ -78,14 +78,17 @@ static void check_server_attack(px_attack a, void (*expect)(const float honest[]
     int byz = -1, k = 0;
     float honest[N][D];
     for (int w = 0; w < N; w++) {
-        if (is_byz[w]) byz = w;
-        else memcpy(honest[k++], original + w * D, sizeof honest[0]);
+        if (is_byz[w])
+            byz = w;
+        else
+            memcpy(honest[k++], original + w * D, sizeof honest[0]);
     }
     assert_true(byz >= 0 && k == 3);
     assert_int_equal(px_byz_server_apply(&b, 0, rows, have), 1);
     float want[D];
     expect(honest, k, original + byz * D, want);
-    for (int c = 0; c < D; c++) assert_float_equal(rows[byz * D + c], want[c], 1e-5);
+    for (int c = 0; c < D; c++)
+        assert_float_equal(rows[byz * D + c], want[c], 1e-5);
     /* honest rows untouched */
     for (int w = 0; w < N; w++)
         if (w != byz) assert_memory_equal(rows + w * D, original + w * D, D * sizeof(float));
@@ -96,18 +99,21 @@ static void mean3(const float h[][3], int k, float *m)
 {
     for (int c = 0; c < 3; c++) {
         m[c] = 0;
-        for (int i = 0; i < k; i++) m[c] += h[i][c] / k;
+        for (int i = 0; i < k; i++)
+            m[c] += h[i][c] / k;
     }
 }
 static void want_sign_flip(const float h[][3], int k, const float *own, float *w)
 {
     mean3(h, k, w);
-    for (int c = 0; c < 3; c++) w[c] = -w[c];
+    for (int c = 0; c < 3; c++)
+        w[c] = -w[c];
 }
 static void want_ipm(const float h[][3], int k, const float *own, float *w)
 {
     mean3(h, k, w);
-    for (int c = 0; c < 3; c++) w[c] *= -10.0f;
+    for (int c = 0; c < 3; c++)
+        w[c] *= -10.0f;
 }
 static void want_alie(const float h[][3], int k, const float *own, float *w)
 {
@@ -117,21 +123,25 @@ static void want_alie(const float h[][3], int k, const float *own, float *w)
     mean3(h, k, m);
     for (int c = 0; c < 3; c++) {
         double v = 0;
-        for (int i = 0; i < k; i++) v += (h[i][c] - m[c]) * (h[i][c] - m[c]);
+        for (int i = 0; i < k; i++)
+            v += (h[i][c] - m[c]) * (h[i][c] - m[c]);
         w[c] = (float)(m[c] + z * sqrt(v / (k - 1)));
     }
 }
 static void want_reverse(const float h[][3], int k, const float *own, float *w)
 {
-    for (int c = 0; c < 3; c++) w[c] = -10.0f * own[c];
+    for (int c = 0; c < 3; c++)
+        w[c] = -10.0f * own[c];
 }
 static void want_zero(const float h[][3], int k, const float *own, float *w)
 {
-    for (int c = 0; c < 3; c++) w[c] = 0;
+    for (int c = 0; c < 3; c++)
+        w[c] = 0;
 }
 static void want_large(const float h[][3], int k, const float *own, float *w)
 {
-    for (int c = 0; c < 3; c++) w[c] = 1e38f;
+    for (int c = 0; c < 3; c++)
+        w[c] = 1e38f;
 }
 
 static void test_server_attacks(void **state)
@@ -159,7 +169,8 @@ static void test_mimic_nan_inf_gaussian(void **state)
         if (is_byz[0]) s.mimic_target = is_byz[1] ? 2 : 1;
         px_byz_server b;
         assert_int_equal(px_byz_server_create(&b, &s, D, NULL), PX_OK);
-        for (int i = 0; i < N * D; i++) rows[i] = (float)(i % 97) * 0.01f;
+        for (int i = 0; i < N * D; i++)
+            rows[i] = (float)(i % 97) * 0.01f;
         memset(have, 1, N);
         assert_int_equal(px_byz_server_apply(&b, 3, rows, have), 2);
         for (int w = 0; w < N; w++) {
@@ -180,9 +191,11 @@ static void test_mimic_nan_inf_gaussian(void **state)
     px_byz_local_gradient(&s, 2, 9, g2, D);
     assert_memory_equal(g, g2, D * sizeof(float));
     double m = 0, v = 0;
-    for (int i = 0; i < D; i++) m += g[i];
+    for (int i = 0; i < D; i++)
+        m += g[i];
     m /= D;
-    for (int i = 0; i < D; i++) v += (g[i] - m) * (g[i] - m);
+    for (int i = 0; i < D; i++)
+        v += (g[i] - m) * (g[i] - m);
     v /= D - 1;
     /* standard errors: mean 3/sqrt(20000) = 0.021, variance 9*sqrt(2/20000) = 0.09 */
     assert_true(fabs(m) < 5 * 0.0213);
@@ -252,7 +265,8 @@ static void test_byzantine_set(void **state)
     assert_memory_not_equal(a, b, 15);
     s.start_step = 10;
     px_byz_members(&s, 9, a);
-    for (int w = 0; w < 15; w++) assert_int_equal(a[w], 0);
+    for (int w = 0; w < 15; w++)
+        assert_int_equal(a[w], 0);
     s.count = 16;
     assert_int_equal(px_byz_check(&s), PX_EINVAL);
     assert_non_null(strstr(px_errmsg(), "byzantine.count = 16"));
@@ -273,7 +287,8 @@ static void test_message_faults(void **state)
     enum { D = 64 };
     unsigned char msg[PX_WIRE_HEADER_BYTES + D * 4], copy[sizeof msg];
     px_msg_header h = {.kind = PX_MSG_GRADIENT, .step = 12, .worker = 1, .elem_count = D};
-    for (int i = 0; i < D; i++) ((float *)(msg + PX_WIRE_HEADER_BYTES))[i] = (float)i;
+    for (int i = 0; i < D; i++)
+        ((float *)(msg + PX_WIRE_HEADER_BYTES))[i] = (float)i;
     px_wire_seal(msg, &h, D * 4);
     memcpy(copy, msg, sizeof msg);
     px_msg_header got;
@@ -281,7 +296,8 @@ static void test_message_faults(void **state)
     px_byz_spec s = spec(PX_ATTACK_CORRUPT, 3, 1);
     assert_int_equal(px_byz_tamper(&s, 1, 12, msg, sizeof msg), sizeof msg);
     int changed = 0;
-    for (size_t i = 0; i < sizeof msg; i++) changed += msg[i] != copy[i];
+    for (size_t i = 0; i < sizeof msg; i++)
+        changed += msg[i] != copy[i];
     assert_true(changed >= 1 && changed <= 8);
     assert_int_not_equal(px_wire_open(msg, sizeof msg, &got), PX_DROP_NONE);
 
@@ -313,7 +329,8 @@ static void test_message_faults(void **state)
     s.attack = PX_ATTACK_OMISSION;
     s.omission_prob = 0.3f;
     int skipped = 0;
-    for (uint32_t step = 0; step < 10000; step++) skipped += !px_byz_plan_send(&s, 2, step).send;
+    for (uint32_t step = 0; step < 10000; step++)
+        skipped += !px_byz_plan_send(&s, 2, step).send;
     assert_true(abs(skipped - 3000) < 250);
 }
 
@@ -329,21 +346,18 @@ static void test_sgd_refuses_overflow(void **state)
     assert_float_equal(w[1], 2, 0);
     assert_float_equal(w[2], 3, 0);
     assert_float_equal(w[3], 4, 0);
-    for (int i = 1; i < 4; i++) assert_float_equal(o.velocity[i], 0, 0);
+    for (int i = 1; i < 4; i++)
+        assert_float_equal(o.velocity[i], 0, 0);
     px_sgd_free(&o);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_normal_quantile),
-        cmocka_unit_test(test_alie_z),
-        cmocka_unit_test(test_server_attacks),
-        cmocka_unit_test(test_mimic_nan_inf_gaussian),
-        cmocka_unit_test(test_local_attacks),
-        cmocka_unit_test(test_byzantine_set),
-        cmocka_unit_test(test_label_flip),
-        cmocka_unit_test(test_message_faults),
+        cmocka_unit_test(test_normal_quantile),      cmocka_unit_test(test_alie_z),
+        cmocka_unit_test(test_server_attacks),       cmocka_unit_test(test_mimic_nan_inf_gaussian),
+        cmocka_unit_test(test_local_attacks),        cmocka_unit_test(test_byzantine_set),
+        cmocka_unit_test(test_label_flip),           cmocka_unit_test(test_message_faults),
         cmocka_unit_test(test_sgd_refuses_overflow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

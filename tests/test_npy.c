@@ -18,7 +18,8 @@ static void test_round_trip(void **state)
     (void)state;
     const char *path = "/tmp/px_test_npy.npy";
     float a[3][4];
-    for (int i = 0; i < 12; i++) a[i / 4][i % 4] = (float)i * 0.5f - 1.0f;
+    for (int i = 0; i < 12; i++)
+        a[i / 4][i % 4] = (float)i * 0.5f - 1.0f;
     const float *rows[3] = {a[2], a[0], a[1]}; /* rows in another order */
     assert_int_equal(px_npy_write_rows(path, rows, 3, 4), PX_OK);
     float *got;

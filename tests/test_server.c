@@ -183,7 +183,8 @@ static void test_int8_uplink(void **state)
     px_codec *enc;
     assert_int_equal(px_codec_create(&enc, &up, D, NULL), PX_OK);
     float g[D];
-    for (int i = 0; i < D; i++) g[i] = (float)(i - 7) * 0.25f;
+    for (int i = 0; i < D; i++)
+        g[i] = (float)(i - 7) * 0.25f;
     const unsigned char *pm, *full;
     size_t pl, fl;
     px_server_begin_step(s, 3, &pm, &pl, &full, &fl);
@@ -191,8 +192,12 @@ static void test_int8_uplink(void **state)
     px_codec_stream cs = {f->cfg->run->seed, 3, 2};
     unsigned char *payload = f->msg + PX_WIRE_HEADER_BYTES;
     assert_int_equal(px_codec_encode(enc, &cs, g, D, NULL, payload, pb), PX_OK);
-    px_msg_header h = {.kind = PX_MSG_GRADIENT, .step = 3, .worker = 2, .elem_count = D,
-                       .codec = px_codec_wire_id(&up), .block_size = 4};
+    px_msg_header h = {.kind = PX_MSG_GRADIENT,
+                       .step = 3,
+                       .worker = 2,
+                       .elem_count = D,
+                       .codec = px_codec_wire_id(&up),
+                       .block_size = 4};
     px_wire_seal(f->msg, &h, pb);
     size_t len = PX_WIRE_HEADER_BYTES + pb;
     /* a wrong size, block size or codec: refused before decoding */
@@ -213,8 +218,10 @@ static void test_int8_uplink(void **state)
     px_wire_seal(f->msg, &h, pb);
     assert_int_equal(px_server_accept(s, f->msg, len, 0), PX_DROP_NONE);
     float absmax = 0;
-    for (int i = 0; i < D; i++) absmax = fmaxf(absmax, fabsf(g[i]));
-    for (int i = 0; i < D; i++) assert_float_equal(s->rows[2 * D + i], g[i], 2 * absmax / 127.0);
+    for (int i = 0; i < D; i++)
+        absmax = fmaxf(absmax, fabsf(g[i]));
+    for (int i = 0; i < D; i++)
+        assert_float_equal(s->rows[2 * D + i], g[i], 2 * absmax / 127.0);
     /* a payload whose first scale is NaN (a consistent, well-sealed message) */
     h.worker = 1;
     float nan = NAN;

@@ -1,0 +1,185 @@
+/* config_rules.c - what a config means beyond its schema: the rules between fields that
+ * px_config_validate checks (each refusal names the field, the rule and the value), and the
+ * translation of sections into the specs of the subsystems (aggregator parameters, fault
+ * injection, codecs). The generic part (decoding, --set, printing) is config.c. */
+#include <ctype.h>
+#include <math.h>
+#include <string.h>
+
+#include "aggregators/aggregator.h"
+#include "config.h"
+
+#define PX__RULE(cond, ...)                                                                        \
+    do {                                                                                           \
+        if (!(cond)) return px_error(PX_EINVAL, __VA_ARGS__);                                      \
+    } while (0)
+
+static px_status px__check_name(const char *field, const char *s)
+{
+    PX__RULE(s && s[0], "config: %s must not be empty", field);
+    for (const char *p = s; *p; p++)
+        PX__RULE(isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.',
+                 "config: %s = \"%s\": only letters, digits, '_', '-' and '.' are allowed (it "
+                 "names a directory)",
+                 field, s);
+    PX__RULE(strcmp(s, ".") && strcmp(s, ".."), "config: %s = \"%s\" is not a usable name", field,
+             s);
+    return PX_OK;
+}
+
+static px_status px__agg_param_cb(const char *name, const char *value, void *user)
+{
+    if (!strcmp(name, "rule")) return PX_OK;
+    if (!strcmp(name, "seed") && !strcmp(value, "0")) return PX_OK; /* 0 = the run seed */
+    px_status st = px_agg_params_set(user, name, value);
+    return st < 0 ? px_error_context(st, "config: aggregator.%s", name) : PX_OK;
+}
+
+px_status px_config_agg_params(const px_config *cfg, px_agg_params *p)
+{
+    px_agg_params_default(p);
+    p->seed = cfg->run->seed;
+    return px_config_each_set_field(cfg, "aggregator", px__agg_param_cb, p);
+}
+
+px_status px_config_byz_spec(const px_config *cfg, px_byz_spec *s)
+{
+    const Phalanx__Byzantine *b = cfg->byzantine;
+    memset(s, 0, sizeof *s);
+    s->attack = (px_attack)b->attack;
+    s->omniscient = b->mode == PHALANX__BYZANTINE__MODE__OMNISCIENT;
+    s->n = cfg->cluster->workers;
+    s->count = b->count;
+    s->rotate = b->rotate;
+    s->start_step = b->start_step;
+    s->tau = b->tau;
+    s->alie_z = b->alie_z;
+    s->sigma = b->sigma;
+    s->scale = b->scale;
+    s->omission_prob = b->omission_prob;
+    s->large_value = b->large_value;
+    s->mimic_target = b->mimic_target;
+    s->crash_step = b->crash_step;
+    s->delay_ms = b->delay_ms;
+    s->corrupt_bytes = b->corrupt_bytes;
+    s->seed = cfg->run->seed;
+    return PX_OK;
+}
+
+static px_codec_spec px__codec_spec(int format, int rotation, const Phalanx__Compression *c,
+                                    int stochastic)
+{
+    px_codec_spec s = {
+        .format = (px_codec_format)format, .block_size = c->block_size, .stochastic = stochastic};
+    if (format != PX_CODEC_FP32)
+        s.rht = rotation == PHALANX__COMPRESSION__ROTATION__RHT ||
+                (rotation == PHALANX__COMPRESSION__ROTATION__AUTO && format == PX_CODEC_INT8);
+    if (format == PX_CODEC_FP32) s.block_size = 0;
+    return s;
+}
+
+px_status px_config_codecs(const px_config *cfg, px_codec_spec *up, px_codec_spec *down)
+{
+    const Phalanx__Compression *c = cfg->compression;
+    *up = px__codec_spec(c->uplink, c->uplink_rotation, c, c->stochastic && c->uplink);
+    *down = px__codec_spec(c->downlink, c->downlink_rotation, c, 0);
+    return PX_OK;
+}
+
+px_status px_config_validate(const px_config *cfg)
+{
+    const Phalanx__Run *run = cfg->run;
+    PX_CHECK(px__check_name("run.name", run->name));
+    PX__RULE(run->output_dir && run->output_dir[0], "config: run.output_dir must not be empty");
+
+    const Phalanx__Model *model = cfg->model;
+    PX__RULE(model->n_hidden <= 16, "config: model.hidden has %zu layers; at most 16 are allowed",
+             model->n_hidden);
+    for (size_t i = 0; i < model->n_hidden; i++)
+        PX__RULE(model->hidden[i] >= 1 && model->hidden[i] <= 65536,
+                 "config: model.hidden[%zu] = %u must be in [1, 65536]", i, model->hidden[i]);
+
+    const Phalanx__Data *data = cfg->data;
+    PX__RULE(data->path && data->path[0], "config: data.path must not be empty");
+    PX__RULE(data->batch_size >= 1 && data->batch_size <= 65536,
+             "config: data.batch_size = %u must be in [1, 65536]", data->batch_size);
+
+    const Phalanx__Optimizer *opt = cfg->optimizer;
+    PX__RULE(isfinite(opt->lr) && opt->lr > 0, "config: optimizer.lr = %g must be > 0",
+             (double)opt->lr);
+    PX__RULE(isfinite(opt->momentum) && opt->momentum >= 0 && opt->momentum < 1,
+             "config: optimizer.momentum = %g must be in [0, 1)", (double)opt->momentum);
+    PX__RULE(isfinite(opt->weight_decay) && opt->weight_decay >= 0,
+             "config: optimizer.weight_decay = %g must be >= 0", (double)opt->weight_decay);
+    PX__RULE(!opt->nesterov || opt->momentum > 0,
+             "config: optimizer.nesterov = true needs optimizer.momentum > 0 (it is 0)");
+    if (opt->schedule == PHALANX__OPTIMIZER__SCHEDULE__STEP) {
+        PX__RULE(opt->step_every >= 1, "config: optimizer.step_every = 0 must be >= 1 for the "
+                                       "STEP schedule");
+        PX__RULE(isfinite(opt->step_gamma) && opt->step_gamma > 0 && opt->step_gamma <= 1,
+                 "config: optimizer.step_gamma = %g must be in (0, 1]", (double)opt->step_gamma);
+    }
+    if (opt->schedule == PHALANX__OPTIMIZER__SCHEDULE__COSINE)
+        PX__RULE(isfinite(opt->min_lr) && opt->min_lr >= 0 && opt->min_lr <= opt->lr,
+                 "config: optimizer.min_lr = %g must be in [0, optimizer.lr = %g]",
+                 (double)opt->min_lr, (double)opt->lr);
+    PX__RULE(opt->warmup_steps <= cfg->schedule->steps,
+             "config: optimizer.warmup_steps = %u must not exceed schedule.steps = %u",
+             opt->warmup_steps, cfg->schedule->steps);
+
+    const Phalanx__Cluster *cl = cfg->cluster;
+    PX__RULE(cl->workers >= 1 && cl->workers <= 4096,
+             "config: cluster.workers = %u must be in [1, 4096]", cl->workers);
+    PX__RULE(cl->timeout_ms >= 100 && cl->timeout_ms <= 86400000u,
+             "config: cluster.timeout_ms = %u must be in [100, 86400000] (0.1 s to a day)",
+             cl->timeout_ms);
+    PX__RULE(cl->threads <= 1024, "config: cluster.threads = %u must be in [0, 1024]", cl->threads);
+    PX__RULE(cl->device == PHALANX__CLUSTER__DEVICE__CPU,
+             "config: cluster.device = CUDA is not available in this version: training runs on "
+             "the CPU only (set cluster.device = CPU)");
+
+    PX__RULE(cl->f_wait < cl->workers,
+             "config: cluster.f_wait = %u must be less than cluster.workers = %u", cl->f_wait,
+             cl->workers);
+    PX__RULE(cl->step_timeout_ms == 0 ||
+                 (cl->step_timeout_ms >= 10 && cl->step_timeout_ms <= cl->timeout_ms),
+             "config: cluster.step_timeout_ms = %u must be 0 or in [10, cluster.timeout_ms = %u]",
+             cl->step_timeout_ms, cl->timeout_ms);
+
+    px_byz_spec byz;
+    PX_CHECK(px_config_byz_spec(cfg, &byz));
+    PX_CHECK(px_byz_check(&byz));
+
+    const Phalanx__Compression *cc = cfg->compression;
+    if (cc->uplink != PHALANX__COMPRESSION__FORMAT__FP32 ||
+        cc->downlink != PHALANX__COMPRESSION__FORMAT__FP32)
+        PX__RULE(cc->block_size >= 1 && cc->block_size <= PX_CODEC_MAX_BLOCK &&
+                     (cc->block_size & (cc->block_size - 1)) == 0,
+                 "config: compression.block_size = %u must be a power of two in [1, %u]",
+                 cc->block_size, PX_CODEC_MAX_BLOCK);
+    PX__RULE(!cc->error_feedback || cc->uplink != PHALANX__COMPRESSION__FORMAT__FP32,
+             "config: compression.error_feedback = true needs a compressed uplink "
+             "(compression.uplink is FP32)");
+    PX__RULE(!cc->stochastic || cc->uplink != PHALANX__COMPRESSION__FORMAT__FP32,
+             "config: compression.stochastic = true needs a compressed uplink "
+             "(compression.uplink is FP32)");
+    px_codec_spec up, down;
+    PX_CHECK(px_config_codecs(cfg, &up, &down));
+    px_status cst = px_codec_spec_check(&up);
+    if (cst == PX_OK) cst = px_codec_spec_check(&down);
+    if (cst < 0) return px_error_context(cst, "config: compression");
+
+    const Phalanx__Schedule *sch = cfg->schedule;
+    PX__RULE(sch->steps >= 1, "config: schedule.steps = 0 must be >= 1");
+    PX__RULE(sch->log_every >= 1, "config: schedule.log_every = 0 must be >= 1");
+
+    px_agg_params ap;
+    PX_CHECK(px_config_agg_params(cfg, &ap));
+    px_status st = px_agg_validate(cfg->aggregator->rule, &ap, cl->workers);
+    if (st < 0)
+        return px_error_context(st,
+                                "config: aggregator.rule = \"%s\" with "
+                                "cluster.workers = %u",
+                                cfg->aggregator->rule, cl->workers);
+    return PX_OK;
+}
