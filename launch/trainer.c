@@ -6,6 +6,7 @@
  * success, 2 on bad input, 1 on a run-time failure. Only rank 0 prints, except a rank that
  * fails on its own.
  */
+#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,11 +139,14 @@ int main(int argc, char **argv)
     int code = sum.exit_code;
     if (st == PX_OK) {
         if (env.rank == 0) {
+            char acc[32] = "n/a", tl[32] = "n/a", trl[32] = "n/a";
+            if (isfinite(sum.test_acc)) snprintf(acc, sizeof acc, "%.2f%%", 100.0 * sum.test_acc);
+            if (isfinite(sum.test_loss)) snprintf(tl, sizeof tl, "%.4f", sum.test_loss);
+            if (isfinite(sum.train_loss)) snprintf(trl, sizeof trl, "%.4f", sum.train_loss);
             fprintf(stderr,
-                    "final: test_acc %.2f%%  test_loss %.4f  train_loss %.4f  after %u "
-                    "steps in %.1f s (%.1f s training)\n",
-                    100.0 * sum.test_acc, sum.test_loss, sum.train_loss, sum.steps, sum.wall_s,
-                    sum.train_s);
+                    "final: test_acc %s  test_loss %s  train_loss %s  after %u steps in %.1f s "
+                    "(%.1f s training)\n",
+                    acc, tl, trl, sum.steps, sum.wall_s, sum.train_s);
             if (sum.dropped)
                 fprintf(stderr, "dropped messages: %llu (see \"drops\" in the metrics)\n",
                         (unsigned long long)sum.dropped);

@@ -176,6 +176,15 @@ px_status px_config_validate(const px_config *cfg)
     px_agg_params ap;
     PX_CHECK(px_config_agg_params(cfg, &ap));
     px_status st = px_agg_validate(cfg->aggregator->rule, &ap, cl->workers);
+    if (st == PX_OK && cl->f_wait) {
+        /* the server goes on with n - f_wait gradients: the rule must hold for them */
+        st = px_agg_validate(cfg->aggregator->rule, &ap, cl->workers - cl->f_wait);
+        if (st < 0)
+            return px_error_context(st, "config: aggregator.rule = \"%s\" with cluster.workers "
+                                        "= %u and cluster.f_wait = %u (steps go on with %u "
+                                        "gradients)", cfg->aggregator->rule, cl->workers,
+                                    cl->f_wait, cl->workers - cl->f_wait);
+    }
     if (st < 0)
         return px_error_context(st,
                                 "config: aggregator.rule = \"%s\" with "

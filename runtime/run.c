@@ -322,6 +322,7 @@ static void px__write_done(px__server_run *R, const px_run_summary *sum)
     px_json_int(&j, "late_total", (long long)s->drops[PX_DROP_STEP]);
     px_json_int(&j, "nonfinite_total", (long long)s->drops[PX_DROP_NONFINITE]);
     px_json_int(&j, "update_refused_total", (long long)s->update_refused);
+    px_json_int(&j, "steps_skipped", (long long)s->steps_skipped);
     px_json_int(&j, "workers_alive", (long long)s->n_alive);
     px_json_raw(&j, "drops", drops);
     px_json_str(&j, "mode", R->is_local ? "local" : "mpi");

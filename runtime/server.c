@@ -298,6 +298,7 @@ px_status px_server_finish_step(px_server *s, float lr, px_step_result *r)
         if (s->have[w]) s->present[k++] = s->rows + w * s->d;
     r->received = k;
     if (k == 0) {
+        s->steps_skipped++;
         px__step_warn(s, "no valid gradient arrived; parameters unchanged");
         return PX_OK;
     }
@@ -316,11 +317,14 @@ px_status px_server_finish_step(px_server *s, float lr, px_step_result *r)
     r->agg_ms = px_now_ms() - t0;
     r->nonfinite = rep.n_nonfinite;
     s->drops[PX_DROP_NONFINITE] += rep.n_nonfinite;
-    if (st == PX_EINVAL) {
+    if (st < 0) {
+        /* too few inputs for the rule, or a numerical failure on hostile inputs (an
+         * eigen-solver that does not converge on values near the float limit): the step is
+         * skipped, never the run */
+        s->steps_skipped++;
         px__step_warn(s, "not aggregated (%s); parameters unchanged", px_errmsg());
         return PX_OK;
     }
-    PX_CHECK(st);
     r->refused = px_sgd_step(&s->opt, s->params, s->agg_out, lr);
     s->update_refused += r->refused;
     if (r->refused)

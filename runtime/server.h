@@ -65,6 +65,7 @@ typedef struct {
     size_t n_alive;
     uint64_t update_refused; /* parameter elements kept because their update overflowed */
     uint64_t warnings;       /* step warnings logged (the first few in full) */
+    uint64_t steps_skipped;  /* steps without an update (nothing valid, or not aggregated) */
     px_mlp_work *eval_work;  /* one per pool thread */
     double *eval_loss;       /* per evaluation chunk */
     size_t *eval_correct;

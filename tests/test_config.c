@@ -286,6 +286,16 @@ static void test_validation_rules(void **state)
     px_config_set(cfg, "optimizer.nesterov=true");
     assert_int_equal(px_config_validate(cfg), PX_EINVAL);
     assert_non_null(strstr(px_errmsg(), "nesterov"));
+    px_config_set(cfg, "optimizer.nesterov=false");
+    /* with f_wait the rule must also hold for the n - f_wait gradients a step may go on with */
+    px_config_set(cfg, "cluster.workers=15");
+    px_config_set(cfg, "aggregator.rule=bulyan");
+    px_config_set(cfg, "aggregator.f=3");
+    assert_int_equal(px_config_validate(cfg), PX_OK);
+    px_config_set(cfg, "cluster.f_wait=3");
+    assert_int_equal(px_config_validate(cfg), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "cluster.f_wait = 3 (steps go on with 12 gradients)"));
+    assert_non_null(strstr(px_errmsg(), "bulyan: needs n >= 4f+3, got n = 12 with f = 3"));
     px_config_free(cfg);
 }
 
