@@ -23,8 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/common.h"
-#include "runtime/pool.h"
+#include "base/common.h"
+#include "base/pool.h"
 
 #define PX_AGG_MAX_PRE    8    /* steps in one pre-aggregation chain */
 #define PX_AGG_MAX_LAYERS 1024 /* layer sizes settable through the "layers" key */

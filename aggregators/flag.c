@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "internal.h"
-#include "runtime/rng.h"
+#include "base/rng.h"
 
 #define PX_FLAG_EPS  1e-7
 #define PX_FLAG_TOL  1e-10

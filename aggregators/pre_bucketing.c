@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "internal.h"
-#include "runtime/rng.h"
+#include "base/rng.h"
 
 static px_status px__bucket_check(const px_agg_params *p, size_t n, size_t *n_out)
 {

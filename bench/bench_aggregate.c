@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "aggregators/aggregator.h"
-#include "runtime/rng.h"
+#include "base/rng.h"
 
 /* OpenBLAS: the aggregators' LAPACK calls are n x n; BLAS threads would only spin */
 void openblas_set_num_threads(int num_threads);

@@ -21,10 +21,10 @@
 #include <math.h>
 
 #include "comm/codec.h"
-#include "runtime/common.h"
+#include "base/common.h"
 #include "runtime/npy.h"
-#include "runtime/pool.h"
-#include "runtime/rng.h"
+#include "base/pool.h"
+#include "base/rng.h"
 
 #define MAX_LIST 16
 #define MAX_GRADS 8

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "runtime/common.h"
+#include "base/common.h"
 
 int main(int argc, char **argv)
 {

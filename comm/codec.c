@@ -20,7 +20,7 @@
 
 #include "comm/codec_impl.h"
 #include "comm/codec_math.h"
-#include "runtime/rng.h"
+#include "base/rng.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the codec writes scales and codes in host order, which must be little-endian"

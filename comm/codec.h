@@ -38,8 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/common.h"
-#include "runtime/pool.h"
+#include "base/common.h"
+#include "base/pool.h"
 
 /* Value formats. The numbers are the low nibble of the wire codec byte: do not renumber. */
 typedef enum {

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/common.h"
+#include "base/common.h"
 
 typedef struct px_transport px_transport;
 

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/common.h"
+#include "base/common.h"
 
 #define PX_WIRE_MAGIC        0x584C4850u /* bytes 'P','H','L','X' */
 #define PX_WIRE_VERSION      1u

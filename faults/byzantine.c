@@ -5,8 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "comm/wire.h"
-#include "runtime/rng.h"
+#include "base/rng.h"
 
 /* sub-streams of PX_STREAM_BYZANTINE: `a` selects the use, so no two uses share draws */
 enum { PX__BYZ_SET = 0x1000000001ull, PX__BYZ_OMIT = 0x1000000002ull };
@@ -110,7 +109,7 @@ void px_byz_flip_labels(uint8_t *y, size_t count, size_t classes)
 
 px_byz_send_plan px_byz_plan_send(const px_byz_spec *s, uint32_t worker, uint32_t step)
 {
-    px_byz_send_plan p = {1, 0.0};
+    px_byz_send_plan p = {1, 0.0, 0};
     switch (s->attack) {
     case PX_ATTACK_CRASH:
         p.send = step < s->crash_step;
@@ -124,14 +123,17 @@ px_byz_send_plan px_byz_plan_send(const px_byz_spec *s, uint32_t worker, uint32_
     case PX_ATTACK_STRAGGLER:
         p.delay_ms = s->delay_ms;
         break;
+    case PX_ATTACK_WRONG_STEP:
+        p.step_back = 1; /* a well-formed message of the previous step */
+        break;
     default:
         break;
     }
     return p;
 }
 
-size_t px_byz_tamper(const px_byz_spec *s, uint32_t worker, uint32_t step, unsigned char *msg,
-                     size_t len)
+size_t px_byz_tamper(const px_byz_spec *s, uint32_t worker, uint32_t step, size_t header_bytes,
+                     unsigned char *msg, size_t len)
 {
     px_rng r;
     px_rng_init(&r, s->seed, PX_STREAM_BYZANTINE, PX__BYZ_WORKER(PX__BYZ_OMIT + 1, worker), step);
@@ -143,19 +145,11 @@ size_t px_byz_tamper(const px_byz_spec *s, uint32_t worker, uint32_t step, unsig
         return len;
     case PX_ATTACK_WRONG_LENGTH:
         /* the header announces the full payload; the message ends early */
-        return len > PX_WIRE_HEADER_BYTES + 4 ? len - 4 : len / 2;
+        return len > header_bytes + 4 ? len - 4 : len / 2;
     case PX_ATTACK_GARBAGE:
         for (size_t i = 0; i < len; i++)
             msg[i] = (unsigned char)px_rng_u64(&r);
         return len;
-    case PX_ATTACK_WRONG_STEP: {
-        px_msg_header h;
-        if (px_wire_open(msg, len, &h) == PX_DROP_NONE) {
-            h.step = step - 1; /* a well-formed message of the previous step */
-            px_wire_seal(msg, &h, (size_t)h.payload_bytes);
-        }
-        return len;
-    }
     default:
         return len;
     }

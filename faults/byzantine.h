@@ -19,8 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/common.h"
-#include "runtime/pool.h"
+#include "base/common.h"
+#include "base/pool.h"
 
 /* The attacks; the numbers are those of phalanx.Byzantine.Attack in proto/config.proto. */
 typedef enum {
@@ -116,14 +116,17 @@ void px_byz_flip_labels(uint8_t *y, size_t count, size_t classes);
 typedef struct {
     int send;        /* 0: the worker sends nothing this step (crash, omission) */
     double delay_ms; /* wait before sending (straggler) */
+    uint32_t step_back; /* WRONG_STEP: seal the message as this many steps older (1) */
 } px_byz_send_plan;
 
 /* What Byzantine worker w does with its message at `step`. */
 px_byz_send_plan px_byz_plan_send(const px_byz_spec *s, uint32_t worker, uint32_t step);
 
-/* Tampers with a sealed message of `len` bytes (CORRUPT, WRONG_LENGTH, GARBAGE, WRONG_STEP)
- * and returns the number of bytes to send. Other attacks return len untouched. */
-size_t px_byz_tamper(const px_byz_spec *s, uint32_t worker, uint32_t step, unsigned char *msg,
-                     size_t len);
+/* Tampers with the bytes of a sealed message of `len` bytes whose header takes header_bytes
+ * (CORRUPT, WRONG_LENGTH, GARBAGE) and returns the number of bytes to send. Other attacks return
+ * len untouched (WRONG_STEP acts through the plan: the sender seals another step). The wire
+ * format is not read here: faults/ works on bytes, comm/ owns the format. */
+size_t px_byz_tamper(const px_byz_spec *s, uint32_t worker, uint32_t step, size_t header_bytes,
+                     unsigned char *msg, size_t len);
 
 #endif

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "byzantine.h"
-#include "runtime/rng.h"
+#include "base/rng.h"
 
 enum { PX__BYZ_NOISE = 0x2000000001ull };
 #define PX__TILE 8192 /* values per task in the parallel passes */

@@ -17,7 +17,7 @@
 #include "comm/codec.h"
 #include "config.pb-c.h"
 #include "faults/byzantine.h"
-#include "runtime/common.h"
+#include "base/common.h"
 
 typedef Phalanx__Config px_config;
 

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include "runtime/rng.h"
+#include "base/rng.h"
 
 #define PX_FMNIST_PACKAGE "dataset-fashion-mnist"
 

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/common.h"
+#include "base/common.h"
 
 typedef struct {
     size_t count;    /* number of examples */

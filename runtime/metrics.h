@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "runtime/common.h"
+#include "base/common.h"
 
 /* A JSON object built in a fixed buffer (no allocation). Non-finite numbers become null. */
 typedef struct {

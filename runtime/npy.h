@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "runtime/common.h"
+#include "base/common.h"
 
 /* Reads a float32 .npy file (format 1.0, 2.0 or 3.0, '<f4', C order) of at most max_ndim
  * dimensions: fills dims[0..*ndim) and *data (owned by the caller, px_free). Refuses, with

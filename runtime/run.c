@@ -11,7 +11,7 @@
 #include "runtime/dataset.h"
 #include "runtime/metrics.h"
 #include "runtime/npy.h"
-#include "runtime/pool.h"
+#include "base/pool.h"
 #include "runtime/server.h"
 #include "runtime/worker.h"
 

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "runtime/common.h"
+#include "base/common.h"
 #include "runtime/config.h"
 
 typedef struct {

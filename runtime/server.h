@@ -20,9 +20,9 @@
 #include "faults/byzantine.h"
 #include "runtime/config.h"
 #include "runtime/dataset.h"
-#include "runtime/mlp.h"
-#include "runtime/optimizer.h"
-#include "runtime/pool.h"
+#include "runtime/nn/mlp.h"
+#include "runtime/nn/optimizer.h"
+#include "base/pool.h"
 
 #define PX_EVAL_CHUNK 500 /* test examples per forward pass */
 

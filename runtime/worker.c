@@ -142,10 +142,12 @@ static void px__worker_task(void *arg, size_t i, int thread)
         w->status = px_codec_encode(w->codec, &cs, grad, d, w->residual, payload, g->payload_bytes);
         if (w->status < 0) return;
     }
+    w->plan = (px_byz_send_plan){1, 0.0, 0};
+    if (bad) w->plan = px_byz_plan_send(byz, w->id, g->step);
     px_msg_header h = {
         .kind = PX_MSG_GRADIENT,
         .codec = px_codec_wire_id(&su->uplink),
-        .step = g->step,
+        .step = g->step - w->plan.step_back,
         .worker = w->id,
         .elem_count = d,
         .block_size = px_codec_wire_block(&su->uplink),
@@ -153,11 +155,9 @@ static void px__worker_task(void *arg, size_t i, int thread)
     };
     px_wire_seal(w->msg, &h, g->payload_bytes);
     w->send_len = w->msg_len;
-    w->plan = (px_byz_send_plan){1, 0.0};
-    if (bad) {
-        w->plan = px_byz_plan_send(byz, w->id, g->step);
-        if (w->plan.send) w->send_len = px_byz_tamper(byz, w->id, g->step, w->msg, w->msg_len);
-    }
+    if (bad && w->plan.send)
+        w->send_len =
+            px_byz_tamper(byz, w->id, g->step, PX_WIRE_HEADER_BYTES, w->msg, w->msg_len);
 }
 
 px_status px_worker_group_step(px_worker_group *g, const float *params, uint32_t step,

@@ -16,10 +16,10 @@
 #include "comm/codec.h"
 #include "comm/transport.h"
 #include "faults/byzantine.h"
-#include "runtime/common.h"
+#include "base/common.h"
 #include "runtime/dataset.h"
-#include "runtime/mlp.h"
-#include "runtime/pool.h"
+#include "runtime/nn/mlp.h"
+#include "base/pool.h"
 
 typedef struct {
     uint32_t id; /* logical worker id in [0, n) */

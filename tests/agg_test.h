@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "aggregators/aggregator.h"
-#include "runtime/rng.h"
+#include "base/rng.h"
 
 /* n rows of d floats in one block, with the row-pointer array the interface takes */
 typedef struct {

@@ -18,8 +18,8 @@
 #include <math.h>
 
 #include "comm/codec.h"
-#include "runtime/pool.h"
-#include "runtime/rng.h"
+#include "base/pool.h"
+#include "base/rng.h"
 
 static const px_codec_format FORMATS[] = {PX_CODEC_BF16, PX_CODEC_FP16, PX_CODEC_INT8,
                                           PX_CODEC_FP8_E4M3};

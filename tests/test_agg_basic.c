@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "aggregators/aggregator.h"
-#include "runtime/rng.h"
+#include "base/rng.h"
 
 static void run_rule(const char *rule, const float *const *rows, size_t n, size_t d, float *out,
                      px_agg_report *rep, px_pool *pool)

@@ -13,7 +13,7 @@
 
 #include "comm/wire.h"
 #include "faults/byzantine.h"
-#include "runtime/optimizer.h"
+#include "runtime/nn/optimizer.h"
 
 static px_byz_spec spec(px_attack a, uint32_t n, uint32_t count)
 {
@@ -294,7 +294,7 @@ static void test_message_faults(void **state)
     px_msg_header got;
 
     px_byz_spec s = spec(PX_ATTACK_CORRUPT, 3, 1);
-    assert_int_equal(px_byz_tamper(&s, 1, 12, msg, sizeof msg), sizeof msg);
+    assert_int_equal(px_byz_tamper(&s, 1, 12, PX_WIRE_HEADER_BYTES, msg, sizeof msg), sizeof msg);
     int changed = 0;
     for (size_t i = 0; i < sizeof msg; i++)
         changed += msg[i] != copy[i];
@@ -303,17 +303,19 @@ static void test_message_faults(void **state)
 
     memcpy(msg, copy, sizeof msg);
     s.attack = PX_ATTACK_WRONG_LENGTH;
-    size_t len = px_byz_tamper(&s, 1, 12, msg, sizeof msg);
+    size_t len = px_byz_tamper(&s, 1, 12, PX_WIRE_HEADER_BYTES, msg, sizeof msg);
     assert_int_equal(len, sizeof msg - 4);
     assert_int_equal(px_wire_open(msg, len, &got), PX_DROP_LENGTH);
 
+    /* WRONG_STEP leaves the bytes alone; the plan tells the sender to seal the previous step */
     s.attack = PX_ATTACK_WRONG_STEP;
-    assert_int_equal(px_byz_tamper(&s, 1, 12, msg, sizeof msg), sizeof msg);
-    assert_int_equal(px_wire_open(msg, sizeof msg, &got), PX_DROP_NONE);
-    assert_int_equal(got.step, 11);
+    memcpy(msg, copy, sizeof msg);
+    assert_int_equal(px_byz_tamper(&s, 1, 12, PX_WIRE_HEADER_BYTES, msg, sizeof msg), sizeof msg);
+    assert_memory_equal(msg, copy, sizeof msg);
+    assert_int_equal(px_byz_plan_send(&s, 1, 12).step_back, 1);
 
     s.attack = PX_ATTACK_GARBAGE;
-    px_byz_tamper(&s, 1, 12, msg, sizeof msg);
+    px_byz_tamper(&s, 1, 12, PX_WIRE_HEADER_BYTES, msg, sizeof msg);
     assert_int_not_equal(px_wire_open(msg, sizeof msg, &got), PX_DROP_NONE);
 
     s.attack = PX_ATTACK_CRASH;

@@ -15,7 +15,7 @@
 #include <math.h>
 
 #include "comm/codec_math.h"
-#include "runtime/rng.h"
+#include "base/rng.h"
 
 static float f_of(uint32_t u)
 {

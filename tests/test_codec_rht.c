@@ -14,7 +14,7 @@
 
 #include "comm/codec.h"
 #include "comm/codec_impl.h"
-#include "runtime/rng.h"
+#include "base/rng.h"
 
 static void fill_normal(float *x, size_t n, uint64_t seed)
 {

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "runtime/config.h"
-#include "runtime/rng.h"
+#include "base/rng.h"
 
 /* A packed config with a few sections set, built with the generated structs. */
 static uint8_t *pack_sample(size_t *len)

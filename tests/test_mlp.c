@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "runtime/mlp.h"
-#include "runtime/rng.h"
+#include "runtime/nn/mlp.h"
+#include "base/rng.h"
 
 /* Oracle: mean softmax cross-entropy of an MLP with ReLU hidden layers, naive loops in double.
  * Layout assumed from the documentation in mlp.h: per layer W (out x in, row-major) then b. */

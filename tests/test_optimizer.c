@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "runtime/optimizer.h"
+#include "runtime/nn/optimizer.h"
 
 static void test_sgd_momentum_weight_decay(void **state)
 {

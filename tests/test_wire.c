@@ -11,7 +11,7 @@
 
 #include "comm/crc32c.h"
 #include "comm/wire.h"
-#include "runtime/rng.h"
+#include "base/rng.h"
 
 /* Bitwise CRC-32C, written independently of comm/crc32c.c: the definition itself. */
 static uint32_t crc_reference(const unsigned char *p, size_t n)

@@ -1,30 +1,45 @@
 # tests.cmake - every test of the project, run by ctest (launch/test.sh).
 #
-# Unit tests: tests/test_<module>.c, cmocka, one executable each.
+# Unit tests: tests/test_<module>.c, cmocka, one executable each, linked against the lowest
+# layer that holds its module (so a unit of a leaf layer also proves, at link time, that the
+# layer needs nothing above it).
 # Integration tests: shell scripts in tests/ that drive the real binaries (trainer, aggregate,
 # mpirun); they get the build directory as $1 and the source directory as $2.
 
-file(GLOB PX_UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/test_*.c)
-foreach(src ${PX_UNIT_TESTS})
-  get_filename_component(name ${src} NAME_WE)
-  add_executable(${name} ${src})
-  target_link_libraries(${name} PRIVATE phalanx PkgConfig::CMOCKA)
+# px_unit_test(NAME LIBRARY): tests/NAME.c linked with LIBRARY
+function(px_unit_test name lib)
+  add_executable(${name} ${CMAKE_SOURCE_DIR}/tests/${name}.c)
+  target_link_libraries(${name} PRIVATE ${lib} PkgConfig::CMOCKA)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES TIMEOUT 300 LABELS unit
     ENVIRONMENT "PX_SOURCE_DIR=${CMAKE_SOURCE_DIR};PX_BUILD_DIR=${CMAKE_BINARY_DIR}")
+endfunction()
+
+foreach(t test_agg_basic test_agg_classic test_agg_edge test_agg_fedld test_agg_flag
+          test_agg_gram)
+  px_unit_test(${t} px_aggregators)
+endforeach()
+target_include_directories(test_agg_gram PRIVATE ${PX_GEN})
+foreach(t test_codec test_codec_formats test_codec_hostile test_codec_rht test_codec_state
+          test_wire)
+  px_unit_test(${t} px_comm)
+endforeach()
+px_unit_test(test_byzantine "px_faults;px_comm;px_nn")
+px_unit_test(test_mlp px_nn)
+px_unit_test(test_optimizer px_nn)
+foreach(t test_config test_dataset test_npy test_server)
+  px_unit_test(${t} px_runtime)
 endforeach()
 
-# px_integration_test(NAME SCRIPT TIMEOUT_S): tests/SCRIPT BUILD_DIR SOURCE_DIR
-function(px_integration_test name script timeout)
+# px_integration_test(NAME TIMEOUT_S): tests/NAME.sh BUILD_DIR SOURCE_DIR
+function(px_integration_test name timeout)
   add_test(NAME ${name}
-    COMMAND bash ${CMAKE_SOURCE_DIR}/tests/${script} ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tests/${name}.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
   set_tests_properties(${name} PROPERTIES TIMEOUT ${timeout} LABELS integration)
 endfunction()
 
-file(GLOB PX_INTEGRATION_SCRIPTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/it_*.sh)
-foreach(script ${PX_INTEGRATION_SCRIPTS})
-  get_filename_component(name ${script} NAME_WE)
-  get_filename_component(file ${script} NAME)
-  px_integration_test(${name} ${file} 600)
+foreach(t it_layers it_aggregate it_attacks it_cli it_codec_cuda it_codec_train it_determinism
+          it_faults it_quickstart it_stall it_train_mpi)
+  px_integration_test(${t} 600)
 endforeach()

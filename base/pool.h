@@ -9,7 +9,7 @@
 #ifndef PX_POOL_H
 #define PX_POOL_H
 
-#include "common.h"
+#include "base/common.h"
 
 typedef struct px_pool px_pool;
 

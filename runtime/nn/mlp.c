@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "runtime/rng.h"
+#include "base/rng.h"
 
 px_status px_mlp_shape(px_mlp *m, size_t inputs, const uint32_t *hidden, size_t n_hidden,
                        size_t classes)

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/common.h"
+#include "base/common.h"
 
 typedef enum { PX_LR_CONSTANT = 0, PX_LR_STEP = 1, PX_LR_COSINE = 2 } px_lr_kind;
 

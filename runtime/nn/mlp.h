@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/common.h"
+#include "base/common.h"
 
 #define PX_MLP_MAX_LINEAR 17
 
