@@ -19,7 +19,8 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: trainer [--set section.field=value]... [--print-config] CONFIG.pb\n"
+            "usage: trainer [--set section.field=value]... [--print-config]\n"
+            "               [--load-state DIR] CONFIG.pb\n"
             "       trainer --help | --version\n"
             "\n"
             "Trains a model with a parameter server and robust aggregation.\n"
@@ -33,6 +34,8 @@ static void usage(FILE *out)
             "  --set PATH=VALUE  override one field, e.g. --set optimizer.lr=0.05,\n"
             "                    --set model.hidden=256,256, --set aggregator.rule=median\n"
             "  --print-config    print the effective config (text format) and exit\n"
+            "  --load-state DIR  continue from a run state saved by logging.save_state_step\n"
+            "                    (DIR = <output_dir>/<name>/state_step<N>), on any number of ranks\n"
             "  --help            this text\n"
             "  --version         the version\n"
             "\n"
@@ -62,6 +65,7 @@ int main(int argc, char **argv)
     int quiet = env_rank != 0;
     const char *config_path = NULL;
     int print_config = 0;
+    const char *load_state = NULL;
     const char **sets = calloc((size_t)argc, sizeof *sets);
     int n_sets = 0;
 
@@ -77,6 +81,12 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "--print-config")) {
             print_config = 1;
+        } else if (!strcmp(a, "--load-state")) {
+            if (i + 1 >= argc) {
+                if (!quiet) fprintf(stderr, "trainer: --load-state needs a directory\n");
+                return 2;
+            }
+            load_state = argv[++i];
         } else if (!strcmp(a, "--set") || !strncmp(a, "--set=", 6)) {
             const char *v = a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL);
             if (!v) {
@@ -120,7 +130,7 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    px_run_env env = {.world = 1, .rank = 0, .progress = stderr};
+    px_run_env env = {.world = 1, .rank = 0, .progress = stderr, .load_state_dir = load_state};
     if (under_mpi) {
         int provided;
         MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);

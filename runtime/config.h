@@ -16,8 +16,11 @@
 #include "aggregators/aggregator.h"
 #include "comm/codec.h"
 #include "config.pb-c.h"
-#include "faults/byzantine.h"
 #include "base/common.h"
+#include "faults/byzantine.h"
+#include "runtime/dataset.h"
+#include "runtime/nn/model.h"
+#include "runtime/nn/optimizer.h"
 
 typedef Phalanx__Config px_config;
 
@@ -75,5 +78,22 @@ px_status px_config_codecs(const px_config *cfg, px_codec_spec *up, px_codec_spe
 
 /* The fault-injection spec of the config's byzantine section (with the run seed and n). */
 px_status px_config_byz_spec(const px_config *cfg, px_byz_spec *s);
+
+/* The registry names of the config's kinds: the lower-case names of model.kind, data.dataset
+ * and optimizer.kind ("mlp", "fashion_mnist", "sgd"). The engine looks each up in its registry
+ * (runtime/nn/models.c, runtime/dataset.c, runtime/nn/optimizer.c) by this name. */
+typedef struct {
+    char model[32], dataset[32], optimizer[32];
+} px_config_kinds;
+void px_config_kind_names(const px_config *cfg, px_config_kinds *k);
+
+/* The model section as the model registry reads it, for data of the given shape. */
+px_model_spec px_config_model_spec(const px_config *cfg, size_t input_values, size_t classes);
+
+/* The optimizer section as the optimizer registry reads it. */
+px_optimizer_spec px_config_optimizer_spec(const px_config *cfg);
+
+/* The data section as the dataset registry reads it. */
+px_data_source px_config_data_source(const px_config *cfg);
 
 #endif

@@ -4,6 +4,7 @@
  * injection, codecs). The generic part (decoding, --set, printing) is config.c. */
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "aggregators/aggregator.h"
@@ -92,12 +93,18 @@ px_status px_config_validate(const px_config *cfg)
     PX_CHECK(px__check_name("run.name", run->name));
     PX__RULE(run->output_dir && run->output_dir[0], "config: run.output_dir must not be empty");
 
-    const Phalanx__Model *model = cfg->model;
-    PX__RULE(model->n_hidden <= 16, "config: model.hidden has %zu layers; at most 16 are allowed",
-             model->n_hidden);
-    for (size_t i = 0; i < model->n_hidden; i++)
-        PX__RULE(model->hidden[i] >= 1 && model->hidden[i] <= 65536,
-                 "config: model.hidden[%zu] = %u must be in [1, 65536]", i, model->hidden[i]);
+    /* each kind checks its own section: the model's sizes are the model's rules */
+    px_config_kinds kinds;
+    px_config_kind_names(cfg, &kinds);
+    px_model_spec mspec = px_config_model_spec(cfg, 0, 0);
+    PX_CHECK(px_model_check(kinds.model, &mspec));
+    if (!px_dataset_find(kinds.dataset))
+        return px_error(PX_EINVAL, "config: data.dataset \"%s\" is not a dataset of this build",
+                        kinds.dataset);
+    if (!px_optimizer_find(kinds.optimizer))
+        return px_error(PX_EINVAL,
+                        "config: optimizer.kind \"%s\" is not an optimizer of this build",
+                        kinds.optimizer);
 
     const Phalanx__Data *data = cfg->data;
     PX__RULE(data->path && data->path[0], "config: data.path must not be empty");
@@ -191,4 +198,45 @@ px_status px_config_validate(const px_config *cfg)
                                 "cluster.workers = %u",
                                 cfg->aggregator->rule, cl->workers);
     return PX_OK;
+}
+
+/* The lower-case name of an enum value (the registries' key). */
+static void px__kind_name(const ProtobufCEnumDescriptor *d, int value, char *buf, size_t cap)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(d, value);
+    snprintf(buf, cap, "%s", v ? v->name : "?");
+    for (char *p = buf; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+}
+
+void px_config_kind_names(const px_config *cfg, px_config_kinds *k)
+{
+    px__kind_name(&phalanx__model__kind__descriptor, (int)cfg->model->kind, k->model,
+                  sizeof k->model);
+    px__kind_name(&phalanx__data__dataset__descriptor, (int)cfg->data->dataset, k->dataset,
+                  sizeof k->dataset);
+    px__kind_name(&phalanx__optimizer__kind__descriptor, (int)cfg->optimizer->kind, k->optimizer,
+                  sizeof k->optimizer);
+}
+
+px_model_spec px_config_model_spec(const px_config *cfg, size_t input_values, size_t classes)
+{
+    return (px_model_spec){.input_values = input_values,
+                           .classes = classes,
+                           .hidden = cfg->model->hidden,
+                           .n_hidden = cfg->model->n_hidden};
+}
+
+px_optimizer_spec px_config_optimizer_spec(const px_config *cfg)
+{
+    const Phalanx__Optimizer *o = cfg->optimizer;
+    return (px_optimizer_spec){
+        .momentum = o->momentum, .weight_decay = o->weight_decay, .nesterov = o->nesterov};
+}
+
+px_data_source px_config_data_source(const px_config *cfg)
+{
+    const Phalanx__Data *d = cfg->data;
+    return (px_data_source){
+        .path = d->path, .train_limit = d->train_limit, .test_limit = d->test_limit};
 }

@@ -32,38 +32,51 @@ static px_status px__read_exact(gzFile f, const char *path, void *buf, size_t le
     return PX_OK;
 }
 
-px_status px_idx_read_gz(const char *path, int expect_dims, size_t limit, size_t *count,
-                         size_t *item_bytes, uint8_t **data)
+/* Reads and checks the IDX header of an open file: fills dims (dims[1] = dims[2] = 1 for
+ * labels). */
+static px_status px__idx_header(gzFile f, const char *path, int expect_dims, size_t dims[3])
 {
-    *data = NULL;
-    struct stat sb;
-    if (stat(path, &sb) != 0) return px_error(PX_EINVAL, "%s: %s", path, strerror(errno));
-    gzFile f = gzopen(path, "rb");
-    if (!f) return px_error(PX_EINVAL, "%s: cannot open: %s", path, strerror(errno));
-    gzbuffer(f, 1 << 17);
-    px_status st;
     unsigned char head[16];
     size_t head_len = 4 + 4 * (size_t)expect_dims;
-    PX_CHECK_GOTO(px__read_exact(f, path, head, head_len, "the IDX header"), st, done);
+    PX_CHECK(px__read_exact(f, path, head, head_len, "the IDX header"));
     /* magic: two zero bytes, the type code (0x08 = unsigned byte), the number of dimensions */
-    if (head[0] != 0 || head[1] != 0 || head[2] != 0x08 || head[3] != expect_dims) {
-        st = px_error(PX_EINVAL,
-                      "%s: not an IDX file of unsigned bytes with %d dimension%s "
-                      "(magic %02x %02x %02x %02x)",
-                      path, expect_dims, expect_dims > 1 ? "s" : "", head[0], head[1], head[2],
-                      head[3]);
-        goto done;
-    }
-    size_t dims[3] = {0, 1, 1};
+    if (head[0] != 0 || head[1] != 0 || head[2] != 0x08 || head[3] != expect_dims)
+        return px_error(PX_EINVAL,
+                        "%s: not an IDX file of unsigned bytes with %d dimension%s "
+                        "(magic %02x %02x %02x %02x)",
+                        path, expect_dims, expect_dims > 1 ? "s" : "", head[0], head[1], head[2],
+                        head[3]);
+    dims[0] = 0;
+    dims[1] = dims[2] = 1;
     for (int i = 0; i < expect_dims; i++)
         dims[i] = ((size_t)head[4 + 4 * i] << 24) | ((size_t)head[5 + 4 * i] << 16) |
                   ((size_t)head[6 + 4 * i] << 8) | head[7 + 4 * i];
     if (dims[0] == 0 || dims[1] == 0 || dims[2] == 0 || dims[1] * dims[2] > (1u << 20) ||
-        dims[0] > (1u << 28)) {
-        st = px_error(PX_EINVAL, "%s: implausible IDX dimensions %zu x %zu x %zu", path, dims[0],
-                      dims[1], dims[2]);
-        goto done;
-    }
+        dims[0] > (1u << 28))
+        return px_error(PX_EINVAL, "%s: implausible IDX dimensions %zu x %zu x %zu", path,
+                        dims[0], dims[1], dims[2]);
+    return PX_OK;
+}
+
+static px_status px__idx_open(const char *path, gzFile *out)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0) return px_error(PX_EINVAL, "%s: %s", path, strerror(errno));
+    *out = gzopen(path, "rb");
+    if (!*out) return px_error(PX_EINVAL, "%s: cannot open: %s", path, strerror(errno));
+    gzbuffer(*out, 1 << 17);
+    return PX_OK;
+}
+
+px_status px_idx_read_gz(const char *path, int expect_dims, size_t limit, size_t *count,
+                         size_t *item_bytes, uint8_t **data)
+{
+    *data = NULL;
+    gzFile f;
+    PX_CHECK(px__idx_open(path, &f));
+    px_status st;
+    size_t dims[3];
+    PX_CHECK_GOTO(px__idx_header(f, path, expect_dims, dims), st, done);
     size_t n = (limit && limit < dims[0]) ? limit : dims[0];
     size_t per = dims[1] * dims[2];
     *data = px_alloc(n * per, path);
@@ -100,10 +113,38 @@ done:
     return st;
 }
 
+/* The shape of a split from its two headers alone (a split this process does not load): the
+ * example count (after the limit) and the values per example. */
+static px_status px__split_shape(px_split *s, const char *dir, const char *prefix, size_t limit)
+{
+    char ipath[4096], lpath[4096];
+    snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
+    snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
+    size_t di[3] = {0}, dl[3] = {0};
+    gzFile f;
+    PX_CHECK(px__idx_open(ipath, &f));
+    px_status st = px__idx_header(f, ipath, 3, di);
+    gzclose(f);
+    PX_CHECK(st);
+    PX_CHECK(px__idx_open(lpath, &f));
+    st = px__idx_header(f, lpath, 1, dl);
+    gzclose(f);
+    PX_CHECK(st);
+    if (di[0] != dl[0])
+        return px_error(PX_EINVAL, "%s has %zu images but %s has %zu labels", ipath, di[0], lpath,
+                        dl[0]);
+    s->count = limit && limit < di[0] ? limit : di[0];
+    s->features = di[1] * di[2];
+    s->rows = di[1];
+    s->cols = di[2];
+    return PX_OK;
+}
+
 static px_status px__load_split(px_split *s, const char *dir, const char *prefix, size_t limit,
                                 size_t classes)
 {
     char ipath[4096], lpath[4096];
+    PX_CHECK(px__split_shape(s, dir, prefix, limit));
     snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
     snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
     size_t ni, nl, per, one;
@@ -136,12 +177,19 @@ px_status px_fmnist_load(px_dataset *ds, const char *dir, int want_train, int wa
                         "Debian package %s: apt-get install %s, or set data.path)",
                         dir, PX_FMNIST_PACKAGE, PX_FMNIST_PACKAGE);
     px_status st = PX_OK;
-    if (want_train) st = px__load_split(&ds->train, dir, "train", train_limit, ds->classes);
-    if (st == PX_OK && want_test)
-        st = px__load_split(&ds->test, dir, "t10k", test_limit, ds->classes);
-    if (st == PX_OK && want_train && want_test && ds->train.features != ds->test.features)
-        st = px_error(PX_EINVAL, "%s: training images have %zu pixels, test images %zu", dir,
-                      ds->train.features, ds->test.features);
+    /* the splits this process uses are loaded, the others known by their headers: every mode
+     * (server, worker rank, one process) sees both shapes and checks them here, once */
+    st = want_train ? px__load_split(&ds->train, dir, "train", train_limit, ds->classes)
+                    : px__split_shape(&ds->train, dir, "train", train_limit);
+    if (st == PX_OK)
+        st = want_test ? px__load_split(&ds->test, dir, "t10k", test_limit, ds->classes)
+                       : px__split_shape(&ds->test, dir, "t10k", test_limit);
+    if (st == PX_OK && ds->train.features != ds->test.features)
+        st = px_error(PX_EINVAL,
+                      "%s: training images are %zu x %zu (%zu values) but test images are "
+                      "%zu x %zu (%zu values): one model cannot take both",
+                      dir, ds->train.rows, ds->train.cols, ds->train.features, ds->test.rows,
+                      ds->test.cols, ds->test.features);
     if (st < 0) {
         px_dataset_free(ds);
         return px_error_context(st, "Fashion-MNIST (Debian package %s)", PX_FMNIST_PACKAGE);
@@ -227,4 +275,38 @@ void px_sampler_batch(px_sampler *s, uint64_t step, size_t batch, uint32_t *idx)
         if (epoch != s->epoch) px__shuffle_epoch(s, epoch);
         idx[i] = s->perm[pos % s->n];
     }
+}
+
+/* ---- the registry ---- */
+
+static px_status px__open_fmnist(px_dataset *ds, const px_data_source *src, int want_train,
+                                 int want_test)
+{
+    return px_fmnist_load(ds, src->path, want_train, want_test, src->train_limit,
+                          src->test_limit);
+}
+
+static const px_dataset_kind px__kinds[] = {
+    {"fashion_mnist", "Fashion-MNIST: 28 x 28 grey images, 10 classes (IDX .gz)", px__open_fmnist},
+};
+
+#define PX__KINDS (sizeof px__kinds / sizeof px__kinds[0])
+
+const px_dataset_kind *px_dataset_find(const char *name)
+{
+    for (size_t i = 0; name && i < PX__KINDS; i++)
+        if (!strcmp(px__kinds[i].name, name)) return &px__kinds[i];
+    return NULL;
+}
+
+px_status px_dataset_open(px_dataset *ds, const char *name, const px_data_source *src,
+                          int want_train, int want_test)
+{
+    memset(ds, 0, sizeof *ds);
+    const px_dataset_kind *k = px_dataset_find(name);
+    if (!k) return px_error(PX_EINVAL, "config: data.dataset \"%s\" is not a dataset of this build",
+                            name ? name : "");
+    PX_CHECK(k->open(ds, src, want_train, want_test));
+    ds->kind = k->name;
+    return PX_OK;
 }

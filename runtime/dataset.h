@@ -1,5 +1,11 @@
-/* dataset.h - image classification data in memory, the Fashion-MNIST IDX reader, and seeded
- * minibatch sampling per logical worker.
+/* dataset.h - the data interface: datasets by name (data.dataset, its lower-case enum name),
+ * image classification data in memory, the Fashion-MNIST IDX reader, and seeded minibatch
+ * sampling per logical worker.
+ *
+ * Opening a dataset loads the splits a process uses and reads the shape of the others from
+ * their headers, so that every mode knows both shapes and refuses a mismatch once, at start
+ * (exit 2 naming both shapes): the server shapes the model from the same numbers as the
+ * workers. Batches are drawn from index lists (px_split_gather).
  *
  * Images stay as bytes (47 MB for Fashion-MNIST's training set instead of 188 MB of floats);
  * a batch is converted to normalised floats when it is drawn.
@@ -13,13 +19,15 @@
 #include "base/common.h"
 
 typedef struct {
-    size_t count;    /* number of examples */
-    size_t features; /* values per example (28 * 28) */
-    uint8_t *images; /* count x features, row-major, 0..255 */
-    uint8_t *labels; /* count, each < classes */
+    size_t count;      /* number of examples (known even when the split is not loaded) */
+    size_t features;   /* values per example (28 * 28) */
+    size_t rows, cols; /* image shape */
+    uint8_t *images; /* count x features, row-major, 0..255; NULL when not loaded */
+    uint8_t *labels; /* count, each < classes; NULL when not loaded */
 } px_split;
 
 typedef struct {
+    const char *kind; /* registry name ("fashion_mnist") */
     px_split train, test;
     size_t classes;
     float mean, std; /* normalisation: x = (pixel / 255 - mean) / std */
@@ -42,6 +50,26 @@ px_status px_fmnist_load(px_dataset *ds, const char *dir, int want_train, int wa
                          size_t train_limit, size_t test_limit);
 
 void px_dataset_free(px_dataset *ds);
+
+/* Where a dataset comes from (the data section of the config, as plain values). */
+typedef struct {
+    const char *path;
+    size_t train_limit, test_limit; /* 0 = all */
+} px_data_source;
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    px_status (*open)(px_dataset *ds, const px_data_source *src, int want_train, int want_test);
+} px_dataset_kind;
+
+const px_dataset_kind *px_dataset_find(const char *name);
+
+/* Opens dataset `name`: loads the wanted splits, reads the other's shape, checks that both
+ * shapes agree. Refuses an unknown name, missing or corrupt files, a shape mismatch (PX_EINVAL,
+ * naming the files and both shapes). Free with px_dataset_free. */
+px_status px_dataset_open(px_dataset *ds, const char *name, const px_data_source *src,
+                          int want_train, int want_test);
 
 /* Converts examples idx[0..n) of `split` into normalised floats x (n x features) and labels y. */
 void px_split_gather(const px_dataset *ds, const px_split *split, const uint32_t *idx, size_t n,

@@ -19,6 +19,8 @@ typedef struct {
     int world;      /* processes in the job (1 without MPI) */
     int rank;       /* this process */
     FILE *progress; /* where rank 0 shows progress and the run's summary lines (stderr) */
+    /* a run state saved by logging.save_state_step to continue from (NULL: start afresh) */
+    const char *load_state_dir;
 } px_run_env;
 
 typedef struct {

@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
 #include "comm/transport.h"
 #include "runtime/npy.h"
-#include <stdio.h>
+#include "runtime/state.h"
 
 #define PX__DROP_LOG_LIMIT 20 /* log the first drops in full, then only count them */
 #define PX__WARN_LIMIT     20 /* the same for the other per-step warnings */
@@ -38,14 +40,16 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
     s->world = world;
     s->pool = pool;
     s->n = cfg->cluster->workers;
-    PX_CHECK(px_mlp_shape(&s->model, data->test.features, cfg->model->hidden, cfg->model->n_hidden,
-                          data->classes));
-    s->d = s->model.n_params;
+    px_config_kinds kinds;
+    px_config_kind_names(cfg, &kinds);
+    px_model_spec mspec = px_config_model_spec(cfg, data->test.features, data->classes);
+    PX_CHECK(px_model_create(&s->model, kinds.model, &mspec));
+    s->d = s->model->n_params;
     s->params_msg_len = PX_WIRE_HEADER_BYTES + s->d * sizeof(float);
     s->params_msg = px_alloc(s->params_msg_len, "the parameter message");
     if (!s->params_msg) return PX_ENOMEM;
     s->params = (float *)(s->params_msg + PX_WIRE_HEADER_BYTES);
-    px_mlp_init(&s->model, s->params, cfg->run->seed);
+    s->model->ops->init(s->model, s->params, cfg->run->seed);
 
     PX_CHECK(px_config_codecs(cfg, &s->uplink, &s->downlink));
     PX_CHECK(px_codec_create(&s->up_codec, &s->uplink, s->d, pool));
@@ -66,7 +70,8 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
     }
 
     const Phalanx__Optimizer *o = cfg->optimizer;
-    PX_CHECK(px_sgd_create(&s->opt, s->d, o->momentum, o->weight_decay, o->nesterov));
+    px_optimizer_spec ospec = px_config_optimizer_spec(cfg);
+    PX_CHECK(px_optimizer_create(&s->opt, kinds.optimizer, &ospec, s->d));
     s->schedule = (px_lr_schedule){
         .kind = (px_lr_kind)o->schedule,
         .lr = o->lr,
@@ -79,7 +84,7 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
 
     px_agg_params ap;
     PX_CHECK(px_config_agg_params(cfg, &ap));
-    PX_CHECK(px_agg_create(&s->agg, cfg->aggregator->rule, &ap, s->n, s->d, &s->model.table, pool));
+    PX_CHECK(px_agg_create(&s->agg, cfg->aggregator->rule, &ap, s->n, s->d, &s->model->tensors, pool));
     s->agg_out = px_alloc(s->d * sizeof(float), "the aggregate");
     s->rows = px_alloc(s->n * s->d * sizeof(float), "the gradients of a step");
     s->present = calloc(s->n, sizeof *s->present);
@@ -111,7 +116,8 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
     if (!s->eval_work || !s->eval_loss || !s->eval_correct)
         return px_error(PX_ENOMEM, "server: cannot allocate");
     for (int t = 0; t < threads; t++)
-        PX_CHECK(px_mlp_work_create(&s->eval_work[t], &s->model, PX_EVAL_CHUNK));
+        if (!(s->eval_work[t] = s->model->ops->work_create(s->model, PX_EVAL_CHUNK)))
+            return PX_ENOMEM;
     return PX_OK;
 }
 
@@ -123,7 +129,7 @@ void px_server_free(px_server *s)
     px_free(s->delta_msg);
     px_free(s->replica_msg);
     free(s->needs_full);
-    px_sgd_free(&s->opt);
+    px_optimizer_destroy(s->opt);
     px_agg_destroy(s->agg);
     px_free(s->agg_out);
     px_free(s->rows);
@@ -135,7 +141,8 @@ void px_server_free(px_server *s)
     if (s->byz_on) px_byz_server_free(&s->byz);
     if (s->eval_work)
         for (int t = 0; t < px_pool_size(s->pool); t++)
-            px_mlp_work_free(&s->eval_work[t]);
+            if (s->eval_work[t]) s->model->ops->work_free(s->eval_work[t]);
+    px_model_destroy(s->model);
     free(s->eval_work);
     free(s->eval_loss);
     free(s->eval_correct);
@@ -279,11 +286,9 @@ px_status px_server_track_liveness(px_server *s, double now_ms, double silence_m
     return PX_OK;
 }
 
-px_status px_server_finish_step(px_server *s, float lr, px_step_result *r)
+/* The mean loss the honest workers reported, before an attacker takes over the Byzantine rows. */
+static double px__reported_loss(const px_server *s)
 {
-    memset(r, 0, sizeof *r);
-    r->train_loss = NAN;
-    /* the honest workers' losses, before an attacker takes over the Byzantine rows */
     double loss_sum = 0;
     size_t loss_n = 0;
     for (size_t w = 0; w < s->n; w++)
@@ -291,26 +296,37 @@ px_status px_server_finish_step(px_server *s, float lr, px_step_result *r)
             loss_sum += s->loss[w];
             loss_n++;
         }
-    if (loss_n) r->train_loss = loss_sum / (double)loss_n;
+    return loss_n ? loss_sum / (double)loss_n : NAN;
+}
+
+/* Stage: the OMNISCIENT attacker (test mode) rewrites the Byzantine rows; then the rows that
+ * take part, in worker order. Returns how many. */
+static size_t px__attack_stage(px_server *s, px_step_result *r)
+{
     if (s->byz_on) r->injected = px_byz_server_apply(&s->byz, s->step, s->rows, s->have);
     size_t k = 0;
     for (size_t w = 0; w < s->n; w++)
         if (s->have[w]) s->present[k++] = s->rows + w * s->d;
-    r->received = k;
-    if (k == 0) {
-        s->steps_skipped++;
-        px__step_warn(s, "no valid gradient arrived; parameters unchanged");
-        return PX_OK;
-    }
-    if (s->cfg->logging->save_gradients_step == s->step + 1) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/%s/gradients_step%u.npy", s->cfg->run->output_dir,
-                 s->cfg->run->name, s->step + 1);
-        if (px_npy_write_rows(path, s->present, k, s->d) < 0)
-            px_log(PX_LOG_WARN, "%s", px_errmsg());
-        else
-            px_log(PX_LOG_INFO, "step %u: wrote the %zu gradients to %s", s->step + 1, k, path);
-    }
+    return k;
+}
+
+/* logging.save_gradients_step: the aggregator's inputs of one step, for offline study. */
+static void px__save_gradients(const px_server *s, size_t k)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s/gradients_step%u.npy", s->cfg->run->output_dir,
+             s->cfg->run->name, s->step + 1);
+    if (px_npy_write_rows(path, s->present, k, s->d) < 0)
+        px_log(PX_LOG_WARN, "%s", px_errmsg());
+    else
+        px_log(PX_LOG_INFO, "step %u: wrote the %zu gradients to %s", s->step + 1, k, path);
+}
+
+/* Stage: pre-aggregation and aggregation of the k present rows into agg_out. A failure (too
+ * few inputs for the rule, or a numerical failure on hostile inputs such as an eigen-solver
+ * that does not converge on values near the float limit) skips the step, never the run. */
+static int px__aggregate_stage(px_server *s, size_t k, px_step_result *r)
+{
     double t0 = px_now_ms();
     px_agg_report rep = {0};
     px_status st = px_agg_run(s->agg, s->present, k, s->step, s->agg_out, &rep);
@@ -318,19 +334,37 @@ px_status px_server_finish_step(px_server *s, float lr, px_step_result *r)
     r->nonfinite = rep.n_nonfinite;
     s->drops[PX_DROP_NONFINITE] += rep.n_nonfinite;
     if (st < 0) {
-        /* too few inputs for the rule, or a numerical failure on hostile inputs (an
-         * eigen-solver that does not converge on values near the float limit): the step is
-         * skipped, never the run */
         s->steps_skipped++;
         px__step_warn(s, "not aggregated (%s); parameters unchanged", px_errmsg());
-        return PX_OK;
+        return 0;
     }
-    r->refused = px_sgd_step(&s->opt, s->params, s->agg_out, lr);
+    return 1;
+}
+
+/* Stage: the server optimizer applies the aggregate. */
+static void px__optimizer_stage(px_server *s, float lr, px_step_result *r)
+{
+    r->refused = s->opt->ops->step(s->opt, s->params, s->agg_out, lr);
     s->update_refused += r->refused;
     if (r->refused)
         px__step_warn(s, "the update of %zu parameters would overflow; they keep their values",
                       r->refused);
     r->updated = 1;
+}
+
+px_status px_server_finish_step(px_server *s, float lr, px_step_result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->train_loss = px__reported_loss(s);
+    size_t k = px__attack_stage(s, r);
+    r->received = k;
+    if (k == 0) {
+        s->steps_skipped++;
+        px__step_warn(s, "no valid gradient arrived; parameters unchanged");
+        return PX_OK;
+    }
+    if (s->cfg->logging->save_gradients_step == s->step + 1) px__save_gradients(s, k);
+    if (px__aggregate_stage(s, k, r)) px__optimizer_stage(s, lr, r);
     return PX_OK;
 }
 
@@ -341,14 +375,15 @@ typedef struct {
 static void px__eval_chunk(void *arg, size_t c, int thread)
 {
     px_server *s = ((px__eval_job *)arg)->s;
-    px_mlp_work *w = &s->eval_work[thread];
+    const px_model *m = s->model;
+    void *w = s->eval_work[thread];
     size_t first = c * PX_EVAL_CHUNK, count = s->data->test.count - first;
     if (count > PX_EVAL_CHUNK) count = PX_EVAL_CHUNK;
     uint8_t labels[PX_EVAL_CHUNK];
-    px_split_slice(s->data, &s->data->test, first, count, px_mlp_input(w), labels);
+    px_split_slice(s->data, &s->data->test, first, count, m->ops->input(w), labels);
     double loss = 0;
     size_t correct = 0;
-    px_mlp_evaluate(&s->model, w, s->params, labels, count, &loss, &correct);
+    m->ops->evaluate(m, w, s->params, labels, count, &loss, &correct);
     s->eval_loss[c] = loss;
     s->eval_correct[c] = correct;
 }
@@ -367,4 +402,123 @@ void px_server_evaluate(px_server *s, double *test_loss, double *test_acc)
     }
     *test_loss = n ? loss / (double)n : NAN;
     *test_acc = n ? (double)correct / (double)n : NAN;
+}
+
+/* ---- run state ---- */
+
+/* What a state must match to be loaded into this server: the run's shape. */
+static void px__shape(const px_server *s, uint64_t shape[6])
+{
+    shape[0] = s->d;
+    shape[1] = s->n;
+    shape[2] = px_codec_wire_id(&s->uplink);
+    shape[3] = px_codec_wire_id(&s->downlink);
+    shape[4] = s->opt->ops->state_bytes(s->opt);
+    shape[5] = s->cfg->run->seed;
+}
+
+/* The counters a resumed run carries on (totals of the done line). */
+enum { PX__COUNTERS = PX_DROP_REASON_COUNT + 4 };
+
+px_status px_server_save(const px_server *s, uint32_t next_step, const uint64_t totals[2],
+                         const char *dir)
+{
+    uint64_t shape[6], counters[PX__COUNTERS], step = next_step;
+    px__shape(s, shape);
+    for (int r = 0; r < PX_DROP_REASON_COUNT; r++)
+        counters[r] = s->drops[r];
+    counters[PX_DROP_REASON_COUNT] = s->update_refused;
+    counters[PX_DROP_REASON_COUNT + 1] = s->steps_skipped;
+    counters[PX_DROP_REASON_COUNT + 2] = totals[0];
+    counters[PX_DROP_REASON_COUNT + 3] = totals[1];
+    size_t opt_bytes = s->opt->ops->state_bytes(s->opt);
+    unsigned char *opt = px_alloc(opt_bytes, "the optimizer state");
+    if (!opt) return PX_ENOMEM;
+    s->opt->ops->state_save(s->opt, opt);
+    px_state_section sec[] = {
+        {"SHAP", shape, sizeof shape},
+        {"STEP", &step, sizeof step},
+        {"PRMS", s->params, s->d * sizeof(float)},
+        {"OPTM", opt, opt_bytes},
+        {"REPL", s->replica, s->replica ? s->d * sizeof(float) : 0},
+        {"CNTR", counters, sizeof counters},
+    };
+    char path[4200];
+    snprintf(path, sizeof path, "%s/server.pxs", dir);
+    px_status st = px_state_write(path, sec, sizeof sec / sizeof sec[0]);
+    px_free(opt);
+    return st;
+}
+
+static px_status px__load_floats(const px_state_file *f, const char *tag, float *dst, size_t n)
+{
+    const void *data;
+    PX_CHECK(px_state_get(f, tag, n * sizeof(float), &data, NULL));
+    const float *src = data;
+    for (size_t i = 0; i < n; i++) {
+        float v;
+        memcpy(&v, src + i, sizeof v);
+        if (!isfinite(v))
+            return px_error(PX_EINVAL, "state: section %s: value %zu is not finite", tag, i);
+    }
+    memcpy(dst, data, n * sizeof(float));
+    return PX_OK;
+}
+
+static px_status px__load_sections(px_server *s, const px_state_file *f, uint32_t *next_step,
+                                   uint64_t totals[2])
+{
+    uint64_t want[6], got[6], step, counters[PX__COUNTERS];
+    const void *data;
+    size_t bytes;
+    px__shape(s, want);
+    PX_CHECK(px_state_get(f, "SHAP", sizeof got, &data, NULL));
+    memcpy(got, data, sizeof got);
+    if (memcmp(want, got, sizeof want) != 0)
+        return px_error(PX_EINVAL,
+                        "state: saved by a run of %llu parameters, %llu workers, codecs %llu/%llu, "
+                        "optimizer state %llu bytes, seed %llu; this run has %llu, %llu, "
+                        "%llu/%llu, %llu, %llu",
+                        (unsigned long long)got[0], (unsigned long long)got[1],
+                        (unsigned long long)got[2], (unsigned long long)got[3],
+                        (unsigned long long)got[4], (unsigned long long)got[5],
+                        (unsigned long long)want[0], (unsigned long long)want[1],
+                        (unsigned long long)want[2], (unsigned long long)want[3],
+                        (unsigned long long)want[4], (unsigned long long)want[5]);
+    PX_CHECK(px_state_get(f, "STEP", sizeof step, &data, NULL));
+    memcpy(&step, data, sizeof step);
+    if (step > s->cfg->schedule->steps)
+        return px_error(PX_EINVAL, "state: saved at step %llu, past this run's %u steps",
+                        (unsigned long long)step, s->cfg->schedule->steps);
+    PX_CHECK(px__load_floats(f, "PRMS", s->params, s->d));
+    PX_CHECK(px_state_get(f, "OPTM", SIZE_MAX, &data, &bytes));
+    PX_CHECK(s->opt->ops->state_load(s->opt, data, bytes));
+    if (s->replica) PX_CHECK(px__load_floats(f, "REPL", s->replica, s->d));
+    PX_CHECK(px_state_get(f, "CNTR", sizeof counters, &data, NULL));
+    memcpy(counters, data, sizeof counters);
+    for (int r = 0; r < PX_DROP_REASON_COUNT; r++)
+        s->drops[r] = counters[r];
+    s->update_refused = counters[PX_DROP_REASON_COUNT];
+    s->steps_skipped = counters[PX_DROP_REASON_COUNT + 1];
+    totals[0] = counters[PX_DROP_REASON_COUNT + 2];
+    totals[1] = counters[PX_DROP_REASON_COUNT + 3];
+    *next_step = (uint32_t)step;
+    return PX_OK;
+}
+
+px_status px_server_load(px_server *s, const char *dir, uint32_t *next_step, uint64_t totals[2])
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/server.pxs", dir);
+    px_state_file f;
+    PX_CHECK(px_state_read(path, &f));
+    px_status st = px__load_sections(s, &f, next_step, totals);
+    px_state_close(&f);
+    if (st < 0) return px_error_context(st, "%s", path);
+    /* every worker rank starts again from a full parameter message */
+    if (s->down_codec) {
+        memset(s->needs_full, 1, s->world > 1 ? (size_t)s->world : 1);
+        if (s->world > 1) s->needs_full[0] = 0;
+    }
+    return PX_OK;
 }

@@ -1,11 +1,14 @@
 /* server.h - the parameter server: it owns the model's parameters and optimizer state, checks
  * every incoming message, aggregates the step's gradients with the configured rule, applies the
- * optimizer and evaluates on the test set.
+ * optimizer and evaluates on the test set. It knows the model only through its interface
+ * (runtime/nn/model.h) and the optimizer through its own (runtime/nn/optimizer.h).
  *
- * One step, as the run loop (run.c) drives it:
+ * One step, as the run loop (loop.c) drives it, stage by stage:
  *   px_server_begin_step   seal the parameter message for the step
- *   px_server_accept       for every message that arrives: validate, keep or drop (counted)
- *   px_server_finish_step  aggregate the kept gradients, update the parameters
+ *   px_server_accept       collect: for every message that arrives, validate and decode, or
+ *                          drop (counted)
+ *   px_server_finish_step  the OMNISCIENT attack stage (test mode), the aggregation stage, the
+ *                          optimizer stage
  * The server never trusts a worker: wrong size, wrong step, foreign worker id, duplicate,
  * corrupted bytes are dropped with a reason; non-finite values are dropped by the aggregator.
  */
@@ -20,15 +23,15 @@
 #include "faults/byzantine.h"
 #include "runtime/config.h"
 #include "runtime/dataset.h"
-#include "runtime/nn/mlp.h"
-#include "runtime/nn/optimizer.h"
 #include "base/pool.h"
+#include "runtime/nn/model.h"
+#include "runtime/nn/optimizer.h"
 
 #define PX_EVAL_CHUNK 500 /* test examples per forward pass */
 
 typedef struct {
     const px_config *cfg;
-    px_mlp model;
+    px_model *model;
     size_t n;                  /* logical workers */
     size_t d;                  /* parameters */
     int world;                 /* MPI world size (1 = one process) */
@@ -44,7 +47,7 @@ typedef struct {
     float *replica;
     uint8_t *needs_full; /* per rank: must get the full replica next (delta downlink) */
     float *params;
-    px_sgd opt;
+    px_optimizer *opt;
     px_lr_schedule schedule;
     px_agg *agg;
     float *agg_out;
@@ -66,13 +69,14 @@ typedef struct {
     uint64_t update_refused; /* parameter elements kept because their update overflowed */
     uint64_t warnings;       /* step warnings logged (the first few in full) */
     uint64_t steps_skipped;  /* steps without an update (nothing valid, or not aggregated) */
-    px_mlp_work *eval_work;  /* one per pool thread */
+    void **eval_work;        /* the model's work areas, one per pool thread */
     double *eval_loss;       /* per evaluation chunk */
     size_t *eval_correct;
 } px_server;
 
-/* Builds the model, initialises the parameters from the run seed, and allocates every buffer
- * of the run. `data` must hold the test split and outlive the server. */
+/* Builds the model (the config's model.kind, shaped by the data), initialises the parameters
+ * from the run seed, and allocates every buffer of the run. `data` must hold the test split
+ * and outlive the server. On failure px_server_free releases what was made. */
 px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset *data, int world,
                            px_pool *pool);
 void px_server_free(px_server *s);
@@ -115,5 +119,13 @@ px_status px_server_finish_step(px_server *s, float lr, px_step_result *r);
 
 /* Mean cross-entropy and top-1 accuracy on the test split. */
 void px_server_evaluate(px_server *s, double *test_loss, double *test_acc);
+
+/* The server's run state, what a resumed run needs: the next step, the parameters, the
+ * optimizer's state, the downlink replica, the aggregation rule's state, the counters. Saved to
+ * DIR/server.pxs (runtime/state.h). Load refuses a file of another shape (model size,
+ * workers, codecs) naming both, and marks every rank for a full parameter message. */
+px_status px_server_save(const px_server *s, uint32_t next_step, const uint64_t totals[2],
+                         const char *dir);
+px_status px_server_load(px_server *s, const char *dir, uint32_t *next_step, uint64_t totals[2]);
 
 #endif

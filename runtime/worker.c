@@ -1,10 +1,13 @@
-/* worker.c - logical workers: minibatch, gradient, faults, encoding, message (see worker.h). */
+/* worker.c - logical workers: the update, then the fault, encoding and sealing stages, and the
+ * message (see worker.h). */
 #include "worker.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "comm/wire.h"
+#include "runtime/state.h"
 
 px_status px_worker_group_create(px_worker_group *g, const px_worker_setup *setup,
                                  const uint32_t *ids, size_t count, px_pool *pool)
@@ -14,6 +17,10 @@ px_status px_worker_group_create(px_worker_group *g, const px_worker_setup *setu
     const px_byz_spec *byz = setup->byz;
     g->setup.byz = byz && byz->attack != PX_ATTACK_NONE && byz->count > 0 ? byz : NULL;
     g->pool = pool;
+    g->update = px_update_find(setup->update);
+    if (!g->update) return px_error(PX_EINVAL, "workers: no update kind \"%s\"", setup->update);
+    g->update_setup = (px_update_setup){
+        .model = setup->model, .data = setup->data, .batch = setup->batch, .seed = setup->seed};
     size_t d = setup->model->n_params;
     if (setup->downlink.format != PX_CODEC_FP32) {
         g->replica = px_alloc(d * sizeof(float), "the parameter replica");
@@ -29,13 +36,10 @@ px_status px_worker_group_create(px_worker_group *g, const px_worker_setup *setu
     for (size_t i = 0; i < count; i++) {
         px_worker *w = &g->workers[i];
         w->id = ids[i];
-        PX_CHECK(px_sampler_init(&w->sampler, setup->seed, ids[i], setup->data->train.count));
-        PX_CHECK(px_mlp_work_create(&w->work, setup->model, setup->batch));
-        w->batch_idx = px_alloc(setup->batch * sizeof *w->batch_idx, "batch indices");
-        w->labels = px_alloc(setup->batch, "batch labels");
+        PX_CHECK(g->update->create(&w->update, &g->update_setup, ids[i]));
         w->msg_len = PX_WIRE_HEADER_BYTES + g->payload_bytes;
         w->msg = px_alloc(w->msg_len, "a gradient message");
-        if (!w->batch_idx || !w->labels || !w->msg) return PX_ENOMEM;
+        if (!w->msg) return PX_ENOMEM;
         if (compressed) {
             /* each worker encodes on its own pool thread: its own context, no inner pool */
             PX_CHECK(px_codec_create(&w->codec, &setup->uplink, d, NULL));
@@ -54,10 +58,7 @@ void px_worker_group_free(px_worker_group *g)
 {
     for (size_t i = 0; i < g->count; i++) {
         px_worker *w = &g->workers[i];
-        px_sampler_free(&w->sampler);
-        px_mlp_work_free(&w->work);
-        px_free(w->batch_idx);
-        px_free(w->labels);
+        if (w->update) g->update->destroy(w->update);
         px_free(w->msg);
         px_free(w->grad);
         px_free(w->residual);
@@ -116,40 +117,42 @@ px_status px_worker_group_take(px_worker_group *g, const unsigned char *msg, siz
     return PX_OK;
 }
 
-static void px__worker_task(void *arg, size_t i, int thread)
+/* Data poisoning by a Byzantine worker (LABEL_FLIP), applied to the drawn batch. */
+static void px__flip_labels(void *user, uint8_t *y, size_t n)
 {
-    (void)thread;
-    px_worker_group *g = arg;
-    const px_worker_setup *su = &g->setup;
-    px_worker *w = &g->workers[i];
-    w->status = PX_OK;
-    if (!w->active) return;
-    const px_byz_spec *byz = su->byz;
-    int bad = byz && px_byz_is_member(byz, w->id, g->step);
-    px_sampler_batch(&w->sampler, g->step, su->batch, w->batch_idx);
-    px_split_gather(su->data, &su->data->train, w->batch_idx, su->batch, px_mlp_input(&w->work),
-                    w->labels);
-    if (bad && byz->attack == PX_ATTACK_LABEL_FLIP)
-        px_byz_flip_labels(w->labels, su->batch, su->data->classes);
-    unsigned char *payload = w->msg + PX_WIRE_HEADER_BYTES;
-    float *grad = w->grad ? w->grad : (float *)payload;
-    size_t d = su->model->n_params;
-    float loss = px_mlp_loss_grad(su->model, &w->work, g->params, w->labels, su->batch, grad);
+    const px_worker_group *g = user;
+    px_byz_flip_labels(y, n, g->setup.data->classes);
+}
+
+/* Stage 2, faults: a Byzantine worker's local gradient attack rewrites its update. */
+static void px__fault_stage(const px_worker_group *g, const px_worker *w, int bad, float *update)
+{
+    const px_byz_spec *byz = g->setup.byz;
     if (bad && !byz->omniscient && px_attack_is_vector(byz->attack))
-        px_byz_local_gradient(byz, w->id, g->step, grad, d);
-    if (w->codec) {
-        px_codec_stream cs = {su->seed, g->step, w->id};
-        w->status = px_codec_encode(w->codec, &cs, grad, d, w->residual, payload, g->payload_bytes);
-        if (w->status < 0) return;
-    }
+        px_byz_local_gradient(byz, w->id, g->step, update, g->setup.model->n_params);
+}
+
+/* Stage 3, encoding: the uplink codec writes the payload (float32 is already in place). */
+static px_status px__encode_stage(const px_worker_group *g, px_worker *w, const float *update)
+{
+    if (!w->codec) return PX_OK;
+    px_codec_stream cs = {g->setup.seed, g->step, w->id};
+    return px_codec_encode(w->codec, &cs, update, g->setup.model->n_params, w->residual,
+                           w->msg + PX_WIRE_HEADER_BYTES, g->payload_bytes);
+}
+
+/* Stage 4, sealing: the header, then what a faulty worker does to its message. */
+static void px__seal_stage(const px_worker_group *g, px_worker *w, int bad, float loss)
+{
+    const px_worker_setup *su = &g->setup;
     w->plan = (px_byz_send_plan){1, 0.0, 0};
-    if (bad) w->plan = px_byz_plan_send(byz, w->id, g->step);
+    if (bad) w->plan = px_byz_plan_send(su->byz, w->id, g->step);
     px_msg_header h = {
         .kind = PX_MSG_GRADIENT,
         .codec = px_codec_wire_id(&su->uplink),
         .step = g->step - w->plan.step_back,
         .worker = w->id,
-        .elem_count = d,
+        .elem_count = su->model->n_params,
         .block_size = px_codec_wire_block(&su->uplink),
         .loss = loss,
     };
@@ -157,7 +160,27 @@ static void px__worker_task(void *arg, size_t i, int thread)
     w->send_len = w->msg_len;
     if (bad && w->plan.send)
         w->send_len =
-            px_byz_tamper(byz, w->id, g->step, PX_WIRE_HEADER_BYTES, w->msg, w->msg_len);
+            px_byz_tamper(su->byz, w->id, g->step, PX_WIRE_HEADER_BYTES, w->msg, w->msg_len);
+}
+
+static void px__worker_task(void *arg, size_t i, int thread)
+{
+    (void)thread;
+    px_worker_group *g = arg;
+    const px_byz_spec *byz = g->setup.byz;
+    px_worker *w = &g->workers[i];
+    w->status = PX_OK;
+    if (!w->active) return;
+    int bad = byz && px_byz_is_member(byz, w->id, g->step);
+    px_batch_hook poison = {px__flip_labels, g};
+    float *update = w->grad ? w->grad : (float *)(w->msg + PX_WIRE_HEADER_BYTES);
+    float loss = g->update->compute(w->update, g->params, g->step, NULL,
+                                    bad && byz->attack == PX_ATTACK_LABEL_FLIP ? &poison : NULL,
+                                    update);
+    px__fault_stage(g, w, bad, update);
+    w->status = px__encode_stage(g, w, update);
+    if (w->status < 0) return;
+    px__seal_stage(g, w, bad, loss);
 }
 
 px_status px_worker_group_step(px_worker_group *g, const float *params, uint32_t step,
@@ -189,6 +212,52 @@ px_status px_worker_group_step(px_worker_group *g, const float *params, uint32_t
         PX_CHECK(t->send(t, next->msg, next->send_len, now + next->plan.delay_ms));
         next->plan.delay_ms = 0;
         next->plan.send = 0;
+    }
+    return PX_OK;
+}
+
+px_status px_worker_group_save(const px_worker_group *g, const char *dir)
+{
+    for (size_t i = 0; i < g->count; i++) {
+        const px_worker *w = &g->workers[i];
+        char path[4200];
+        snprintf(path, sizeof path, "%s/worker_%u.pxs", dir, w->id);
+        size_t d = g->setup.model->n_params;
+        uint64_t shape[2] = {w->id, w->residual ? d : 0};
+        px_state_section sec[2] = {{"WSHP", shape, sizeof shape},
+                                   {"EFRS", w->residual, w->residual ? d * sizeof(float) : 0}};
+        PX_CHECK(px_state_write(path, sec, 2));
+    }
+    return PX_OK;
+}
+
+px_status px_worker_group_load(px_worker_group *g, const char *dir)
+{
+    for (size_t i = 0; i < g->count; i++) {
+        px_worker *w = &g->workers[i];
+        char path[4200];
+        snprintf(path, sizeof path, "%s/worker_%u.pxs", dir, w->id);
+        size_t d = g->setup.model->n_params;
+        px_state_file f;
+        PX_CHECK(px_state_read(path, &f));
+        const void *data;
+        uint64_t shape[2];
+        px_status st = px_state_get(&f, "WSHP", sizeof shape, &data, NULL);
+        if (st == PX_OK) {
+            memcpy(shape, data, sizeof shape);
+            if (shape[0] != w->id || shape[1] != (w->residual ? d : 0))
+                st = px_error(PX_EINVAL,
+                              "state %s: saved for worker %llu with a residual of %llu values; "
+                              "this run's worker %u has %zu (error feedback %s)",
+                              path, (unsigned long long)shape[0], (unsigned long long)shape[1],
+                              w->id, w->residual ? d : 0, w->residual ? "on" : "off");
+        }
+        if (st == PX_OK && w->residual) {
+            st = px_state_get(&f, "EFRS", d * sizeof(float), &data, NULL);
+            if (st == PX_OK) memcpy(w->residual, data, d * sizeof(float));
+        }
+        px_state_close(&f);
+        if (st < 0) return px_error_context(st, "worker %u", w->id);
     }
     return PX_OK;
 }

@@ -1,5 +1,8 @@
-/* worker.h - the logical workers hosted by one process: each draws its minibatch, computes its
- * gradient, encodes it and sends it to the server as one wire message.
+/* worker.h - the logical workers hosted by one process: each computes its update from the
+ * parameters (the update seam, update.h), then passes it through the stages that follow --
+ * faults (a Byzantine worker's local attack), encoding (the uplink codec, with error feedback),
+ * sealing (the wire header, and a faulty worker's message tampering) -- and sends it to the
+ * server as one wire message.
  *
  * A process hosts a group of logical workers (all n of them in a one-process run, every
  * (W-1)-th under mpirun). Their gradients are computed in parallel on the process's thread
@@ -17,20 +20,18 @@
 #include "comm/transport.h"
 #include "faults/byzantine.h"
 #include "base/common.h"
-#include "runtime/dataset.h"
-#include "runtime/nn/mlp.h"
 #include "base/pool.h"
+#include "runtime/dataset.h"
+#include "runtime/nn/model.h"
+#include "runtime/update.h"
 
 typedef struct {
-    uint32_t id; /* logical worker id in [0, n) */
-    px_sampler sampler;
-    px_mlp_work work;
-    uint32_t *batch_idx; /* batch_size indices */
-    uint8_t *labels;     /* batch_size labels */
-    unsigned char *msg;  /* header + payload */
+    uint32_t id;        /* logical worker id in [0, n) */
+    px_update *update;  /* the update seam's context of this worker */
+    unsigned char *msg; /* header + payload */
     size_t msg_len;
     float *grad;     /* float32 gradient before encoding (NULL: computed in msg) */
-    float *residual; /* error feedback (NULL when off) */
+    float *residual; /* error feedback (NULL when off): the worker's run state */
     px_codec *codec; /* uplink encoder of this worker */
     /* this step */
     int active;            /* computes this step (not while its last message is on its way) */
@@ -41,10 +42,11 @@ typedef struct {
 
 /* What every worker of a run shares. */
 typedef struct {
-    const px_mlp *model;
+    const px_model *model;
     const px_dataset *data;
     size_t batch;
     uint64_t seed;
+    const char *update; /* the update kind (update.h): "minibatch" */
     const px_byz_spec *byz; /* fault injection, or NULL */
     px_codec_spec uplink;   /* FP32 = send the float32 gradient itself */
     px_codec_spec downlink; /* FP32 = parameters in full; otherwise quantised deltas */
@@ -53,6 +55,8 @@ typedef struct {
 
 typedef struct {
     px_worker_setup setup;
+    px_update_setup update_setup;
+    const px_update_kind *update;
     size_t count;
     px_worker *workers;
     px_pool *pool;
@@ -84,5 +88,12 @@ px_status px_worker_group_take(px_worker_group *g, const unsigned char *msg, siz
  * delay. A worker whose previous message is still on its way sits the step out. */
 px_status px_worker_group_step(px_worker_group *g, const float *params, uint32_t step,
                                px_transport *t);
+
+/* The hosted workers' run state (error-feedback residuals; nothing when error feedback is off:
+ * the data order and every random choice are functions of (seed, worker, step)). Saved as one
+ * file per logical worker, DIR/worker_<id>.pxs, so that a run can resume on any number of
+ * ranks; load refuses a file of another shape, naming it. */
+px_status px_worker_group_save(const px_worker_group *g, const char *dir);
+px_status px_worker_group_load(px_worker_group *g, const char *dir);
 
 #endif

@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/rng.h"
@@ -12,9 +13,9 @@ px_status px_mlp_shape(px_mlp *m, size_t inputs, const uint32_t *hidden, size_t 
                        size_t classes)
 {
     memset(m, 0, sizeof *m);
-    if (n_hidden + 1 > PX_MLP_MAX_LINEAR)
+    if (n_hidden > PX_MLP_MAX_HIDDEN)
         return px_error(PX_EINVAL, "mlp: %zu hidden layers; at most %d", n_hidden,
-                        PX_MLP_MAX_LINEAR - 1);
+                        PX_MLP_MAX_HIDDEN);
     m->n_linear = n_hidden + 1;
     m->dims[0] = inputs;
     for (size_t i = 0; i < n_hidden; i++)
@@ -31,6 +32,11 @@ px_status px_mlp_shape(px_mlp *m, size_t inputs, const uint32_t *hidden, size_t 
         snprintf(m->names[2 * l + 1], sizeof m->names[0], "fc%zu.bias", l + 1);
         m->tensors[2 * l] = (px_layer){m->w_off[l], in * out, m->names[2 * l]};
         m->tensors[2 * l + 1] = (px_layer){m->b_off[l], out, m->names[2 * l + 1]};
+        snprintf(m->group_names[l], sizeof m->group_names[0], "fc%zu", l + 1);
+        px_group_role role = l + 1 == n_hidden + 1 ? PX_GROUP_HEAD
+                             : l == 0              ? PX_GROUP_INPUT
+                                                   : PX_GROUP_MIDDLE;
+        m->groups[l] = (px_layer_group){m->group_names[l], m->w_off[l], in * out + out, role};
     }
     m->n_params = off;
     m->table.count = 2 * m->n_linear;
@@ -122,6 +128,12 @@ static double px__lse(const float *z, size_t c)
 float px_mlp_loss_grad(const px_mlp *m, px_mlp_work *w, const float *params, const uint8_t *y,
                        size_t batch, float *grad)
 {
+    return px_mlp_loss_grad_active(m, w, params, y, batch, NULL, grad);
+}
+
+float px_mlp_loss_grad_active(const px_mlp *m, px_mlp_work *w, const float *params,
+                              const uint8_t *y, size_t batch, const uint8_t *active, float *grad)
+{
     px__forward(m, w, params, batch);
     size_t L = m->n_linear, C = m->dims[L];
     const float *logits = w->act[L];
@@ -138,19 +150,32 @@ float px_mlp_loss_grad(const px_mlp *m, px_mlp_work *w, const float *params, con
             dz[i * C + j] = (float)((p - (j == y[i] ? 1.0 : 0.0)) * inv_b);
         }
     }
+    /* the backward pass goes down to the lowest active layer, no further */
+    size_t lowest = 0;
+    if (active) {
+        lowest = L;
+        for (size_t l = 0; l < L && lowest == L; l++)
+            if (active[l]) lowest = l;
+        for (size_t l = 0; l < lowest; l++)
+            memset(grad + m->w_off[l], 0, m->groups[l].size * sizeof(float));
+    }
     int cur = 0;
-    for (size_t l = L; l-- > 0;) {
+    for (size_t l = L; l-- > lowest;) {
         size_t in = m->dims[l], out = m->dims[l + 1];
         const float *d = w->delta[cur];
-        /* dW = dZ^T A (out x in) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)batch, 1.0f, d,
-                    (int)out, w->act[l], (int)in, 0.0f, grad + m->w_off[l], (int)in);
         float *db = grad + m->b_off[l];
-        memcpy(db, d, out * sizeof(float));
-        for (size_t i = 1; i < batch; i++)
-            for (size_t j = 0; j < out; j++)
-                db[j] += d[i * out + j];
-        if (l == 0) break;
+        if (active && !active[l]) {
+            memset(grad + m->w_off[l], 0, m->groups[l].size * sizeof(float));
+        } else {
+            /* dW = dZ^T A (out x in) */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)batch,
+                        1.0f, d, (int)out, w->act[l], (int)in, 0.0f, grad + m->w_off[l], (int)in);
+            memcpy(db, d, out * sizeof(float));
+            for (size_t i = 1; i < batch; i++)
+                for (size_t j = 0; j < out; j++)
+                    db[j] += d[i * out + j];
+        }
+        if (l == lowest) break;
         /* dA = dZ W (batch x in), then through the ReLU of layer l-1: zero where it was off */
         float *da = w->delta[1 - cur];
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)batch, (int)in, (int)out, 1.0f,
@@ -187,4 +212,113 @@ double px_mlp_step_flops(const px_mlp *m, size_t batch)
         f += 2 * mac /* forward */ + 2 * mac /* dW */ + (l > 0 ? 2 * mac : 0) /* dA */;
     }
     return f;
+}
+
+/* ---- the model interface ---- */
+
+px_status px_mlp_check(const px_model_spec *spec)
+{
+    if (spec->n_hidden > PX_MLP_MAX_HIDDEN)
+        return px_error(PX_EINVAL, "config: model.hidden has %zu layers; at most %d are allowed",
+                        spec->n_hidden, PX_MLP_MAX_HIDDEN);
+    for (size_t i = 0; i < spec->n_hidden; i++)
+        if (spec->hidden[i] < 1 || spec->hidden[i] > PX_MLP_MAX_WIDTH)
+            return px_error(PX_EINVAL, "config: model.hidden[%zu] = %u must be in [1, %u]", i,
+                            spec->hidden[i], PX_MLP_MAX_WIDTH);
+    return PX_OK;
+}
+
+static void px__mlp_init(const px_model *m, float *params, uint64_t seed)
+{
+    px_mlp_init(m->impl, params, seed);
+}
+
+static void *px__mlp_work_create(const px_model *m, size_t batch_max)
+{
+    px_mlp_work *w = calloc(1, sizeof *w);
+    if (!w) {
+        px_error(PX_ENOMEM, "mlp: cannot allocate a work area");
+        return NULL;
+    }
+    if (px_mlp_work_create(w, m->impl, batch_max) < 0) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static void px__mlp_work_free(void *work)
+{
+    if (!work) return;
+    px_mlp_work_free(work);
+    free(work);
+}
+
+static float *px__mlp_input(void *work)
+{
+    return px_mlp_input(work);
+}
+
+static float px__mlp_loss_grad(const px_model *m, void *work, const float *params,
+                               const uint8_t *y, size_t batch, const uint8_t *active, float *grad)
+{
+    return px_mlp_loss_grad_active(m->impl, work, params, y, batch, active, grad);
+}
+
+static void px__mlp_evaluate(const px_model *m, void *work, const float *params, const uint8_t *y,
+                             size_t batch, double *loss_sum, size_t *correct)
+{
+    px_mlp_evaluate(m->impl, work, params, y, batch, loss_sum, correct);
+}
+
+static double px__mlp_flops(const px_model *m)
+{
+    return px_mlp_step_flops(m->impl, 1);
+}
+
+static void px__mlp_destroy(px_model *m)
+{
+    free(m->impl);
+    free(m);
+}
+
+static const px_model_ops px__mlp_ops = {
+    .init = px__mlp_init,
+    .work_create = px__mlp_work_create,
+    .work_free = px__mlp_work_free,
+    .input = px__mlp_input,
+    .loss_grad = px__mlp_loss_grad,
+    .evaluate = px__mlp_evaluate,
+    .flops_per_sample = px__mlp_flops,
+    .destroy = px__mlp_destroy,
+};
+
+px_status px_mlp_model_create(px_model **out, const px_model_spec *spec)
+{
+    *out = NULL;
+    PX_CHECK(px_mlp_check(spec));
+    px_model *m = calloc(1, sizeof *m);
+    px_mlp *mlp = calloc(1, sizeof *mlp);
+    if (!m || !mlp) {
+        free(m);
+        free(mlp);
+        return px_error(PX_ENOMEM, "mlp: cannot allocate");
+    }
+    px_status st =
+        px_mlp_shape(mlp, spec->input_values, spec->hidden, spec->n_hidden, spec->classes);
+    if (st < 0) {
+        free(m);
+        free(mlp);
+        return st;
+    }
+    m->ops = &px__mlp_ops;
+    m->impl = mlp;
+    m->n_params = mlp->n_params;
+    m->input_values = spec->input_values;
+    m->classes = spec->classes;
+    m->tensors = mlp->table;
+    m->n_groups = mlp->n_linear;
+    m->groups = mlp->groups;
+    *out = m;
+    return PX_OK;
 }

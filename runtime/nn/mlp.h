@@ -17,8 +17,11 @@
 #include <stdint.h>
 
 #include "base/common.h"
+#include "runtime/nn/model.h"
 
-#define PX_MLP_MAX_LINEAR 17
+#define PX_MLP_MAX_HIDDEN 16 /* hidden layers (the one definition; config checks use it) */
+#define PX_MLP_MAX_WIDTH  65536u /* units of a hidden layer */
+#define PX_MLP_MAX_LINEAR (PX_MLP_MAX_HIDDEN + 1)
 
 typedef struct {
     size_t n_linear;                    /* linear layers (hidden + 1) */
@@ -28,6 +31,8 @@ typedef struct {
     px_layer tensors[2 * PX_MLP_MAX_LINEAR];
     char names[2 * PX_MLP_MAX_LINEAR][24];
     px_layer_table table;
+    px_layer_group groups[PX_MLP_MAX_LINEAR]; /* one per linear layer: weight then bias */
+    char group_names[PX_MLP_MAX_LINEAR][8];
 } px_mlp;
 
 /* Shape of an MLP with `inputs` inputs, the given hidden widths and `classes` outputs. */
@@ -60,10 +65,20 @@ static inline float *px_mlp_input(px_mlp_work *w)
 float px_mlp_loss_grad(const px_mlp *m, px_mlp_work *w, const float *params, const uint8_t *y,
                        size_t batch, float *grad);
 
+/* The same with an active-group mask (one flag per linear layer; NULL = all): an inactive
+ * layer's gradient is zero and its weight-gradient products are skipped, and the backward pass
+ * stops below the lowest active layer. */
+float px_mlp_loss_grad_active(const px_mlp *m, px_mlp_work *w, const float *params,
+                              const uint8_t *y, size_t batch, const uint8_t *active, float *grad);
+
 /* Forward pass only: adds the batch's summed cross-entropy to *loss_sum and its number of
  * correct top-1 predictions to *correct. */
 void px_mlp_evaluate(const px_mlp *m, px_mlp_work *w, const float *params, const uint8_t *y,
                      size_t batch, double *loss_sum, size_t *correct);
+
+/* The MLP behind the model interface (runtime/nn/model.h): the registry's row "mlp". */
+px_status px_mlp_check(const px_model_spec *spec);
+px_status px_mlp_model_create(px_model **out, const px_model_spec *spec);
 
 /* Multiply-add count of one forward + backward pass at batch B (for the GEMM floor). */
 double px_mlp_step_flops(const px_mlp *m, size_t batch);

@@ -1,7 +1,9 @@
-/* optimizer.c - SGD with momentum and the learning-rate schedules (see optimizer.h). */
+/* optimizer.c - the optimizer registry, SGD with momentum, and the learning-rate schedules (see
+ * optimizer.h). */
 #include "optimizer.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 float px_lr_at(const px_lr_schedule *s, uint32_t step)
@@ -75,4 +77,130 @@ size_t px_sgd_step(px_sgd *o, float *restrict w, const float *restrict g, float 
         refused += !ok;
     }
     return refused;
+}
+
+/* ---- SGD behind the interface ---- */
+
+static size_t px__sgd_step(px_optimizer *o, float *w, const float *g, float lr)
+{
+    return px_sgd_step(o->impl, w, g, lr);
+}
+
+static size_t px__sgd_state_bytes(const px_optimizer *o)
+{
+    const px_sgd *s = o->impl;
+    return s->velocity ? s->n * sizeof(float) : 0;
+}
+
+static void px__sgd_state_save(const px_optimizer *o, unsigned char *out)
+{
+    const px_sgd *s = o->impl;
+    if (s->velocity) memcpy(out, s->velocity, s->n * sizeof(float));
+}
+
+static px_status px__sgd_state_load(px_optimizer *o, const unsigned char *in, size_t len)
+{
+    px_sgd *s = o->impl;
+    size_t want = px__sgd_state_bytes(o);
+    if (len != want)
+        return px_error(PX_EINVAL,
+                        "sgd state: %zu bytes, expected %zu (momentum buffer of %zu values%s)",
+                        len, want, s->velocity ? s->n : 0,
+                        s->velocity ? "" : ": momentum is 0, there is no state");
+    for (size_t i = 0; i < s->n && s->velocity; i++) {
+        float v;
+        memcpy(&v, in + i * sizeof(float), sizeof v);
+        if (!px__finite(v))
+            return px_error(PX_EINVAL, "sgd state: momentum value %zu is not finite", i);
+    }
+    if (s->velocity) memcpy(s->velocity, in, len);
+    return PX_OK;
+}
+
+static void px__sgd_destroy(px_optimizer *o)
+{
+    px_sgd_free(o->impl);
+    free(o->impl);
+    free(o);
+}
+
+static const px_optimizer_ops px__sgd_ops = {
+    .step = px__sgd_step,
+    .state_bytes = px__sgd_state_bytes,
+    .state_save = px__sgd_state_save,
+    .state_load = px__sgd_state_load,
+    .destroy = px__sgd_destroy,
+};
+
+static px_status px__sgd_create(px_optimizer **out, const px_optimizer_spec *spec, size_t n)
+{
+    px_optimizer *o = calloc(1, sizeof *o);
+    px_sgd *s = calloc(1, sizeof *s);
+    if (!o || !s) {
+        free(o);
+        free(s);
+        return px_error(PX_ENOMEM, "sgd: cannot allocate");
+    }
+    px_status st = px_sgd_create(s, n, spec->momentum, spec->weight_decay, spec->nesterov);
+    if (st < 0) {
+        free(o);
+        free(s);
+        return st;
+    }
+    o->ops = &px__sgd_ops;
+    o->n = n;
+    o->impl = s;
+    *out = o;
+    return PX_OK;
+}
+
+/* ---- the registry ---- */
+
+static const px_optimizer_kind px__kinds[] = {
+    {"sgd", "SGD with momentum, Nesterov and L2 weight decay (torch.optim.SGD)", px__sgd_create},
+};
+
+#define PX__KINDS (sizeof px__kinds / sizeof px__kinds[0])
+
+size_t px_optimizer_kind_count(void)
+{
+    return PX__KINDS;
+}
+
+const px_optimizer_kind *px_optimizer_kind_at(size_t i)
+{
+    return i < PX__KINDS ? &px__kinds[i] : NULL;
+}
+
+const px_optimizer_kind *px_optimizer_find(const char *name)
+{
+    for (size_t i = 0; name && i < PX__KINDS; i++)
+        if (!strcmp(px__kinds[i].name, name)) return &px__kinds[i];
+    return NULL;
+}
+
+px_status px_optimizer_create(px_optimizer **out, const char *name, const px_optimizer_spec *spec,
+                              size_t n)
+{
+    *out = NULL;
+    const px_optimizer_kind *k = px_optimizer_find(name);
+    if (!k) {
+        char known[256] = "";
+        for (size_t i = 0; i < PX__KINDS; i++) {
+            strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
+            strncat(known, px__kinds[i].name, sizeof known - strlen(known) - 1);
+        }
+        return px_error(PX_EINVAL,
+                        "config: optimizer.kind \"%s\" is not an optimizer of this build "
+                        "(known: %s)",
+                        name ? name : "", known);
+    }
+    PX_CHECK(k->create(out, spec, n));
+    (*out)->kind = k->name;
+    return PX_OK;
+}
+
+void px_optimizer_destroy(px_optimizer *o)
+{
+    if (o) o->ops->destroy(o);
 }

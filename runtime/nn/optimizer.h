@@ -1,5 +1,6 @@
-/* optimizer.h - the server's optimizer: SGD with momentum, Nesterov and L2 weight decay (as
- * torch.optim.SGD with dampening 0), and the learning-rate schedules.
+/* optimizer.h - the server's optimizer: an interface with a registry (optimizer.kind, by its
+ * lower-case enum name), SGD with momentum, Nesterov and L2 weight decay (as torch.optim.SGD
+ * with dampening 0) as its first kind, and the learning-rate schedules.
  *
  * One update per step, applied to the aggregated gradient:
  *   g <- g + wd * w;   v <- momentum * v + g;   w <- w - lr * (nesterov ? g + momentum * v : v)
@@ -44,5 +45,51 @@ void px_sgd_free(px_sgd *o);
  * whose new weight or momentum would not be finite (an overflowing aggregate) keeps its old
  * values, so the model never holds NaN or Inf; the number of such elements is returned. */
 size_t px_sgd_step(px_sgd *o, float *w, const float *g, float lr);
+
+/* ---- the interface the engine uses ---- */
+
+/* Everything an optimizer kind may read, as plain values (runtime/nn does not read the config
+ * schema). */
+typedef struct {
+    float momentum, weight_decay;
+    int nesterov;
+} px_optimizer_spec;
+
+typedef struct px_optimizer px_optimizer;
+
+typedef struct {
+    /* One update of w (n values) with gradient g at learning rate lr; g is not modified. An
+     * element whose update would not be finite keeps its old values; returns how many. */
+    size_t (*step)(px_optimizer *o, float *w, const float *g, float lr);
+    /* The state a resumed run needs (momentum, moments): its size in bytes, and a copy out or
+     * in (little-endian floats; load refuses a wrong size or a non-finite value). */
+    size_t (*state_bytes)(const px_optimizer *o);
+    void (*state_save)(const px_optimizer *o, unsigned char *out);
+    px_status (*state_load)(px_optimizer *o, const unsigned char *in, size_t len);
+    void (*destroy)(px_optimizer *o);
+} px_optimizer_ops;
+
+struct px_optimizer {
+    const char *kind; /* registry name */
+    const px_optimizer_ops *ops;
+    size_t n; /* parameters */
+    void *impl;
+};
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    px_status (*create)(px_optimizer **out, const px_optimizer_spec *spec, size_t n);
+} px_optimizer_kind;
+
+const px_optimizer_kind *px_optimizer_find(const char *name);
+size_t px_optimizer_kind_count(void);
+const px_optimizer_kind *px_optimizer_kind_at(size_t i);
+
+/* Creates an optimizer of kind `name` for n parameters, every buffer allocated here. Refuses an
+ * unknown kind, naming the known ones. The caller owns it (px_optimizer_destroy). */
+px_status px_optimizer_create(px_optimizer **out, const char *name, const px_optimizer_spec *spec,
+                              size_t n);
+void px_optimizer_destroy(px_optimizer *o);
 
 #endif

@@ -1,0 +1,102 @@
+/* model.h - the model interface: what the server, the workers and the loop know of a model.
+ *
+ * A model is a shape (its parameters as one flat float vector, cut into named tensors and into
+ * layer groups) and a table of operations on that vector. The engine never names a concrete
+ * model: it asks the registry for the kind the config names (model.kind, by its lower-case
+ * enum name: "mlp") and from then on uses only the operations below. Adding a model is one file
+ * (runtime/nn/NAME.c) and one row in the registry (runtime/nn/models.c).
+ *
+ * Layer groups are the unit of LISA and of per-layer reports: consecutive ranges of the
+ * parameter vector, each with a role. The input group (embeddings, the first layer) and the
+ * head always train; middle groups can be frozen. Groups tile [0, n_params) in order.
+ *
+ * Work areas hold one forward/backward pass's activations for batches of up to batch_max
+ * examples: allocated once per run and per thread, reused every step.
+ */
+#ifndef PX_MODEL_H
+#define PX_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/common.h"
+
+typedef enum { PX_GROUP_INPUT = 0, PX_GROUP_MIDDLE = 1, PX_GROUP_HEAD = 2 } px_group_role;
+
+typedef struct {
+    const char *name; /* "fc1", "block3", ... */
+    size_t offset;    /* first parameter (floats) */
+    size_t size;      /* parameters (floats) */
+    px_group_role role;
+} px_layer_group;
+
+/* Everything a model kind may read to shape itself: the data's shape and the model section of
+ * the config, as plain values (runtime/nn does not read the config schema). */
+typedef struct {
+    size_t input_values; /* values per example (784 for 28 x 28 images) */
+    size_t classes;      /* outputs */
+    const uint32_t *hidden;
+    size_t n_hidden; /* model.hidden: widths of the hidden layers (MLP) */
+} px_model_spec;
+
+typedef struct px_model px_model;
+
+/* The operations of one model kind. `work` is the kind's own work-area type. */
+typedef struct {
+    /* Initial parameters from the run seed (streams PX_STREAM_INIT): a function of the seed only. */
+    void (*init)(const px_model *m, float *params, uint64_t seed);
+    /* A work area for batches of up to batch_max examples; NULL on failure (message set). */
+    void *(*work_create)(const px_model *m, size_t batch_max);
+    void (*work_free)(void *work);
+    /* Where the caller writes a batch: batch x input_values floats. */
+    float *(*input)(void *work);
+    /* Forward and backward on the batch in input(work) with labels y: writes the gradient of the
+     * mean loss into grad (n_params floats) and returns the mean loss. `active` (NULL = every
+     * group) marks the layer groups whose gradient is wanted; an inactive group's gradient is
+     * written as zeros and its weight-gradient products are skipped. */
+    float (*loss_grad)(const px_model *m, void *work, const float *params, const uint8_t *y,
+                       size_t batch, const uint8_t *active, float *grad);
+    /* Forward only: adds the batch's summed loss to *loss_sum and its correct top-1 predictions
+     * to *correct. */
+    void (*evaluate)(const px_model *m, void *work, const float *params, const uint8_t *y,
+                     size_t batch, double *loss_sum, size_t *correct);
+    /* Multiply-adds of one forward + backward pass per example (for throughput figures). */
+    double (*flops_per_sample)(const px_model *m);
+    void (*destroy)(px_model *m);
+} px_model_ops;
+
+struct px_model {
+    const char *kind; /* registry name */
+    const px_model_ops *ops;
+    size_t n_params;
+    size_t input_values, classes;
+    px_layer_table tensors; /* named tensors ("fc1.weight"), for per-layer aggregation */
+    size_t n_groups;
+    const px_layer_group *groups;
+    void *impl; /* the kind's own shape */
+};
+
+/* One row of the registry: a kind's name, one line for --help, its check of the spec (the
+ * config loader calls it: a spec it refuses is a config error naming the model.* field), and
+ * its constructor. */
+typedef struct {
+    const char *name;
+    const char *summary;
+    px_status (*check)(const px_model_spec *spec);
+    px_status (*create)(px_model **out, const px_model_spec *spec);
+} px_model_kind;
+
+/* The registry: look a kind up by name (NULL if unknown), or walk all of them. */
+const px_model_kind *px_model_find(const char *name);
+size_t px_model_kind_count(void);
+const px_model_kind *px_model_kind_at(size_t i);
+
+/* Creates a model of kind `name` for `spec`. Refuses an unknown kind (naming the known ones)
+ * and a spec the kind refuses. The caller owns the model (px_model_destroy). */
+px_status px_model_create(px_model **out, const char *name, const px_model_spec *spec);
+void px_model_destroy(px_model *m);
+
+/* Checks a spec against kind `name` without creating anything. */
+px_status px_model_check(const char *name, const px_model_spec *spec);
+
+#endif

@@ -1,0 +1,63 @@
+/* models.c - the registry of model kinds (see model.h): one row per kind. */
+#include <stdio.h>
+#include <string.h>
+
+#include "runtime/nn/mlp.h"
+#include "runtime/nn/model.h"
+
+static const px_model_kind px__kinds[] = {
+    {"mlp", "multi-layer perceptron: [Linear, ReLU] per model.hidden width, then Linear",
+     px_mlp_check, px_mlp_model_create},
+};
+
+#define PX__KINDS (sizeof px__kinds / sizeof px__kinds[0])
+
+size_t px_model_kind_count(void)
+{
+    return PX__KINDS;
+}
+
+const px_model_kind *px_model_kind_at(size_t i)
+{
+    return i < PX__KINDS ? &px__kinds[i] : NULL;
+}
+
+const px_model_kind *px_model_find(const char *name)
+{
+    for (size_t i = 0; name && i < PX__KINDS; i++)
+        if (!strcmp(px__kinds[i].name, name)) return &px__kinds[i];
+    return NULL;
+}
+
+static px_status px__unknown(const char *name)
+{
+    char known[256] = "";
+    for (size_t i = 0; i < PX__KINDS; i++) {
+        strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
+        strncat(known, px__kinds[i].name, sizeof known - strlen(known) - 1);
+    }
+    return px_error(PX_EINVAL, "config: model.kind \"%s\" is not a model of this build (known: %s)",
+                    name ? name : "", known);
+}
+
+px_status px_model_check(const char *name, const px_model_spec *spec)
+{
+    const px_model_kind *k = px_model_find(name);
+    if (!k) return px__unknown(name);
+    return k->check(spec);
+}
+
+px_status px_model_create(px_model **out, const char *name, const px_model_spec *spec)
+{
+    *out = NULL;
+    const px_model_kind *k = px_model_find(name);
+    if (!k) return px__unknown(name);
+    PX_CHECK(k->create(out, spec));
+    (*out)->kind = k->name;
+    return PX_OK;
+}
+
+void px_model_destroy(px_model *m)
+{
+    if (m) m->ops->destroy(m);
+}

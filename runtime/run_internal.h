@@ -1,0 +1,58 @@
+/* run_internal.h - what the parts of a run share: the process's run context, set up by run.c
+ * (set-up, start-up agreement, outputs) and driven by loop.c (the server's and the worker
+ * ranks' step loops). Not for use outside runtime/. */
+#ifndef PX_RUN_INTERNAL_H
+#define PX_RUN_INTERNAL_H
+
+#include <stdint.h>
+
+#include "base/pool.h"
+#include "comm/codec.h"
+#include "comm/transport.h"
+#include "faults/byzantine.h"
+#include "runtime/dataset.h"
+#include "runtime/metrics.h"
+#include "runtime/nn/model.h"
+#include "runtime/run.h"
+#include "runtime/server.h"
+#include "runtime/state.h"
+#include "runtime/worker.h"
+
+/* Everything one process of a run holds. */
+typedef struct {
+    const px_config *cfg;
+    const px_run_env *env;
+    int world, rank, is_mpi, is_local, threads;
+    px_pool *pool;
+    px_dataset data;
+    px_model *model; /* the workers' model (the server has its own) */
+    px_transport *t;
+    px_codec_spec up_spec, down_spec;
+    px_byz_spec byz;
+    /* the logical workers this process hosts (every one alone; a share under MPI) */
+    uint32_t *ids;
+    size_t hosted;
+    px_worker_group group;
+    int has_group;
+    /* rank 0 */
+    px_server server;
+    int has_server;
+    px_metrics metrics;
+    uint32_t first_step;     /* 0, or the step a loaded state resumes at */
+    uint64_t bytes_totals[2]; /* up, down, since the start of the run (a resumed one too) */
+    int *expected, *got;     /* per rank: messages due and received this step (MPI) */
+    uint64_t drops_seen, late_seen, nonfinite_seen; /* already put in an interval */
+    double compression_ratio; /* uplink message bytes over those of a float32 message */
+    char uplink[64], downlink[64];
+} px__run;
+
+/* The server's step loop (rank 0, and the one-process run with its local workers). */
+px_status px__server_loop(px__run *R, px_run_summary *sum);
+
+/* The worker ranks' loop: parameters in, updates out, until the server says stop. */
+px_status px__worker_loop(px__run *R);
+
+/* The directory of the state saved after `step` steps. */
+void px__state_dir(const px_config *cfg, uint32_t step, char *dir, size_t cap);
+
+#endif
