@@ -8,7 +8,7 @@
  * Two levels:
  * - px_agg_rule: one rule as the registry lists it (validity check, create/run/destroy of its
  *   context). Stateful rules keep what they carry between steps in their context, never in
- *   globals.
+ *   globals, and save and load it through the rule's state ops (px_agg_state_save).
  * - px_agg: what callers use. It composes the non-finite filter (an input containing NaN or
  *   Inf is dropped before anything else sees it, and counted), the pre-aggregation chain
  *   (static clipping, NNM, bucketing, in the order px_agg_params.pre lists them), and the rule,
@@ -146,6 +146,18 @@ typedef struct px_agg_rule {
      * uses it when it dropped k non-finite inputs: those senders are certainly faulty, so at
      * most f - k faulty inputs remain among the others, and the rule runs with f - k. */
     void (*set_f)(void *ctx, uint32_t f);
+    /* Optional, all three or none: for a rule that carries something from one call of run to
+     * the next (FA's warm-start subspace, FedLD's history flags, centered clipping's centre),
+     * the bytes of that state, without the header px_agg adds (see px_agg_state_save).
+     * state_bytes: how many bytes state_save writes now (it may change after a run).
+     * state_save: writes them to out, little-endian, byte by byte.
+     * state_load: checks everything in in[0..len) against the context (its own dimensions,
+     * finiteness where the rule needs it) and only then replaces the state; PX_EINVAL with a
+     * message that starts with the rule's name otherwise, the state unchanged. Neither
+     * allocates. NULL for rules whose output depends only on the call's inputs and step. */
+    size_t (*state_bytes)(const void *ctx);
+    void (*state_save)(const void *ctx, unsigned char *out);
+    px_status (*state_load)(void *ctx, const unsigned char *in, size_t len);
 } px_agg_rule;
 
 /* What run_screened returns when it met a non-finite input (positive: not an error). */
@@ -179,5 +191,52 @@ void px_agg_destroy(px_agg *a);
  * input was non-finite); `out` is then left unchanged. Allocates nothing. */
 px_status px_agg_run(px_agg *a, const float *const *rows, size_t n, uint64_t step, float *out,
                      px_agg_report *report);
+
+/* ---- state across steps (for checkpoints) ------------------------------------------------ *
+ *
+ * A resumed run continues the same trajectory only if every aggregator starts where it stopped.
+ * What an aggregator carries between calls of px_agg_run is its rule's state: FA with
+ * warm_start (the previous step's subspace), FedLD (one history flag per layer), centered
+ * clipping (the previous aggregate, its centre). Nothing else carries over: the non-finite
+ * filter, the pre-aggregation chain (bucketing draws from (seed, step)) and every other rule
+ * are functions of the call's inputs and step, and their state is empty.
+ *
+ * Saved state = a 48-byte header and the rule's payload. Every field is little-endian and
+ * written byte by byte, so the bytes do not depend on struct layout or host order:
+ *
+ *   offset size field
+ *        0    4 magic          "PXAS"
+ *        4    4 version        PX_AGG_STATE_VERSION
+ *        8   16 rule           registry name, padded with zero bytes
+ *       24    8 d              vector length the aggregator was created for
+ *       32    8 n_max          inputs it was created for
+ *       40    8 payload_bytes  bytes that follow (the rule's own layout, which repeats the
+ *                              dimensions it depends on: FA's subspace size, FedLD's layers)
+ *
+ * The bytes carry no checksum of their own: the container (a checkpoint section) has one. */
+#define PX_AGG_STATE_MAGIC        0x53415850u /* bytes 'P','X','A','S' */
+#define PX_AGG_STATE_VERSION      1u
+#define PX_AGG_STATE_HEADER_BYTES 48u
+#define PX_AGG_STATE_NAME_BYTES   16u
+
+/* Bytes px_agg_state_save writes now: the header plus the rule's payload. It can change after
+ * px_agg_run or px_agg_state_load (FA's subspace can lose columns), so ask right before saving;
+ * for a rule without state it is PX_AGG_STATE_HEADER_BYTES. */
+size_t px_agg_state_bytes(const px_agg *a);
+
+/* Writes the state (layout above) to out[0..px_agg_state_bytes(a)). PX_EINVAL when cap is
+ * smaller, out then untouched. Reads the aggregator only; allocates nothing. */
+px_status px_agg_state_save(const px_agg *a, unsigned char *out, size_t cap);
+
+/* Replaces a's state with the one saved in in[0..len), so that the next px_agg_run gives what
+ * the saved aggregator's next run would have given, bit for bit (same inputs, same step). The
+ * bytes must come from px_agg_state_save of an aggregator with the same rule, d and n_max (and
+ * the rule's own dimensions: FA's subspace size and warm_start, FedLD's layer table); anything
+ * else is refused with PX_EINVAL and a message that names what differs and both values: a
+ * wrong magic or version, another rule or size, a buffer shorter or longer than the header
+ * says, a rule payload that does not fit this aggregator, or values the rule cannot take
+ * (a NaN or Inf in FA's subspace or the clipping centre, a history flag other than 0 or 1).
+ * A refused load leaves a unchanged. Allocates nothing; does not keep `in`. */
+px_status px_agg_state_load(px_agg *a, const unsigned char *in, size_t len);
 
 #endif

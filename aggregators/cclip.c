@@ -108,6 +108,41 @@ static px_status px__cclip_run_screened(void *ctx, const float *const *x, size_t
     return px__cclip_any(ctx, x, n, d, out, true);
 }
 
+/* State: the centre v, d floats. */
+static size_t px__cclip_state_bytes(const void *ctx)
+{
+    const px__cclip_ctx *c = ctx;
+    return c->d * 4;
+}
+
+static void px__cclip_state_save(const void *ctx, unsigned char *out)
+{
+    const px__cclip_ctx *c = ctx;
+    for (size_t j = 0; j < c->d; j++)
+        px__put_f32(out + 4 * j, c->v[j]);
+}
+
+static px_status px__cclip_state_load(void *ctx, const unsigned char *in, size_t len)
+{
+    px__cclip_ctx *c = ctx;
+    if (len != c->d * 4)
+        return px_error(PX_EINVAL, "cclip: %zu bytes of centre, expected %zu (d = %zu floats)", len,
+                        c->d * 4, c->d);
+    /* the screened run relies on a finite centre (a non-finite distance is then an input's),
+     * and a NaN centre would make every later aggregate NaN */
+    for (size_t j = 0; j < c->d; j++) {
+        float v = px__get_f32(in + 4 * j);
+        if (!isfinite(v))
+            return px_error(PX_EINVAL,
+                            "cclip: the saved centre has a non-finite value at coordinate %zu "
+                            "(%g)",
+                            j, (double)v);
+    }
+    for (size_t j = 0; j < c->d; j++)
+        c->v[j] = px__get_f32(in + 4 * j);
+    return PX_OK;
+}
+
 const px_agg_rule px_agg_rule_cclip = {
     .name = "cclip",
     .summary = "centered clipping: L rounds of v += mean_i clip_tau(g_i - v) from the previous "
@@ -117,4 +152,7 @@ const px_agg_rule px_agg_rule_cclip = {
     .run = px__cclip_run,
     .destroy = px__cclip_destroy,
     .run_screened = px__cclip_run_screened,
+    .state_bytes = px__cclip_state_bytes,
+    .state_save = px__cclip_state_save,
+    .state_load = px__cclip_state_load,
 };

@@ -177,6 +177,59 @@ static px_status px__fedld_run_screened(void *ctx, const float *const *x, size_t
     return px__fedld_any(ctx, x, n, out, true);
 }
 
+/* State: the history flags, with the layer table they belong to, so that flags saved for other
+ * layers are refused instead of landing on the wrong ones:
+ *   u32 layer count L, then per layer: u64 size in floats, u8 flag (0 or 1). */
+#define PX_FEDLD_STATE_LAYER 9
+
+static size_t px__fedld_state_bytes(const void *ctx)
+{
+    const px__fedld_ctx *c = ctx;
+    return 4 + c->layers.count * PX_FEDLD_STATE_LAYER;
+}
+
+static void px__fedld_state_save(const void *ctx, unsigned char *out)
+{
+    const px__fedld_ctx *c = ctx;
+    px__put_u32(out, (uint32_t)c->layers.count);
+    for (size_t l = 0; l < c->layers.count; l++) {
+        unsigned char *p = out + 4 + l * PX_FEDLD_STATE_LAYER;
+        px__put_u64(p, c->layers.layers[l].size);
+        p[8] = c->history[l] ? 1 : 0;
+    }
+}
+
+static px_status px__fedld_state_load(void *ctx, const unsigned char *in, size_t len)
+{
+    px__fedld_ctx *c = ctx;
+    size_t L = c->layers.count;
+    if (len < 4)
+        return px_error(PX_EINVAL, "fedld: %zu bytes of history, too short for the layer count",
+                        len);
+    uint32_t saved = px__get_u32(in);
+    if (saved != L)
+        return px_error(PX_EINVAL, "fedld: history saved for %u layers, this aggregator has %zu",
+                        saved, L);
+    if (len != 4 + L * PX_FEDLD_STATE_LAYER)
+        return px_error(PX_EINVAL, "fedld: %zu bytes of history for %zu layers, expected %zu", len,
+                        L, 4 + L * PX_FEDLD_STATE_LAYER);
+    for (size_t l = 0; l < L; l++) {
+        const unsigned char *p = in + 4 + l * PX_FEDLD_STATE_LAYER;
+        uint64_t size = px__get_u64(p);
+        if (size != c->layers.layers[l].size)
+            return px_error(PX_EINVAL,
+                            "fedld: history saved for layer %zu of %llu floats, this "
+                            "aggregator's layer %zu has %zu",
+                            l, (unsigned long long)size, l, c->layers.layers[l].size);
+        if (p[8] > 1)
+            return px_error(PX_EINVAL, "fedld: history flag of layer %zu is %u, expected 0 or 1", l,
+                            (unsigned)p[8]);
+    }
+    for (size_t l = 0; l < L; l++)
+        c->history[l] = in[4 + l * PX_FEDLD_STATE_LAYER + 8] == 1;
+    return PX_OK;
+}
+
 const px_agg_rule px_agg_rule_fedld = {
     .name = "fedld",
     .summary = "FedLD principal-gradient aggregation per layer (not Byzantine-robust: chain a "
@@ -186,4 +239,7 @@ const px_agg_rule px_agg_rule_fedld = {
     .run = px__fedld_run,
     .destroy = px__fedld_destroy,
     .run_screened = px__fedld_run_screened,
+    .state_bytes = px__fedld_state_bytes,
+    .state_save = px__fedld_state_save,
+    .state_load = px__fedld_state_load,
 };

@@ -453,6 +453,74 @@ static px_status px__flag_run_gram(void *ctx, const double *K, size_t n, double 
     return px__flag_any(ctx, NULL, n, c->d, NULL, false, K, w);
 }
 
+/* State: with warm_start, the subspace of the last step (y_rows x d floats, y_rows <= m_cap;
+ * 0 rows before the first step):
+ *   u32 m_cap (the columns the context holds), u32 y_rows, then the rows' floats, row by row.
+ * Without warm_start every step starts afresh and the state is empty. */
+static size_t px__flag_state_bytes(const void *ctx)
+{
+    const px__flag_ctx *c = ctx;
+    return c->warm ? 8 + c->y_rows * c->d * 4 : 0;
+}
+
+static void px__flag_state_save(const void *ctx, unsigned char *out)
+{
+    const px__flag_ctx *c = ctx;
+    if (!c->warm) return;
+    px__put_u32(out, (uint32_t)c->m_cap);
+    px__put_u32(out + 4, (uint32_t)c->y_rows);
+    for (size_t j = 0; j < c->y_rows * c->d; j++)
+        px__put_f32(out + 8 + 4 * j, c->Y[j]);
+}
+
+static px_status px__flag_state_load(void *ctx, const unsigned char *in, size_t len)
+{
+    px__flag_ctx *c = ctx;
+    if (!c->warm) {
+        if (len != 0)
+            return px_error(PX_EINVAL,
+                            "flag: the saved state holds a warm-start subspace (%zu bytes), "
+                            "this aggregator has warm_start = 0",
+                            len);
+        return PX_OK;
+    }
+    if (len == 0)
+        return px_error(PX_EINVAL, "flag: the saved state has no warm-start subspace (saved with "
+                                   "warm_start = 0), this aggregator has warm_start = 1");
+    if (len < 8)
+        return px_error(PX_EINVAL,
+                        "flag: %zu bytes of warm-start state, shorter than its 8-byte "
+                        "header",
+                        len);
+    uint32_t m_cap = px__get_u32(in), rows = px__get_u32(in + 4);
+    if (m_cap != c->m_cap)
+        return px_error(PX_EINVAL,
+                        "flag: warm-start subspace saved for up to %u columns, this aggregator "
+                        "keeps up to %zu (m and n_max decide it)",
+                        m_cap, c->m_cap);
+    if (rows > c->m_cap)
+        return px_error(PX_EINVAL, "flag: warm-start subspace of %u columns, more than its %zu",
+                        rows, c->m_cap);
+    if (len != 8 + (size_t)rows * c->d * 4)
+        return px_error(PX_EINVAL,
+                        "flag: %zu bytes of warm-start state, expected %zu for %u columns of "
+                        "d = %zu floats",
+                        len, 8 + (size_t)rows * c->d * 4, rows, c->d);
+    /* a non-finite start row would make the Gram pass, and so every later step, NaN */
+    for (size_t j = 0; j < (size_t)rows * c->d; j++) {
+        float v = px__get_f32(in + 8 + 4 * j);
+        if (!isfinite(v))
+            return px_error(PX_EINVAL,
+                            "flag: the saved warm-start subspace has a non-finite value (%g) in "
+                            "column %zu at coordinate %zu",
+                            (double)v, j / c->d, j % c->d);
+    }
+    for (size_t j = 0; j < (size_t)rows * c->d; j++)
+        c->Y[j] = px__get_f32(in + 8 + 4 * j);
+    c->y_rows = rows;
+    return PX_OK;
+}
+
 const px_agg_rule px_agg_rule_flag = {
     .name = "flag",
     .summary = "Flag Aggregator: IRLS for the m-dim subspace of the normalised inputs (Gram "
@@ -463,4 +531,7 @@ const px_agg_rule px_agg_rule_flag = {
     .destroy = px__flag_destroy,
     .run_screened = px__flag_run_screened,
     .run_gram = px__flag_run_gram,
+    .state_bytes = px__flag_state_bytes,
+    .state_save = px__flag_state_save,
+    .state_load = px__flag_state_load,
 };

@@ -1,7 +1,7 @@
 /* internal.h - what the files of aggregators/ share among themselves and nobody else uses:
  * the Gram pass (gram.c), the weighted row-combination pass (gram.c), the lane-parallel sorting
  * network of the coordinate-wise rules (sortnet.c), the pre-aggregation step interface
- * (pre_*.c) and small n x n helpers (nn.c).
+ * (pre_*.c), small n x n helpers (nn.c) and the little-endian byte helpers of saved state.
  *
  * Everything here is deterministic by construction: the work over d is split into pieces whose
  * boundaries depend only on d (or the layer table), never on the number of threads or on
@@ -9,6 +9,8 @@
  */
 #ifndef PX_AGG_INTERNAL_H
 #define PX_AGG_INTERNAL_H
+
+#include <string.h>
 
 #include "aggregator.h"
 
@@ -162,5 +164,51 @@ void px__argsort(const double *key, size_t *idx, size_t count);
 
 /* Median of v[0..n) (reorders v; mean of the two middle values when n is even). */
 double px__median_double(double *v, size_t n);
+
+/* ---- saved state: little-endian values written byte by byte (registry.c, stateful rules) -- */
+
+static inline void px__put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline void px__put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline uint32_t px__get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+static inline uint64_t px__get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* floats travel as their IEEE-754 bits, so a loaded value is the saved one bit for bit */
+static inline void px__put_f32(unsigned char *p, float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, 4);
+    px__put_u32(p, bits);
+}
+
+static inline float px__get_f32(const unsigned char *p)
+{
+    uint32_t bits = px__get_u32(p);
+    float v;
+    memcpy(&v, &bits, 4);
+    return v;
+}
 
 #endif

@@ -647,3 +647,97 @@ px_status px_agg_run(px_agg *a, const float *const *rows, size_t n, uint64_t ste
     }
     return st;
 }
+
+/* ---- state across steps ------------------------------------------------------------------ */
+
+size_t px_agg_state_bytes(const px_agg *a)
+{
+    size_t payload = a->rule->state_bytes && a->ctx ? a->rule->state_bytes(a->ctx) : 0;
+    return PX_AGG_STATE_HEADER_BYTES + payload;
+}
+
+px_status px_agg_state_save(const px_agg *a, unsigned char *out, size_t cap)
+{
+    size_t bytes = px_agg_state_bytes(a), name_len = strlen(a->rule->name);
+    if (cap < bytes)
+        return px_error(PX_EINVAL,
+                        "aggregator state: a buffer of %zu bytes, the state of \"%s\" needs %zu",
+                        cap, a->rule->name, bytes);
+    if (name_len >= PX_AGG_STATE_NAME_BYTES) /* a registry name too long for the header field */
+        return px_error(PX_EINVAL, "aggregator state: rule name \"%s\" is longer than %u bytes",
+                        a->rule->name, PX_AGG_STATE_NAME_BYTES - 1);
+    px__put_u32(out, PX_AGG_STATE_MAGIC);
+    px__put_u32(out + 4, PX_AGG_STATE_VERSION);
+    memset(out + 8, 0, PX_AGG_STATE_NAME_BYTES);
+    memcpy(out + 8, a->rule->name, name_len);
+    px__put_u64(out + 24, a->d);
+    px__put_u64(out + 32, a->n_max);
+    px__put_u64(out + 40, bytes - PX_AGG_STATE_HEADER_BYTES);
+    if (bytes > PX_AGG_STATE_HEADER_BYTES)
+        a->rule->state_save(a->ctx, out + PX_AGG_STATE_HEADER_BYTES);
+    return PX_OK;
+}
+
+/* The saved rule field for a message: up to its last non-zero byte, anything unprintable
+ * (a zero byte inside included) as '?', so that a damaged field shows as damaged. */
+static void px__state_name_text(const unsigned char *field, char *text)
+{
+    size_t end = PX_AGG_STATE_NAME_BYTES;
+    while (end > 0 && field[end - 1] == 0)
+        end--;
+    for (size_t i = 0; i < end; i++)
+        text[i] = field[i] >= 0x20 && field[i] < 0x7F && field[i] != '"' ? (char)field[i] : '?';
+    text[end] = 0;
+}
+
+px_status px_agg_state_load(px_agg *a, const unsigned char *in, size_t len)
+{
+    const char *name = a->rule->name;
+    if (len < PX_AGG_STATE_HEADER_BYTES)
+        return px_error(PX_EINVAL,
+                        "aggregator state: %zu bytes, shorter than the %u-byte header "
+                        "(truncated)",
+                        len, PX_AGG_STATE_HEADER_BYTES);
+    uint32_t magic = px__get_u32(in), version = px__get_u32(in + 4);
+    if (magic != PX_AGG_STATE_MAGIC)
+        return px_error(PX_EINVAL,
+                        "aggregator state: magic 0x%08x, expected 0x%08x (\"PXAS\"): these bytes "
+                        "are not aggregator state",
+                        magic, PX_AGG_STATE_MAGIC);
+    if (version != PX_AGG_STATE_VERSION)
+        return px_error(PX_EINVAL,
+                        "aggregator state: format version %u, this build reads version %u", version,
+                        PX_AGG_STATE_VERSION);
+    /* the name field must be this rule's name followed by zero bytes, exactly as saved */
+    unsigned char field[PX_AGG_STATE_NAME_BYTES] = {0};
+    memcpy(field, name, strlen(name) < sizeof field ? strlen(name) : sizeof field);
+    uint64_t d = px__get_u64(in + 24), n_max = px__get_u64(in + 32);
+    if (memcmp(field, in + 8, sizeof field) != 0 || d != a->d || n_max != a->n_max) {
+        char saved[PX_AGG_STATE_NAME_BYTES + 1];
+        px__state_name_text(in + 8, saved);
+        return px_error(PX_EINVAL,
+                        "aggregator state: saved for rule \"%s\" with d = %llu and n_max = %llu, "
+                        "this aggregator is \"%s\" with d = %zu and n_max = %zu",
+                        saved, (unsigned long long)d, (unsigned long long)n_max, name, a->d,
+                        a->n_max);
+    }
+    uint64_t payload = px__get_u64(in + 40);
+    size_t follow = len - PX_AGG_STATE_HEADER_BYTES;
+    if (payload != follow)
+        return px_error(PX_EINVAL,
+                        "aggregator state of \"%s\": the header announces %llu payload bytes, "
+                        "%zu follow (%s)",
+                        name, (unsigned long long)payload, follow,
+                        payload > follow ? "truncated" : "trailing bytes");
+    if (!a->rule->state_load || !a->ctx) {
+        if (follow != 0)
+            return px_error(PX_EINVAL,
+                            "aggregator state: rule \"%s\" carries no state, got %zu payload "
+                            "bytes",
+                            name, follow);
+        return PX_OK;
+    }
+    px_status st = a->rule->state_load(a->ctx, in + PX_AGG_STATE_HEADER_BYTES, follow);
+    if (st < 0) return px_error_context(st, "aggregator state");
+    return PX_OK;
+}
