@@ -2,7 +2,7 @@
  *
  * An aggregation rule turns n vectors of length d (the workers' gradients of one step) into one
  * vector of length d. Rules are pure computations over memory: no MPI, no files, nothing of
- * Phalanx but runtime/common.h, rng.h and pool.h. Each rule lives in its own file
+ * Phalanx but base/ (common.h, rng.h, pool.h). Each rule lives in its own file
  * (aggregators/median.c, ...) and is listed once in the registry (aggregators/registry.c).
  *
  * Two levels:

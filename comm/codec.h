@@ -20,7 +20,7 @@
  * exact size, so a receiver can refuse a wrong-size payload before decoding it.
  *
  * Randomness: the RHT's +-1 diagonal of block b and the dither of stochastic rounding come from
- * the stream key px_hash4(run seed, PX_STREAM_CODEC, worker, step) (runtime/rng.h), mixed with
+ * the stream key px_hash4(run seed, PX_STREAM_CODEC, worker, step) (base/rng.h), mixed with
  * b (comm/codec_math.h). Sender and receiver both derive them from (seed, step, worker); nothing
  * random travels. Every worker's payload has its own scales.
  *
@@ -30,7 +30,7 @@
  * such a payload only from non-finite input (the block's scale is then NaN), which mirrors an
  * fp32 message carrying a NaN: the server drops it and counts it as PX_DROP_NONFINITE.
  *
- * Depends on runtime/common.h, rng.h and pool.h only.
+ * Depends on base/ (common.h, rng.h, pool.h) only.
  */
 #ifndef PX_CODEC_H
 #define PX_CODEC_H

@@ -75,7 +75,7 @@ PX_HD static inline int px_cm_finite_bits(uint32_t u)
 }
 
 /* ---- counter-based random bits ------------------------------------------------------------------
- * A codec call has a 64-bit stream key (comm/codec.c derives it with px_hash4 of runtime/rng.h
+ * A codec call has a 64-bit stream key (comm/codec.c derives it with px_hash4 of base/rng.h
  * from run seed, PX_STREAM_CODEC, worker and step). Block b gets the key px_cm_block_key(K, b);
  * from a block key, the sign of element j and its stochastic-rounding dither are pure functions
  * of j, so any thread (or CUDA thread) can compute its own without a sequential generator. */

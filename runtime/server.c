@@ -431,22 +431,33 @@ px_status px_server_save(const px_server *s, uint32_t next_step, const uint64_t 
     counters[PX_DROP_REASON_COUNT + 1] = s->steps_skipped;
     counters[PX_DROP_REASON_COUNT + 2] = totals[0];
     counters[PX_DROP_REASON_COUNT + 3] = totals[1];
-    size_t opt_bytes = s->opt->ops->state_bytes(s->opt);
+    size_t opt_bytes = s->opt->ops->state_bytes(s->opt), agg_bytes = px_agg_state_bytes(s->agg);
     unsigned char *opt = px_alloc(opt_bytes, "the optimizer state");
-    if (!opt) return PX_ENOMEM;
-    s->opt->ops->state_save(s->opt, opt);
+    unsigned char *agg = px_alloc(agg_bytes, "the aggregation rule's state");
+    px_status st = opt && agg ? PX_OK : PX_ENOMEM;
+    if (st == PX_OK) {
+        s->opt->ops->state_save(s->opt, opt);
+        st = px_agg_state_save(s->agg, agg, agg_bytes);
+    }
+    if (st < 0) {
+        px_free(opt);
+        px_free(agg);
+        return st;
+    }
     px_state_section sec[] = {
         {"SHAP", shape, sizeof shape},
         {"STEP", &step, sizeof step},
         {"PRMS", s->params, s->d * sizeof(float)},
         {"OPTM", opt, opt_bytes},
         {"REPL", s->replica, s->replica ? s->d * sizeof(float) : 0},
+        {"AGGS", agg, agg_bytes},
         {"CNTR", counters, sizeof counters},
     };
     char path[4200];
     snprintf(path, sizeof path, "%s/server.pxs", dir);
-    px_status st = px_state_write(path, sec, sizeof sec / sizeof sec[0]);
+    st = px_state_write(path, sec, sizeof sec / sizeof sec[0]);
     px_free(opt);
+    px_free(agg);
     return st;
 }
 
@@ -494,6 +505,8 @@ static px_status px__load_sections(px_server *s, const px_state_file *f, uint32_
     PX_CHECK(px_state_get(f, "OPTM", SIZE_MAX, &data, &bytes));
     PX_CHECK(s->opt->ops->state_load(s->opt, data, bytes));
     if (s->replica) PX_CHECK(px__load_floats(f, "REPL", s->replica, s->d));
+    PX_CHECK(px_state_get(f, "AGGS", SIZE_MAX, &data, &bytes));
+    PX_CHECK(px_agg_state_load(s->agg, data, bytes));
     PX_CHECK(px_state_get(f, "CNTR", sizeof counters, &data, NULL));
     memcpy(counters, data, sizeof counters);
     for (int r = 0; r < PX_DROP_REASON_COUNT; r++)

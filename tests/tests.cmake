@@ -40,6 +40,6 @@ function(px_integration_test name timeout)
 endfunction()
 
 foreach(t it_layers it_aggregate it_attacks it_cli it_codec_cuda it_codec_train it_determinism
-          it_faults it_quickstart it_stall it_train_mpi)
+          it_faults it_quickstart it_stall it_state it_train_mpi)
   px_integration_test(${t} 600)
 endforeach()
