@@ -74,12 +74,12 @@ px_status px_state_read(const char *path, px_state_file *f)
     FILE *in = fopen(path, "rb");
     if (!in) return px_error(PX_EINVAL, "state %s: cannot open: %s", path, strerror(errno));
     px_status st = PX_OK;
-    if (fseek(in, 0, SEEK_END) != 0 || ftell(in) < 0) {
+    struct stat sb;
+    if (fstat(fileno(in), &sb) != 0 || !S_ISREG(sb.st_mode)) {
         fclose(in);
         return px_error(PX_EINVAL, "state %s: not a regular file", path);
     }
-    f->len = (size_t)ftell(in);
-    rewind(in);
+    f->len = (size_t)sb.st_size;
     f->bytes = malloc(f->len ? f->len : 1);
     if (!f->bytes) {
         fclose(in);

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -83,6 +84,58 @@ static void test_schedules(void **state)
     assert_float_equal(px_lr_at(&s, 54), 0.5f, 1e-6);
 }
 
+/* The registry, and the state round trip: k steps, save, a fresh optimizer loads, both go on;
+ * the same weights as an optimizer that never stopped. A wrong-size or non-finite state is
+ * refused. */
+static void test_registry_and_state(void **state)
+{
+    (void)state;
+    enum { N = 6 };
+    px_optimizer_spec spec = {.momentum = 0.9f, .weight_decay = 0.01f, .nesterov = 0};
+    px_optimizer *a, *b, *c;
+    assert_int_equal(px_optimizer_create(&a, "adagrad", &spec, N), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "optimizer.kind \"adagrad\""));
+    assert_int_equal(px_optimizer_create(&a, "sgd", &spec, N), PX_OK);
+    assert_int_equal(px_optimizer_create(&b, "sgd", &spec, N), PX_OK);
+    assert_int_equal(px_optimizer_create(&c, "sgd", &spec, N), PX_OK);
+    assert_string_equal(a->kind, "sgd");
+    float wa[N] = {1, 2, 3, 4, 5, 6}, wb[N], wc[N] = {1, 2, 3, 4, 5, 6}, g[N];
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < N; i++)
+            g[i] = (float)(i - k) * 0.5f;
+        a->ops->step(a, wa, g, 0.1f);
+        c->ops->step(c, wc, g, 0.1f);
+    }
+    size_t bytes = a->ops->state_bytes(a);
+    assert_int_equal(bytes, N * sizeof(float)); /* the momentum buffer */
+    unsigned char buf[N * sizeof(float)];
+    a->ops->state_save(a, buf);
+    assert_int_equal(b->ops->state_load(b, buf, bytes - 1), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "expected 24"));
+    memcpy(wb, wa, sizeof wb);
+    assert_int_equal(b->ops->state_load(b, buf, bytes), PX_OK);
+    for (int k = 3; k < 6; k++) {
+        for (int i = 0; i < N; i++)
+            g[i] = (float)(i - k) * 0.5f;
+        b->ops->step(b, wb, g, 0.1f);
+        c->ops->step(c, wc, g, 0.1f);
+    }
+    assert_memory_equal(wb, wc, sizeof wb);
+    float nan = NAN;
+    memcpy(buf + 2 * sizeof(float), &nan, sizeof nan);
+    assert_int_equal(b->ops->state_load(b, buf, bytes), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "value 2 is not finite"));
+    px_optimizer_destroy(a);
+    px_optimizer_destroy(b);
+    px_optimizer_destroy(c);
+    /* without momentum there is no state */
+    spec.momentum = 0;
+    assert_int_equal(px_optimizer_create(&a, "sgd", &spec, N), PX_OK);
+    assert_int_equal(a->ops->state_bytes(a), 0);
+    assert_int_equal(a->ops->state_load(a, buf, 0), PX_OK);
+    px_optimizer_destroy(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -90,6 +143,7 @@ int main(void)
         cmocka_unit_test(test_sgd_nesterov),
         cmocka_unit_test(test_sgd_plain),
         cmocka_unit_test(test_schedules),
+        cmocka_unit_test(test_registry_and_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

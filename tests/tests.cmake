@@ -27,8 +27,9 @@ foreach(t test_codec test_codec_formats test_codec_hostile test_codec_rht test_c
 endforeach()
 px_unit_test(test_byzantine "px_faults;px_comm;px_nn")
 px_unit_test(test_mlp px_nn)
+px_unit_test(test_model px_nn)
 px_unit_test(test_optimizer px_nn)
-foreach(t test_config test_dataset test_npy test_server)
+foreach(t test_config test_dataset test_npy test_server test_state)
   px_unit_test(${t} px_runtime)
 endforeach()
 
@@ -39,7 +40,7 @@ function(px_integration_test name timeout)
   set_tests_properties(${name} PROPERTIES TIMEOUT ${timeout} LABELS integration)
 endfunction()
 
-foreach(t it_layers it_aggregate it_attacks it_cli it_codec_cuda it_codec_train it_determinism
+foreach(t it_layers it_data it_aggregate it_attacks it_cli it_codec_cuda it_codec_train it_determinism
           it_faults it_quickstart it_stall it_state it_train_mpi)
   px_integration_test(${t} 600)
 endforeach()

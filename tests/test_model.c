@@ -1,0 +1,176 @@
+/* test_model.c - the model interface and its registry: kinds by name, the MLP behind the
+ * interface computing what the MLP itself computes, layer groups that tile the parameters, and
+ * the active-group mask (LISA): inactive groups get zero gradient, active ones the full one. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/rng.h"
+#include "runtime/nn/mlp.h"
+#include "runtime/nn/model.h"
+
+static void test_registry(void **state)
+{
+    (void)state;
+    assert_true(px_model_kind_count() >= 1);
+    assert_non_null(px_model_find("mlp"));
+    assert_null(px_model_find("resnet"));
+    px_model *m = NULL;
+    uint32_t hidden[] = {8};
+    px_model_spec spec = {.input_values = 4, .classes = 3, .hidden = hidden, .n_hidden = 1};
+    assert_int_equal(px_model_create(&m, "resnet", &spec), PX_EINVAL);
+    assert_null(m);
+    assert_non_null(strstr(px_errmsg(), "resnet"));
+    assert_non_null(strstr(px_errmsg(), "mlp")); /* names the known kinds */
+    /* the kind's own rules: too many hidden layers, a zero width */
+    uint32_t many[PX_MLP_MAX_HIDDEN + 1];
+    for (size_t i = 0; i < PX_MLP_MAX_HIDDEN + 1; i++)
+        many[i] = 4;
+    px_model_spec deep = {.input_values = 4, .classes = 3, .hidden = many,
+                          .n_hidden = PX_MLP_MAX_HIDDEN + 1};
+    assert_int_equal(px_model_check("mlp", &deep), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "model.hidden"));
+    deep.n_hidden = PX_MLP_MAX_HIDDEN;
+    assert_int_equal(px_model_check("mlp", &deep), PX_OK);
+    uint32_t zero[] = {0};
+    px_model_spec z = {.input_values = 4, .classes = 3, .hidden = zero, .n_hidden = 1};
+    assert_int_equal(px_model_check("mlp", &z), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "model.hidden[0] = 0"));
+}
+
+static void test_groups_tile_the_parameters(void **state)
+{
+    (void)state;
+    uint32_t hidden[] = {16, 12, 8};
+    px_model_spec spec = {.input_values = 20, .classes = 5, .hidden = hidden, .n_hidden = 3};
+    px_model *m;
+    assert_int_equal(px_model_create(&m, "mlp", &spec), PX_OK);
+    assert_string_equal(m->kind, "mlp");
+    assert_int_equal(m->n_groups, 4);
+    /* (20*16+16) + (16*12+12) + (12*8+8) + (8*5+5), by hand */
+    assert_int_equal(m->n_params, 336 + 204 + 104 + 45);
+    size_t off = 0;
+    for (size_t g = 0; g < m->n_groups; g++) {
+        assert_int_equal(m->groups[g].offset, off);
+        off += m->groups[g].size;
+    }
+    assert_int_equal(off, m->n_params);
+    assert_int_equal(m->groups[0].role, PX_GROUP_INPUT);
+    assert_int_equal(m->groups[1].role, PX_GROUP_MIDDLE);
+    assert_int_equal(m->groups[2].role, PX_GROUP_MIDDLE);
+    assert_int_equal(m->groups[3].role, PX_GROUP_HEAD);
+    /* the tensor table (weights and biases) tiles the same vector */
+    assert_int_equal(m->tensors.count, 8);
+    assert_int_equal(m->tensors.layers[7].offset + m->tensors.layers[7].size, m->n_params);
+    px_model_destroy(m);
+}
+
+/* A batch of B random examples with labels, written into the model's input buffer. */
+static void fill_batch(const px_model *m, void *work, uint8_t *y, size_t B, uint64_t seed)
+{
+    px_rng r;
+    px_rng_init(&r, seed, 99, 0, 0);
+    float *x = m->ops->input(work);
+    for (size_t i = 0; i < B * m->input_values; i++)
+        x[i] = (float)(2 * px_rng_uniform(&r) - 1);
+    for (size_t i = 0; i < B; i++)
+        y[i] = (uint8_t)px_rng_below(&r, m->classes);
+}
+
+static void test_interface_matches_the_mlp(void **state)
+{
+    (void)state;
+    enum { B = 6 };
+    uint32_t hidden[] = {10, 7};
+    px_model_spec spec = {.input_values = 9, .classes = 4, .hidden = hidden, .n_hidden = 2};
+    px_model *m;
+    assert_int_equal(px_model_create(&m, "mlp", &spec), PX_OK);
+    float *p = malloc(m->n_params * sizeof *p), *g1 = malloc(m->n_params * sizeof *g1);
+    float *g2 = malloc(m->n_params * sizeof *g2);
+    m->ops->init(m, p, 3);
+    px_mlp direct;
+    assert_int_equal(px_mlp_shape(&direct, 9, hidden, 2, 4), PX_OK);
+    float *q = malloc(direct.n_params * sizeof *q);
+    px_mlp_init(&direct, q, 3);
+    assert_memory_equal(p, q, m->n_params * sizeof *p); /* same initialisation */
+    void *work = m->ops->work_create(m, B);
+    px_mlp_work dw;
+    assert_int_equal(px_mlp_work_create(&dw, &direct, B), PX_OK);
+    uint8_t y[B];
+    fill_batch(m, work, y, B, 5);
+    memcpy(px_mlp_input(&dw), m->ops->input(work), B * 9 * sizeof(float));
+    float l1 = m->ops->loss_grad(m, work, p, y, B, NULL, g1);
+    float l2 = px_mlp_loss_grad(&direct, &dw, q, y, B, g2);
+    assert_true(l1 == l2);
+    assert_memory_equal(g1, g2, m->n_params * sizeof *g1);
+    double ls = 0;
+    size_t correct = 0;
+    m->ops->evaluate(m, work, p, y, B, &ls, &correct);
+    assert_true(fabs(ls / B - l1) < 1e-5); /* the same loss, summed */
+    assert_true(m->ops->flops_per_sample(m) > 0);
+    m->ops->work_free(work);
+    px_mlp_work_free(&dw);
+    free(p), free(q), free(g1), free(g2);
+    px_model_destroy(m);
+}
+
+static void test_active_mask(void **state)
+{
+    (void)state;
+    enum { B = 5 };
+    uint32_t hidden[] = {8, 8, 8};
+    px_model_spec spec = {.input_values = 6, .classes = 3, .hidden = hidden, .n_hidden = 3};
+    px_model *m;
+    assert_int_equal(px_model_create(&m, "mlp", &spec), PX_OK);
+    size_t n = m->n_params;
+    float *p = malloc(n * sizeof *p), *full = malloc(n * sizeof *full);
+    float *part = malloc(n * sizeof *part);
+    m->ops->init(m, p, 11);
+    void *work = m->ops->work_create(m, B);
+    uint8_t y[B];
+    fill_batch(m, work, y, B, 7);
+    float lf = m->ops->loss_grad(m, work, p, y, B, NULL, full);
+    /* masks: only the head; the head and one middle group; only the input group */
+    const uint8_t masks[][4] = {{0, 0, 0, 1}, {0, 1, 0, 1}, {1, 0, 0, 0}, {0, 0, 0, 0}};
+    for (size_t k = 0; k < sizeof masks / sizeof masks[0]; k++) {
+        fill_batch(m, work, y, B, 7);
+        for (size_t i = 0; i < n; i++)
+            part[i] = NAN; /* every value must be written */
+        float lp = m->ops->loss_grad(m, work, p, y, B, masks[k], part);
+        assert_true(lp == lf); /* the forward pass is the same */
+        for (size_t g = 0; g < m->n_groups; g++) {
+            const px_layer_group *G = &m->groups[g];
+            if (masks[k][g]) {
+                assert_memory_equal(part + G->offset, full + G->offset, G->size * sizeof(float));
+            } else {
+                for (size_t i = 0; i < G->size; i++)
+                    assert_true(part[G->offset + i] == 0.0f);
+            }
+        }
+    }
+    /* the full gradient is not zero anywhere a group is active (the comparison can fail) */
+    double norm = 0;
+    for (size_t i = 0; i < m->groups[0].size; i++)
+        norm += fabs(full[i]);
+    assert_true(norm > 0);
+    m->ops->work_free(work);
+    free(p), free(full), free(part);
+    px_model_destroy(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_groups_tile_the_parameters),
+        cmocka_unit_test(test_interface_matches_the_mlp),
+        cmocka_unit_test(test_active_mask),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
