@@ -272,8 +272,8 @@ static px_status px__server_loop(px__server_run *R, px_run_summary *sum)
     px_msg_header stop = {
         .kind = PX_MSG_STOP, .step = steps, .worker = PX_WIRE_SERVER, .loss = NAN};
     px_wire_seal(s->params_msg, &stop, 0);
-    px_status stop_st =
-        t->send_stop(t, smsg, PX_WIRE_HEADER_BYTES, px_now_ms() + 2.0 * cfg->cluster->timeout_ms);
+    px_status stop_st = t->send_stop(t, smsg, PX_WIRE_HEADER_BYTES, px_wire_is_bye,
+                                     px_now_ms() + 2.0 * cfg->cluster->timeout_ms);
     if (stop_st < 0) {
         /* the training is done; a rank that stopped listening cannot spoil it, but the job
          * cannot end normally with it either (see trainer.c) */
@@ -371,7 +371,7 @@ static px_status px__worker_loop(const px_config *cfg, px_transport *t, px_worke
         if (stop) {
             /* answer after the last gradient (messages from one rank arrive in order), so
              * that the server takes everything still on its way before it ends */
-            unsigned char bye[PX_WIRE_HEADER_BYTES];
+            static unsigned char bye[PX_WIRE_HEADER_BYTES]; /* read until t->destroy */
             px_msg_header b = {
                 .kind = PX_MSG_BYE, .step = step, .worker = PX_WIRE_SERVER, .loss = NAN};
             px_wire_seal(bye, &b, 0);
@@ -476,7 +476,8 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
         payload_max = px_codec_payload_bytes(&down_spec, model.n_params);
     size_t msg_max = PX_WIRE_HEADER_BYTES + payload_max;
     if (is_mpi)
-        PX_CHECK_GOTO(px_transport_mpi_create(&t, msg_max, (size_t)n + 1), st, startup_done);
+        PX_CHECK_GOTO(px_transport_mpi_create(&t, PX_WIRE_HEADER_BYTES, msg_max, (size_t)n + 1), st,
+                      startup_done);
     else
         PX_CHECK_GOTO(px_transport_local_create(&t, n), st, startup_done);
 
@@ -587,12 +588,12 @@ startup_done:
     if (!sum->exit_code) sum->exit_code = px__exit_code(st);
 
     px_metrics_close(&R.metrics);
+    if (t) t->destroy(t); /* first: it ends the sends that read the workers' buffers */
     if (rank == 0 && R.server.params_msg) px_server_free(&R.server);
     px_worker_group_free(is_mpi ? &group : &R.local);
     free(R.expected);
     free(R.got);
     free(ids);
-    if (t) t->destroy(t);
     px_dataset_free(&data);
     px_pool_destroy(pool);
     sum->wall_s = (px_now_ms() - t_start) / 1000.0;
