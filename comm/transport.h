@@ -7,11 +7,17 @@
  * - local (transport_local.c): one process hosts the server and every worker; messages are
  *   handed over by pointer, without copies.
  *
- * Messages are whole wire messages (comm/wire.h: header + payload). The transport moves bytes;
- * it does not interpret them beyond what it needs for routing. Every blocking call takes an
- * absolute deadline (px_now_ms() clock) and returns PX_ETIMEOUT with a message naming the
- * silent rank when it passes. Waiting ranks sleep between polls so that they leave the cores
- * to the ranks that compute.
+ * Messages are whole wire messages (comm/wire.h: header + payload), but a transport never reads
+ * their bytes: it moves them, and where it must tell one kind from another (a worker rank's last
+ * message, send_stop) it asks a classifier that the caller passes in. So the wire format lives
+ * in one place, and a transport knows of a message only its length and its sender.
+ *
+ * No sender can write past a buffer: every receive is sized by the message actually sent
+ * (probe, then receive exactly that many bytes), and a message outside the legal sizes is taken
+ * in whole, off the hot path, and dropped (PX_EPROTO). Every blocking call takes an absolute
+ * deadline (px_now_ms() clock) and returns PX_ETIMEOUT with a message naming the silent rank
+ * when it passes. Waiting ranks sleep between polls so that they leave the cores to the ranks
+ * that compute.
  */
 #ifndef PX_TRANSPORT_H
 #define PX_TRANSPORT_H
@@ -22,6 +28,10 @@
 #include "base/common.h"
 
 typedef struct px_transport px_transport;
+
+/* A classifier of whole messages, passed in by the caller so that the transport need not read
+ * the wire format: returns 1 if msg[0..len) is of the kind asked about, else 0. */
+typedef int (*px_msg_test)(const unsigned char *msg, size_t len);
 
 struct px_transport {
     const char *name; /* "mpi" or "local" */
@@ -41,25 +51,30 @@ struct px_transport {
                              int *skipped);
     /* Next message from any worker rank. On PX_OK, *msg points at len bytes valid until the next
      * call and *src is the sending rank. PX_ETIMEOUT when nothing arrives before the deadline
-     * (local: when no message is left and none is on its way). PX_EPROTO when a message
-     * arrived that was larger than the largest legal message: it was discarded, *len is its
-     * size and *src its sender. */
+     * (local: when no message is left and none is on its way). PX_EPROTO when a message arrived
+     * whose size is outside the legal range (MPI: [min_msg, max_msg] of the create function):
+     * it was discarded without being written anywhere but a buffer of its own size, *len is
+     * its size, *src its sender, and the message names both. The caller may go on receiving. */
     px_status (*recv)(px_transport *t, const unsigned char **msg, size_t *len, int *src,
                       double deadline_ms);
-    /* Tells every worker rank that the run is over, then takes in (and discards) whatever they
-     * still send until each has answered with a BYE message (comm/wire.h), so that no worker
+    /* Tells every worker rank that the run is over (`msg`, sent as send_params sends), then
+     * takes in (and discards) whatever they still send until each has sent a message that
+     * `is_last` accepts (the caller's knowledge: comm/wire.h px_wire_is_bye), so that no worker
      * is left waiting on a send. Best effort for ranks that stopped listening: they are not
      * waited for beyond the deadline (PX_ETIMEOUT names how many). */
     px_status (*send_stop)(px_transport *t, const unsigned char *msg, size_t len,
-                           double deadline_ms);
+                           px_msg_test is_last, double deadline_ms);
 
     /* ---- worker side ---- */
     /* The next message from the server (parameters or stop), in the order sent; a deadline in
-     * the past polls once. *msg is valid until the next call. */
+     * the past polls once. *msg is valid until the next call. PX_EPROTO when the server sent a
+     * message outside the legal sizes (discarded as recv does): the caller decides; a worker
+     * rank cannot trust the server's stream after it. */
     px_status (*recv_from_server)(px_transport *t, const unsigned char **msg, size_t *len,
                                   double deadline_ms);
     /* Sends one message to the server, not before `ready_at_ms` (px_now_ms clock; 0 = now: a
-     * straggler's delay). `msg` must stay unchanged until sends_done. */
+     * straggler's delay). `msg` must stay unchanged until sends_done succeeds; if it never
+     * does, until destroy has returned (free the buffers handed to send after destroy). */
     px_status (*send)(px_transport *t, const unsigned char *msg, size_t len, double ready_at_ms);
     /* Waits until every message handed to send has left. */
     px_status (*sends_done)(px_transport *t, double deadline_ms);
@@ -67,6 +82,12 @@ struct px_transport {
      * on its way): its buffer must not be rewritten. */
     int (*in_flight)(px_transport *t, const unsigned char *msg);
 
+    /* Ends every request still pending (cancelled, then given a short bounded wait to
+     * complete), then frees what the transport owns. A send that can neither complete nor be
+     * cancelled in that time (a peer that stopped listening) is abandoned to MPI, and the
+     * transport's own buffer it reads is deliberately not freed: the process is ending, and a
+     * leak is safe where a free is not. Call before MPI_Finalize, and before freeing the
+     * buffers handed to send. */
     void (*destroy)(px_transport *t);
 };
 
@@ -76,14 +97,29 @@ static inline int px_worker_rank(uint32_t w, int world)
     return 1 + (int)(w % (uint32_t)(world - 1));
 }
 
-/* MPI transport over MPI_COMM_WORLD (MPI must be initialised). `max_msg` is the largest legal
- * message in bytes (receive buffers are sized to it once); `max_sends` the most messages a
- * worker rank sends per step. */
-px_status px_transport_mpi_create(px_transport **out, size_t max_msg, size_t max_sends);
+/* The longest illegal message the MPI transport takes in (into a temporary buffer of its size)
+ * in order to drop it. MPI lets a sender announce up to 2 GiB, and a receiver must not allocate
+ * that on a hostile rank's word: a longer message is matched (so that it blocks no other) but
+ * never received. That costs the receiver MPI's bookkeeping of one message (the bytes stay with
+ * the sender, as for any message above MPI's eager limit); the sender's send never completes,
+ * which is its own affair. */
+#define PX_MPI_DRAIN_MAX_BYTES ((size_t)64 << 20)
+
+/* MPI transport over MPI_COMM_WORLD (MPI must be initialised). Legal messages are min_msg to
+ * max_msg bytes (the caller's format: at least a header; at most the largest header + payload);
+ * the receive buffer is sized to max_msg once. A message outside that range is received whole
+ * into rbuf (shorter) or a temporary buffer of its exact size (longer, up to
+ * PX_MPI_DRAIN_MAX_BYTES), and dropped: recv returns PX_EPROTO. `max_sends` is the most messages
+ * a worker rank sends per step. Sets MPI_ERRORS_RETURN on MPI_COMM_WORLD: MPI failures come back
+ * as codes. */
+px_status px_transport_mpi_create(px_transport **out, size_t min_msg, size_t max_msg,
+                                  size_t max_sends);
 
 /* Start-up agreement of an MPI job: every rank contributes `code` (0 = ready, larger = worse)
  * and learns the worst code and the lowest rank that reported it. A non-blocking collective
- * polled against the deadline, so a rank that never arrives is reported, not waited for. */
+ * polled against the deadline, so a rank that never arrives is reported, not waited for (the
+ * collective, which MPI cannot cancel, then stays pending on buffers of static storage). Once
+ * per process. */
 px_status px_mpi_agree(int code, double deadline_ms, int *worst_code, int *worst_rank);
 
 /* Local transport for `n_workers` logical workers in this process. */

@@ -72,8 +72,10 @@ static px_status px__recv(px_transport *t, const unsigned char **msg, size_t *le
 }
 
 static px_status px__send_stop(px_transport *t, const unsigned char *msg, size_t len,
-                               double deadline_ms)
+                               px_msg_test is_last, double deadline_ms)
 {
+    /* the workers of this process ran their last step before the server stops: no sender is
+     * left to wait for, so is_last has nothing to recognise */
     return px__send_params(t, msg, len, NULL, 0, NULL, NULL);
 }
 

@@ -2,19 +2,29 @@
  * polled against a deadline. Collectives are avoided on purpose: a collective that one rank
  * never joins cannot be timed out or attributed to that rank.
  *
+ * Every receive is sized by the message actually sent: probe (MPI_Improbe matches the message,
+ * so no other receive can take it), read its size, receive exactly that many bytes. A message
+ * outside the legal sizes is received whole into a buffer of its own size and dropped. Relying
+ * on MPI's truncation instead is not safe: Open MPI's shared-memory path writes an oversized
+ * message whole into a smaller buffer, so one hostile rank could crash the server.
+ *
  * The server copies each parameter message into a buffer of its own before sending, and does
  * not send to a rank that has not taken the previous one: a stalled or slow rank then holds
- * one old buffer, never the one being rewritten, and never blocks the others. */
+ * one old buffer, never the one being rewritten, and never blocks the others. A buffer is freed
+ * only once no send reads it. */
+#include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "transport.h"
-#include "wire.h"
 
 enum { PX__TAG_FROM_SERVER = 11, PX__TAG_TO_SERVER = 12 };
 #define PX__POLL_US 50u /* sleep between polls: small against a step, frees the core */
+/* How long destroy waits for cancelled requests to end: long enough for a peer that is alive
+ * to take a message already on its way, short on an error path that ends the job. */
+#define PX__DESTROY_GRACE_MS 500.0
 
 typedef struct {
     unsigned char *data;
@@ -24,15 +34,16 @@ typedef struct {
 
 typedef struct {
     px_transport base;
-    size_t max_msg;
+    size_t min_msg, max_msg;
     unsigned char *rbuf;
     /* server: parameter buffers (one in normal operation, one more per lagging rank) */
     px__buffer *bufs;
     int n_bufs, max_bufs;
     MPI_Request *to_rank; /* per rank: the pending parameter send, or MPI_REQUEST_NULL */
     int *to_rank_buf;     /* per rank: the buffer that send reads */
-    /* worker: sends of this step */
+    /* worker: sends of this step and the (caller's) messages they read */
     MPI_Request *sends;
+    const unsigned char **send_msg;
     size_t n_sends, max_sends;
 } px__mpi;
 
@@ -49,13 +60,32 @@ static px_status px__wait_all(MPI_Request *reqs, int n, double deadline_ms)
     }
 }
 
+/* Cancels every active request of reqs[0..n) and waits until each has ended (completed or
+ * cancelled; MPI_REQUEST_NULL then) or the deadline passes. Returns how many are still
+ * active: a send that the peer neither takes nor lets go (Open MPI cannot cancel a send). */
+static int px__cancel_all(MPI_Request *reqs, int n, double deadline_ms)
+{
+    for (int i = 0; i < n; i++)
+        if (reqs[i] != MPI_REQUEST_NULL) MPI_Cancel(&reqs[i]);
+    for (;;) {
+        int active = 0;
+        for (int i = 0; i < n; i++) {
+            if (reqs[i] == MPI_REQUEST_NULL) continue;
+            int done = 0;
+            if (MPI_Test(&reqs[i], &done, MPI_STATUS_IGNORE) != MPI_SUCCESS || !done) active++;
+        }
+        if (!active || px_now_ms() > deadline_ms) return active;
+        px_sleep_us(PX__POLL_US);
+    }
+}
+
 /* Marks completed parameter sends; their buffers become free. */
 static void px__reap(px__mpi *m)
 {
     for (int r = 1; r < m->base.world; r++) {
         if (m->to_rank[r] == MPI_REQUEST_NULL) continue;
         int done = 0;
-        MPI_Test(&m->to_rank[r], &done, MPI_STATUS_IGNORE);
+        if (MPI_Test(&m->to_rank[r], &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) continue;
         if (done) {
             m->bufs[m->to_rank_buf[r]].users--;
             m->to_rank[r] = MPI_REQUEST_NULL;
@@ -66,7 +96,11 @@ static void px__reap(px__mpi *m)
 /* A parameter buffer no pending send reads, holding a copy of msg. */
 static px_status px__stage(px__mpi *m, const unsigned char *msg, size_t len, int *out)
 {
-    if (len > m->max_msg) return px_error(PX_EINVAL, "mpi: message of %zu bytes", len);
+    if (len > m->max_msg)
+        return px_error(PX_EINVAL,
+                        "mpi: a message of %zu bytes, more than the largest legal "
+                        "message (%zu bytes)",
+                        len, m->max_msg);
     int b = 0;
     while (b < m->n_bufs && (m->bufs[b].users > 0 || m->bufs[b].staged))
         b++;
@@ -88,13 +122,14 @@ static px_status px__send_to_ranks(px__mpi *m, const unsigned char *msg, size_t 
                                    int *skipped)
 {
     px__reap(m);
-    int b_msg, b_full = -1, skip = 0;
-    PX_CHECK(px__stage(m, msg, len, &b_msg));
+    int b_msg = -1, b_full = -1, skip = 0;
+    px_status st = PX_OK;
+    PX_CHECK_GOTO(px__stage(m, msg, len, &b_msg), st, done);
     if (full && needs_full) {
         int any = 0;
         for (int r = 1; r < m->base.world; r++)
             any |= needs_full[r] && m->to_rank[r] == MPI_REQUEST_NULL;
-        if (any) PX_CHECK(px__stage(m, full, full_len, &b_full));
+        if (any) PX_CHECK_GOTO(px__stage(m, full, full_len, &b_full), st, done);
     }
     for (int r = 1; r < m->base.world; r++) {
         if (m->to_rank[r] != MPI_REQUEST_NULL) {
@@ -105,16 +140,21 @@ static px_status px__send_to_ranks(px__mpi *m, const unsigned char *msg, size_t 
         int use_full = b_full >= 0 && needs_full[r];
         int b = use_full ? b_full : b_msg;
         if (MPI_Isend(m->bufs[b].data, (int)(use_full ? full_len : len), MPI_BYTE, r,
-                      PX__TAG_FROM_SERVER, MPI_COMM_WORLD, &m->to_rank[r]) != MPI_SUCCESS)
-            return px_error(PX_ERUNTIME, "mpi: cannot start the send to rank %d", r);
+                      PX__TAG_FROM_SERVER, MPI_COMM_WORLD, &m->to_rank[r]) != MPI_SUCCESS) {
+            m->to_rank[r] = MPI_REQUEST_NULL;
+            st = px_error(PX_ERUNTIME, "mpi: cannot start the send to rank %d", r);
+            goto done;
+        }
         if (use_full) needs_full[r] = 0;
         m->to_rank_buf[r] = b;
         m->bufs[b].users++;
     }
-    m->bufs[b_msg].staged = 0;
-    if (b_full >= 0) m->bufs[b_full].staged = 0;
     if (skipped) *skipped = skip;
-    return PX_OK;
+done:
+    /* on failure too: a staged buffer that no send reads is free again */
+    if (b_msg >= 0) m->bufs[b_msg].staged = 0;
+    if (b_full >= 0) m->bufs[b_full].staged = 0;
+    return st;
 }
 
 static px_status px__send_params(px_transport *t, const unsigned char *msg, size_t len,
@@ -122,6 +162,37 @@ static px_status px__send_params(px_transport *t, const unsigned char *msg, size
                                  int *skipped)
 {
     return px__send_to_ranks((px__mpi *)t, msg, len, full, full_len, needs_full, skipped);
+}
+
+/* Takes in and throws away a message that `handle` matched, of a size outside the legal range:
+ * `len` bytes from rank `src`. It is received exactly (into rbuf when it fits, otherwise into a
+ * temporary buffer of its size), so no byte lands past a buffer; see PX_MPI_DRAIN_MAX_BYTES for
+ * one too long to take in. Returns PX_EPROTO naming the rank and the size, or PX_ERUNTIME if
+ * MPI failed. */
+static px_status px__discard(px__mpi *m, MPI_Message *handle, int src, size_t len)
+{
+    int too_short = len < m->min_msg;
+    const char *rule = too_short ? "less than the smallest" : "more than the largest";
+    size_t limit = too_short ? m->min_msg : m->max_msg;
+    unsigned char *sink = len <= m->max_msg ? m->rbuf : NULL;
+    if (!sink && len > PX_MPI_DRAIN_MAX_BYTES)
+        return px_error(PX_EPROTO,
+                        "rank %d sent %zu bytes, %s legal message (%zu bytes); not taken in: "
+                        "more than the %zu bytes the transport drains",
+                        src, len, rule, limit, PX_MPI_DRAIN_MAX_BYTES);
+    if (!sink) sink = malloc(len);
+    if (!sink)
+        return px_error(PX_EPROTO,
+                        "rank %d sent %zu bytes, %s legal message (%zu bytes); not taken in: "
+                        "no memory to drain it",
+                        src, len, rule, limit);
+    int rc = MPI_Mrecv(sink, (int)len, MPI_BYTE, handle, MPI_STATUS_IGNORE);
+    if (sink != m->rbuf) free(sink);
+    if (rc != MPI_SUCCESS)
+        return px_error(PX_ERUNTIME, "mpi: receiving the %zu-byte message of rank %d failed", len,
+                        src);
+    return px_error(PX_EPROTO, "rank %d sent %zu bytes, %s legal message (%zu bytes)", src, len,
+                    rule, limit);
 }
 
 /* Receives the next message with `tag` from `source` into rbuf; a deadline in the past polls
@@ -136,19 +207,13 @@ static px_status px__recv(px__mpi *m, int source, int tag, const unsigned char *
         if (MPI_Improbe(source, tag, MPI_COMM_WORLD, &flag, &handle, &status) != MPI_SUCCESS)
             return px_error(PX_ERUNTIME, "mpi: MPI_Improbe failed");
         if (flag) {
-            int count = 0;
-            MPI_Get_count(&status, MPI_BYTE, &count);
+            int count = MPI_UNDEFINED;
             *src = status.MPI_SOURCE;
+            if (MPI_Get_count(&status, MPI_BYTE, &count) != MPI_SUCCESS || count < 0)
+                return px_error(PX_ERUNTIME, "mpi: cannot tell the size of rank %d's message",
+                                *src);
             *len = (size_t)count;
-            if ((size_t)count > m->max_msg) {
-                /* receive what fits and discard: the truncation error consumes the message */
-                MPI_Status st2;
-                MPI_Mrecv(m->rbuf, (int)m->max_msg, MPI_BYTE, &handle, &st2);
-                return px_error(PX_EPROTO,
-                                "rank %d sent %d bytes, more than the largest legal "
-                                "message (%zu bytes)",
-                                *src, count, m->max_msg);
-            }
+            if (*len < m->min_msg || *len > m->max_msg) return px__discard(m, &handle, *src, *len);
             if (MPI_Mrecv(m->rbuf, count, MPI_BYTE, &handle, MPI_STATUS_IGNORE) != MPI_SUCCESS)
                 return px_error(PX_ERUNTIME, "mpi: receive from rank %d failed", *src);
             *msg = m->rbuf;
@@ -167,7 +232,7 @@ static px_status px__server_recv(px_transport *t, const unsigned char **msg, siz
 }
 
 static px_status px__send_stop(px_transport *t, const unsigned char *msg, size_t len,
-                               double deadline_ms)
+                               px_msg_test is_last, double deadline_ms)
 {
     px__mpi *m = (px__mpi *)t;
     /* give lagging ranks until the deadline to take their last parameters, then tell every
@@ -186,7 +251,8 @@ static px_status px__send_stop(px_transport *t, const unsigned char *msg, size_t
     for (int r = 1; r < t->world; r++)
         told[r] = m->to_rank[r] == MPI_REQUEST_NULL;
     px_status st = px__send_to_ranks(m, msg, len, NULL, 0, NULL, NULL);
-    /* drain: gradients still on their way are discarded; each told rank ends with BYE */
+    /* drain: gradients still on their way are discarded; each told rank ends with its last
+     * message (BYE), which the caller's classifier recognises */
     int waiting = 0;
     for (int r = 1; r < t->world; r++)
         waiting += told[r];
@@ -203,8 +269,12 @@ static px_status px__send_stop(px_transport *t, const unsigned char *msg, size_t
                           waiting, waiting > 1 ? "s" : "");
             break;
         }
-        if (rs == PX_OK && in_len >= 7 && in[6] == PX_MSG_BYE && src > 0 && src < t->world &&
-            told[src]) {
+        if (rs == PX_EPROTO) continue; /* an illegal message, discarded: not the last */
+        if (rs < 0) {
+            st = rs; /* MPI itself failed: polling again would not end before the deadline */
+            break;
+        }
+        if (src > 0 && src < t->world && told[src] && is_last(in, in_len)) {
             told[src] = 0;
             waiting--;
         }
@@ -229,6 +299,7 @@ static px_status px__recv_from_server(px_transport *t, const unsigned char **msg
     if (st == PX_ETIMEOUT)
         return px_error(PX_ETIMEOUT, "no message from the server (rank 0) before the deadline "
                                      "(cluster.timeout_ms): stalled or dead");
+    if (st == PX_EPROTO) return px_error_context(st, "a broken message from the server");
     return st;
 }
 
@@ -237,12 +308,18 @@ static px_status px__send(px_transport *t, const unsigned char *msg, size_t len,
     px__mpi *m = (px__mpi *)t;
     if (m->n_sends >= m->max_sends)
         return px_error(PX_EINVAL, "mpi: more than %zu sends in one step", m->max_sends);
-    if (len > (size_t)INT32_MAX) return px_error(PX_EINVAL, "mpi: message of %zu bytes", len);
-    double wait = ready_at - px_now_ms();
-    if (wait > 0) px_sleep_us((unsigned)(wait * 1000)); /* a straggler really is late */
+    if (len > (size_t)INT_MAX)
+        return px_error(PX_EINVAL, "mpi: a message of %zu bytes, more than MPI's count limit", len);
+    /* a straggler really is late: sleep in slices (one sleep of the whole delay would overflow
+     * the microsecond count past about 71 minutes) */
+    for (double wait = ready_at - px_now_ms(); wait > 0; wait = ready_at - px_now_ms())
+        px_sleep_us(wait > 1000.0 ? 1000000u : (unsigned)(wait * 1000) + 1);
     if (MPI_Isend(msg, (int)len, MPI_BYTE, 0, PX__TAG_TO_SERVER, MPI_COMM_WORLD,
-                  &m->sends[m->n_sends]) != MPI_SUCCESS)
+                  &m->sends[m->n_sends]) != MPI_SUCCESS) {
+        m->sends[m->n_sends] = MPI_REQUEST_NULL;
         return px_error(PX_ERUNTIME, "cannot start a send to the server");
+    }
+    m->send_msg[m->n_sends] = msg;
     m->n_sends++;
     return PX_OK;
 }
@@ -261,29 +338,56 @@ static px_status px__sends_done(px_transport *t, double deadline_ms)
 
 static int px__in_flight(px_transport *t, const unsigned char *msg)
 {
-    return 0; /* a worker rank waits for its sends (sends_done) before the next step */
+    px__mpi *m = (px__mpi *)t;
+    for (size_t i = 0; i < m->n_sends; i++) {
+        if (m->send_msg[i] != msg || m->sends[i] == MPI_REQUEST_NULL) continue;
+        int done = 0;
+        if (MPI_Test(&m->sends[i], &done, MPI_STATUS_IGNORE) != MPI_SUCCESS || !done) return 1;
+    }
+    return 0;
 }
 
 static void px__destroy(px_transport *t)
 {
     px__mpi *m = (px__mpi *)t;
     if (!m) return;
+    /* end every pending request before freeing anything a send reads: sends to lagging ranks
+     * (server), sends the server never took (worker, on an error path) */
+    double deadline = px_now_ms() + PX__DESTROY_GRACE_MS;
+    if (m->to_rank) px__cancel_all(m->to_rank, m->base.world, deadline);
+    if (m->sends) px__cancel_all(m->sends, (int)m->n_sends, deadline);
+    for (int b = 0; b < m->n_bufs; b++)
+        m->bufs[b].users = 0;
+    for (int r = 1; m->to_rank && r < m->base.world; r++) {
+        if (m->to_rank[r] == MPI_REQUEST_NULL) continue;
+        m->bufs[m->to_rank_buf[r]].users++; /* abandoned: its buffer is never freed */
+        MPI_Request_free(&m->to_rank[r]);
+    }
+    for (size_t i = 0; m->sends && i < m->n_sends; i++)
+        if (m->sends[i] != MPI_REQUEST_NULL) MPI_Request_free(&m->sends[i]);
     px_free(m->rbuf);
     for (int b = 0; b < m->n_bufs; b++)
-        px_free(m->bufs[b].data);
+        if (m->bufs[b].users == 0) px_free(m->bufs[b].data);
     free(m->bufs);
     free(m->to_rank);
     free(m->to_rank_buf);
     free(m->sends);
+    free(m->send_msg);
     free(m);
 }
 
-px_status px_transport_mpi_create(px_transport **out, size_t max_msg, size_t max_sends)
+px_status px_transport_mpi_create(px_transport **out, size_t min_msg, size_t max_msg,
+                                  size_t max_sends)
 {
     *out = NULL;
     int inited = 0;
     MPI_Initialized(&inited);
     if (!inited) return px_error(PX_EINVAL, "mpi transport: MPI is not initialised");
+    if (max_msg == 0 || max_msg > (size_t)INT_MAX || min_msg > max_msg)
+        return px_error(PX_EINVAL,
+                        "mpi transport: legal message sizes [%zu, %zu] bytes must be a "
+                        "non-empty range within MPI's count limit (%d)",
+                        min_msg, max_msg, INT_MAX);
     px__mpi *m = calloc(1, sizeof *m);
     if (!m) return px_error(PX_ENOMEM, "mpi transport: cannot allocate");
     MPI_Comm_rank(MPI_COMM_WORLD, &m->base.rank);
@@ -293,9 +397,10 @@ px_status px_transport_mpi_create(px_transport **out, size_t max_msg, size_t max
         free(m);
         return px_error(PX_EINVAL, "mpi transport: needs at least 2 ranks, the job has %d", world);
     }
-    /* errors come back as codes (a truncated oversized message must not abort the server) */
+    /* errors come back as codes: a failed receive is reported, not fatal to the job */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     m->base.name = "mpi";
+    m->min_msg = min_msg;
     m->max_msg = max_msg;
     m->max_sends = max_sends ? max_sends : 1;
     m->rbuf = px_alloc(max_msg, "the receive buffer");
@@ -304,13 +409,18 @@ px_status px_transport_mpi_create(px_transport **out, size_t max_msg, size_t max
     m->bufs = calloc((size_t)m->max_bufs, sizeof *m->bufs);
     m->to_rank = malloc((size_t)world * sizeof *m->to_rank);
     m->to_rank_buf = calloc((size_t)world, sizeof *m->to_rank_buf);
-    m->sends = calloc(m->max_sends, sizeof *m->sends);
-    if (!m->rbuf || !m->bufs || !m->to_rank || !m->to_rank_buf || !m->sends) {
+    m->sends = malloc(m->max_sends * sizeof *m->sends);
+    m->send_msg = calloc(m->max_sends, sizeof *m->send_msg);
+    if (m->to_rank)
+        for (int r = 0; r < world; r++)
+            m->to_rank[r] = MPI_REQUEST_NULL;
+    if (m->sends)
+        for (size_t i = 0; i < m->max_sends; i++)
+            m->sends[i] = MPI_REQUEST_NULL;
+    if (!m->rbuf || !m->bufs || !m->to_rank || !m->to_rank_buf || !m->sends || !m->send_msg) {
         px__destroy(&m->base);
         return px_error(PX_ENOMEM, "mpi transport: cannot allocate buffers");
     }
-    for (int r = 0; r < world; r++)
-        m->to_rank[r] = MPI_REQUEST_NULL;
     if (m->base.rank == 0) {
         m->bufs[0].data = px_alloc(max_msg, "a parameter buffer");
         if (!m->bufs[0].data) {
@@ -333,15 +443,27 @@ px_status px_transport_mpi_create(px_transport **out, size_t max_msg, size_t max
 
 px_status px_mpi_agree(int code, double deadline_ms, int *worst_code, int *worst_rank)
 {
+    /* static: a collective cannot be cancelled, so on a timeout it stays pending and may still
+     * write its result when the late rank arrives; its buffers must outlive this call. Called
+     * once per process. */
+    static int in[2], out[2];
+    static MPI_Request req = MPI_REQUEST_NULL;
+    if (req != MPI_REQUEST_NULL)
+        return px_error(PX_ERUNTIME, "mpi: the start-up agreement is still pending from an "
+                                     "earlier call");
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    int in[2] = {code, rank}, out[2] = {0, 0};
-    MPI_Request req;
-    if (MPI_Iallreduce(in, out, 1, MPI_2INT, MPI_MAXLOC, MPI_COMM_WORLD, &req) != MPI_SUCCESS)
+    in[0] = code;
+    in[1] = rank;
+    if (MPI_Iallreduce(in, out, 1, MPI_2INT, MPI_MAXLOC, MPI_COMM_WORLD, &req) != MPI_SUCCESS) {
+        req = MPI_REQUEST_NULL;
         return px_error(PX_ERUNTIME, "mpi: start-up agreement failed");
-    if (px__wait_all(&req, 1, deadline_ms) == PX_ETIMEOUT)
+    }
+    px_status st = px__wait_all(&req, 1, deadline_ms);
+    if (st == PX_ETIMEOUT)
         return px_error(PX_ETIMEOUT, "not every rank reached the start of the run before the "
                                      "deadline (cluster.timeout_ms)");
+    PX_CHECK(st);
     *worst_code = out[0];
     *worst_rank = out[1];
     return PX_OK;

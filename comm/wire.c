@@ -92,6 +92,12 @@ px_drop_reason px_wire_open(const unsigned char *msg, size_t len, px_msg_header 
     return PX_DROP_NONE;
 }
 
+int px_wire_is_bye(const unsigned char *msg, size_t len)
+{
+    px_msg_header h;
+    return px_wire_open(msg, len, &h) == PX_DROP_NONE && h.kind == PX_MSG_BYE;
+}
+
 px_drop_reason px_wire_expect(const px_msg_header *h, const px_wire_expectation *e)
 {
     if (h->kind != e->kind) return PX_DROP_KIND;

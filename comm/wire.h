@@ -85,6 +85,12 @@ void px_wire_seal(unsigned char *msg, const px_msg_header *h, size_t payload_byt
  * expected size) are the receiver's: see px_wire_expect. */
 px_drop_reason px_wire_open(const unsigned char *msg, size_t len, px_msg_header *h);
 
+/* 1 if msg[0..len) is an intact BYE message (px_wire_open accepts it and its kind is
+ * PX_MSG_BYE), else 0: the server's transport is handed this to recognise a worker rank's last
+ * message (transport.h, send_stop) without reading message bytes itself. A forged or corrupted
+ * BYE is not one. */
+int px_wire_is_bye(const unsigned char *msg, size_t len);
+
 /* What the receiver expects of a message; px_wire_expect compares a parsed header with it. */
 typedef struct {
     uint8_t kind;

@@ -112,7 +112,9 @@ static px_status px__collect(px__run *R, double *bytes_up)
         *bytes_up += (double)len;
         int counts = 1;
         if (st == PX_EPROTO) {
+            /* a size no legal message has: it belongs to no step and pays nothing owed */
             px_server_count_drop(s, PX_DROP_LENGTH, src, px_errmsg());
+            counts = 0;
         } else {
             PX_CHECK(st);
             px_drop_reason r = px_server_accept(s, msg, len, src);
@@ -264,7 +266,7 @@ static void px__stop_workers(px__run *R, px_run_summary *sum)
     px_msg_header stop = {
         .kind = PX_MSG_STOP, .step = steps, .worker = PX_WIRE_SERVER, .loss = NAN};
     px_wire_seal(s->params_msg, &stop, 0);
-    px_status st = R->t->send_stop(R->t, s->params_msg, PX_WIRE_HEADER_BYTES,
+    px_status st = R->t->send_stop(R->t, s->params_msg, PX_WIRE_HEADER_BYTES, px_wire_is_bye,
                                    px_now_ms() + 2.0 * R->cfg->cluster->timeout_ms);
     if (st < 0) {
         px_log(PX_LOG_WARN, "%s", px_errmsg());
@@ -320,7 +322,8 @@ px_status px__server_loop(px__run *R, px_run_summary *sum)
  * so that the server takes everything still on its way before it ends. */
 static px_status px__say_bye(px__run *R, uint32_t step, double wait_ms)
 {
-    unsigned char bye[PX_WIRE_HEADER_BYTES];
+    /* static: its send may still be pending when sends_done gives up, until t->destroy */
+    static unsigned char bye[PX_WIRE_HEADER_BYTES];
     px_msg_header b = {.kind = PX_MSG_BYE, .step = step, .worker = PX_WIRE_SERVER, .loss = NAN};
     px_wire_seal(bye, &b, 0);
     PX_CHECK(R->t->send(R->t, bye, sizeof bye, 0));

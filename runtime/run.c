@@ -81,7 +81,9 @@ static px_status px__setup_data_and_transport(px__run *R)
     if (px_codec_payload_bytes(&R->down_spec, d) > payload_max)
         payload_max = px_codec_payload_bytes(&R->down_spec, d);
     size_t msg_max = PX_WIRE_HEADER_BYTES + payload_max;
-    if (R->is_mpi) return px_transport_mpi_create(&R->t, msg_max, (size_t)cfg->cluster->workers + 1);
+    if (R->is_mpi)
+        return px_transport_mpi_create(&R->t, PX_WIRE_HEADER_BYTES, msg_max,
+                                       (size_t)cfg->cluster->workers + 1);
     return px_transport_local_create(&R->t, cfg->cluster->workers);
 }
 
@@ -265,12 +267,14 @@ static px_status px__outputs(px__run *R, px_run_summary *sum, double t_start)
 static void px__teardown(px__run *R)
 {
     px_metrics_close(&R->metrics);
+    /* the transport first: it completes or cancels every send still reading the server's or
+     * the workers' buffers before those are freed */
+    if (R->t) R->t->destroy(R->t);
     if (R->has_server) px_server_free(&R->server);
     if (R->has_group) px_worker_group_free(&R->group);
     free(R->expected);
     free(R->got);
     free(R->ids);
-    if (R->t) R->t->destroy(R->t);
     px_model_destroy(R->model);
     px_dataset_free(&R->data);
     px_pool_destroy(R->pool);

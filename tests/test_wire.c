@@ -171,6 +171,37 @@ static void test_expectations(void **state)
     free(msg);
 }
 
+static void test_is_bye(void **state)
+{
+    (void)state;
+    unsigned char msg[PX_WIRE_HEADER_BYTES + 4];
+    px_msg_header h = {.kind = PX_MSG_BYE, .step = 9, .worker = PX_WIRE_SERVER};
+    px_wire_seal(msg, &h, 0);
+    assert_int_equal(px_wire_is_bye(msg, PX_WIRE_HEADER_BYTES), 1);
+    /* too short, longer than its header says, or any flipped bit: not a BYE */
+    assert_int_equal(px_wire_is_bye(msg, PX_WIRE_HEADER_BYTES - 1), 0);
+    assert_int_equal(px_wire_is_bye(msg, 0), 0);
+    assert_int_equal(px_wire_is_bye(msg, PX_WIRE_HEADER_BYTES + 4), 0);
+    for (size_t byte = 0; byte < PX_WIRE_HEADER_BYTES; byte++) {
+        msg[byte] ^= 0x10;
+        assert_int_equal(px_wire_is_bye(msg, PX_WIRE_HEADER_BYTES), 0);
+        msg[byte] ^= 0x10;
+    }
+    /* a byte 6 that says BYE is not enough: the header must be intact */
+    unsigned char forged[PX_WIRE_HEADER_BYTES];
+    memset(forged, 0, sizeof forged);
+    forged[6] = PX_MSG_BYE;
+    assert_int_equal(px_wire_is_bye(forged, sizeof forged), 0);
+    /* other kinds are not BYE */
+    px_msg_header stop = {.kind = PX_MSG_STOP, .step = 9, .worker = PX_WIRE_SERVER};
+    px_wire_seal(msg, &stop, 0);
+    assert_int_equal(px_wire_is_bye(msg, PX_WIRE_HEADER_BYTES), 0);
+    px_msg_header grad;
+    unsigned char *g = make_message(&grad);
+    assert_int_equal(px_wire_is_bye(g, PX_WIRE_HEADER_BYTES + D * sizeof(float)), 0);
+    free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_header_round_trip),
         cmocka_unit_test(test_every_corrupted_byte_is_caught),
         cmocka_unit_test(test_expectations),
+        cmocka_unit_test(test_is_bye),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
