@@ -43,61 +43,102 @@ typedef enum {
 } px_agg_init;
 
 /* Parameters of every rule and pre-aggregation step. px_agg_params_default is the single
- * source of the defaults; px_agg_params_set sets any field from text by its key (the names in
- * the comments), and px_agg_param_at lists the keys with their defaults for --help. A rule
- * reads the fields it needs and ignores the others. */
+ * source of the defaults and the table of keys in registry.c the single source of the accepted
+ * ranges; everything else (the config's aggregator section, --help, the aggregate tool) derives
+ * from those two. A rule reads the fields it needs and ignores the others. The key of each field
+ * is the name in its comment. */
 typedef struct {
-    uint32_t f;    /* "f": declared number of Byzantine inputs; default 0 */
-    uint64_t seed; /* "seed": seed of random choices (FA random init, bucketing); default 1 */
+    uint32_t f;    /* "f": declared number of Byzantine inputs */
+    uint64_t seed; /* "seed": seed of random choices (FA random init, bucketing) */
     /* Flag Aggregator */
-    uint32_t m;       /* "m": subspace dimension, 0 = ceil(n/2); clamped to n; default 0 */
-    uint32_t iters;   /* "iters": IRLS iterations T; default 4 */
-    double lambda;    /* "lambda": pairwise regulariser; default 0 */
-    px_agg_init init; /* "init": pca | random; default pca */
-    bool warm_start;  /* "warm_start": start from the previous step's subspace; default 0 */
-    bool rescale;     /* "rescale": multiply by the median input norm; default 0 */
+    uint32_t m;       /* "m": subspace dimension, 0 = ceil(n/2); clamped to n */
+    uint32_t iters;   /* "iters": IRLS iterations T */
+    double lambda;    /* "lambda": pairwise regulariser */
+    px_agg_init init; /* "init": pca | random */
+    bool warm_start;  /* "warm_start": start from the previous step's subspace */
+    bool rescale;     /* "rescale": multiply by the median input norm */
     /* Multi-Krum */
-    uint32_t q; /* "q": inputs averaged, 0 = n - f; clamped to n; default 0 */
+    uint32_t q; /* "q": inputs averaged, 0 = n - f; clamped to n */
     /* geometric median (smoothed Weiszfeld) */
-    double geomed_nu;      /* "geomed_nu": smoothing distance; default 0.1 */
-    uint32_t geomed_iters; /* "geomed_iters": iteration cap; default 100 */
+    double geomed_nu;      /* "geomed_nu": smoothing distance */
+    uint32_t geomed_iters; /* "geomed_iters": iteration cap */
     double geomed_tol;     /* "geomed_tol": stop when the objective improves by less than this
-                              fraction; default 1e-7 */
+                              fraction */
     /* centered clipping */
-    double tau;           /* "tau": clipping radius; default 10 */
-    uint32_t cclip_iters; /* "cclip_iters": clipping rounds L per step; default 1 */
+    double tau;           /* "tau": clipping radius */
+    uint32_t cclip_iters; /* "cclip_iters": clipping rounds L per step */
     /* FedLD principal-gradient aggregation */
-    double kappa;       /* "kappa": fraction of principal directions kept (k >= 1); default 0.8 */
+    double kappa;       /* "kappa": fraction of principal directions kept (k >= 1) */
     bool fedld_history; /* "fedld_history": start as if every layer had history (no first-round
-                           mean); default 0, the aggregate tool sets 1 */
+                           mean) */
     /* pre-aggregation chain */
     uint32_t n_pre;              /* "pre": comma-separated chain (clip,nnm,bucketing); */
-    uint8_t pre[PX_AGG_MAX_PRE]; /* px_agg_pre_kind values in order; default none */
-    double clip_norm;            /* "clip_norm": static clipping threshold; default 2 */
-    uint32_t bucket_size;        /* "bucket_size": bucketing group size s; default 2 */
+    uint8_t pre[PX_AGG_MAX_PRE]; /* px_agg_pre_kind values in order */
+    double clip_norm;            /* "clip_norm": static clipping threshold */
+    uint32_t bucket_size;        /* "bucket_size": bucketing group size s */
     /* layer sizes ("layers": comma-separated), used when px_agg_create gets no layer table */
-    uint32_t n_layers;                       /* default 0: one layer */
+    uint32_t n_layers;                       /* 0: one layer */
     uint64_t layer_sizes[PX_AGG_MAX_LAYERS]; /* in floats; must add up to d */
 } px_agg_params;
 
+/* Sets every parameter to its default (zeroing the rest of *p, padding included, so that two
+ * parameter sets compare equal with memcmp when their values do). The one place where a default
+ * is written: `aggregate --help`, `trainer --help`, the trainer's config and --print-config read
+ * them from here. */
 void px_agg_params_default(px_agg_params *p);
 
-/* Sets one parameter from text ("f", "4"), as `aggregate --set` and the trainer use it.
- * Unknown keys and malformed or out-of-range values are refused with PX_EINVAL and a message
- * naming the key, the accepted range and the value. */
-px_status px_agg_params_set(px_agg_params *p, const char *key, const char *value);
+/* The kind of value a key takes. */
+typedef enum {
+    PX_AGG_PARAM_UINT, /* an unsigned integer (a uint32_t or uint64_t field), within its range */
+    PX_AGG_PARAM_REAL, /* a finite double within its range */
+    PX_AGG_PARAM_BOOL, /* true or false (0 or 1 as text) */
+    PX_AGG_PARAM_TEXT, /* set from text only: init (pca, random), pre and layers (lists) */
+} px_agg_param_type;
 
-/* One settable key, for --help and documentation: its name, its default as text, the rules or
- * steps that read it, and one line of help. */
+/* One settable key, for --help, documentation and typed access: its name, its kind, the rules
+ * or steps that read it, and one line of help. Its default is px_agg_params_default's (text:
+ * px_agg_params_get_text), its range px_agg_param_range's. */
 typedef struct {
     const char *key;
-    const char *default_text;
+    px_agg_param_type type;
     const char *used_by;
     const char *help;
 } px_agg_param_info;
 
 size_t px_agg_param_count(void);
 const px_agg_param_info *px_agg_param_at(size_t i);
+
+/* The key named `key`, or NULL. */
+const px_agg_param_info *px_agg_param_find(const char *key);
+
+/* Writes the values key k (from px_agg_param_at or px_agg_param_find) accepts beyond those of its
+ * type, as --help shows them ("> 0", "in (0, 1]", ">= 1"), into buf (always terminated); "" when
+ * any value of the type is accepted. Returns buf. */
+const char *px_agg_param_range(const px_agg_param_info *k, char *buf, size_t cap);
+
+/* Typed setters: set key to a value of its kind, checked against the key's range. A key of
+ * another kind, an unknown key or a value out of range is refused with PX_EINVAL and a message
+ * naming the key, the range and the value ("aggregator parameter tau: expected a number > 0, got
+ * -1"); *p is then unchanged. The config's aggregator section goes through these. */
+px_status px_agg_params_set_uint(px_agg_params *p, const char *key, uint64_t value);
+px_status px_agg_params_set_real(px_agg_params *p, const char *key, double value);
+px_status px_agg_params_set_bool(px_agg_params *p, const char *key, bool value);
+
+/* Sets one parameter of any kind from text ("f", "4"), as `aggregate --set` uses it: the text is
+ * parsed by the key's kind, then goes through the typed setter (so the ranges are the same).
+ * Unknown keys and malformed or out-of-range values are refused with PX_EINVAL and a message
+ * naming the key, the accepted range and the value; *p is then unchanged. */
+px_status px_agg_params_set(px_agg_params *p, const char *key, const char *value);
+
+/* Typed getters: the value of key in p. PX_EINVAL for an unknown key or one of another kind. */
+px_status px_agg_params_get_uint(const px_agg_params *p, const char *key, uint64_t *value);
+px_status px_agg_params_get_real(const px_agg_params *p, const char *key, double *value);
+px_status px_agg_params_get_bool(const px_agg_params *p, const char *key, bool *value);
+
+/* The value of key in p as text that px_agg_params_set reads back to the same value: "4",
+ * "1e-07" (the shortest exact form), "1" for true, "pca", "clip,nnm", "" for an empty list.
+ * PX_EINVAL for an unknown key or a buffer too small (buf then holds ""). */
+px_status px_agg_params_get_text(const px_agg_params *p, const char *key, char *buf, size_t cap);
 
 /* The pre-aggregation steps by name ("clip", "nnm", "bucketing"), for --help. */
 size_t px_agg_pre_count(void);
@@ -168,8 +209,9 @@ const px_agg_rule *px_agg_find(const char *name);
 size_t px_agg_rule_count(void);
 const px_agg_rule *px_agg_rule_at(size_t i);
 
-/* Checks that `rule` exists, that the pre-aggregation chain of p accepts n inputs, and that the
- * rule's validity rule holds for the number of vectors the chain hands it (n, or ceil(n/s)
+/* Checks that `rule` exists, that every parameter of p is within its key's range (for
+ * parameters written field by field), that the pre-aggregation chain of p accepts n inputs, and
+ * that the rule's validity rule holds for the number of vectors the chain hands it (n, or ceil(n/s)
  * after bucketing), as the config loader does before a run starts. */
 px_status px_agg_validate(const char *rule, const px_agg_params *p, size_t n);
 

@@ -1,8 +1,9 @@
-/* registry.c - the list of rules and pre-aggregation steps, their parameters (defaults, parsing,
- * the key table of --help), and the composed aggregator px_agg: non-finite filter, then the
- * pre-aggregation chain, then the rule. */
+/* registry.c - the list of rules and pre-aggregation steps, their parameters (the defaults, the
+ * table of keys with their kinds and ranges, typed and text access), and the composed aggregator
+ * px_agg: non-finite filter, then the pre-aggregation chain, then the rule. */
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,104 +84,254 @@ void px_agg_params_default(px_agg_params *p)
     p->n_layers = 0;
 }
 
-/* The documented keys: keep in step with px_agg_params_default and px_agg_params_set. */
-static const px_agg_param_info px__params[] = {
-    {"f", "0", "trimmed_mean krum multi_krum bulyan geomed meamed nnm",
-     "declared number of Byzantine inputs (validity rules and trimming)"},
-    {"seed", "1", "flag (init=random) bucketing", "seed of the rule's random choices"},
-    {"m", "0", "flag", "subspace dimension; 0 = ceil(n/2); clamped to n"},
-    {"iters", "4", "flag", "IRLS iterations T (0 = the start subspace)"},
-    {"lambda", "0", "flag", "pairwise regulariser (>= 0)"},
-    {"init", "pca", "flag", "start subspace: pca (top-m eigenvectors) or random (seeded)"},
-    {"warm_start", "0", "flag", "1 = start from the previous step's subspace"},
-    {"rescale", "0", "flag", "1 = multiply the unit-scale output by the median input norm"},
-    {"q", "0", "multi_krum", "inputs averaged; 0 = n-f; clamped to n"},
-    {"geomed_nu", "0.1", "geomed", "Weiszfeld smoothing distance (> 0)"},
-    {"geomed_iters", "100", "geomed", "Weiszfeld iteration cap"},
-    {"geomed_tol", "1e-07", "geomed",
-     "stop when the objective improves by less than this fraction"},
-    {"tau", "10", "cclip", "clipping radius (> 0)"},
-    {"cclip_iters", "1", "cclip", "clipping rounds L per step"},
-    {"kappa", "0.8", "fedld", "fraction of principal directions kept, in (0, 1] (k >= 1)"},
-    {"fedld_history", "0", "fedld",
-     "1 = every layer starts with history (no first-round mean; the aggregate tool sets 1)"},
-    {"layers", "(one layer)", "fedld",
-     "comma-separated layer sizes in floats, adding up to d (the trainer passes its own table)"},
-    {"pre", "(none)", "all rules", "pre-aggregation chain, comma-separated: clip, nnm, bucketing"},
-    {"clip_norm", "2", "clip", "static clipping threshold (> 0)"},
-    {"bucket_size", "2", "bucketing", "bucket size s (>= 1)"},
+/* One key: what --help says of it, where its value lives in px_agg_params, and the values it
+ * accepts. This table is the only place that states a range; px_agg_params_default the only one
+ * that states a default. */
+typedef struct {
+    px_agg_param_info info; /* first: px_agg_param_at hands out &row->info */
+    size_t offset, size;    /* the field in px_agg_params (not TEXT keys) */
+    uint64_t umin;          /* UINT: the least value (the largest is the field's) */
+    double lo, hi;          /* REAL: in [lo, hi], or (lo, hi] when lo_open */
+    bool lo_open;
+} px__param;
+
+/* A key per field of px_agg_params, named as the field; _Generic checks the field's C type
+ * against the kind (a key declared with the wrong macro does not compile). */
+#define PX__FIELD(name) offsetof(px_agg_params, name), sizeof(((px_agg_params *)0)->name)
+#define PX__UINT(name, min, used_by, help)                                                         \
+    {{#name, _Generic(((px_agg_params *)0)->name, uint32_t: PX_AGG_PARAM_UINT,                     \
+                      uint64_t: PX_AGG_PARAM_UINT), used_by, help},                                \
+     PX__FIELD(name), (min), 0, 0, false}
+#define PX__REAL(name, lo, lo_open, hi, used_by, help)                                             \
+    {{#name, _Generic(((px_agg_params *)0)->name, double: PX_AGG_PARAM_REAL), used_by, help},      \
+     PX__FIELD(name), 0, (lo), (hi), (lo_open)}
+#define PX__BOOL(name, used_by, help)                                                              \
+    {{#name, _Generic(((px_agg_params *)0)->name, bool: PX_AGG_PARAM_BOOL), used_by, help},        \
+     PX__FIELD(name), 0, 0, 0, false}
+#define PX__TEXT(key, used_by, help) {{key, PX_AGG_PARAM_TEXT, used_by, help}, 0, 0, 0, 0, 0, false}
+
+static const px__param px__params[] = {
+    PX__UINT(f, 0, "trimmed_mean krum multi_krum bulyan geomed meamed nnm",
+             "declared number of Byzantine inputs (validity rules and trimming)"),
+    PX__UINT(seed, 0, "flag (init=random) bucketing", "seed of the rule's random choices"),
+    PX__UINT(m, 0, "flag", "subspace dimension; 0 = ceil(n/2); clamped to n"),
+    PX__UINT(iters, 0, "flag", "IRLS iterations T (0 = the start subspace)"),
+    PX__REAL(lambda, 0, false, INFINITY, "flag", "pairwise regulariser"),
+    PX__TEXT("init", "flag", "start subspace: pca (top-m eigenvectors) or random (seeded)"),
+    PX__BOOL(warm_start, "flag", "start from the previous step's subspace"),
+    PX__BOOL(rescale, "flag", "multiply the unit-scale output by the median input norm"),
+    PX__UINT(q, 0, "multi_krum", "inputs averaged; 0 = n-f; clamped to n"),
+    PX__REAL(geomed_nu, 0, true, INFINITY, "geomed", "Weiszfeld smoothing distance"),
+    PX__UINT(geomed_iters, 0, "geomed", "Weiszfeld iteration cap"),
+    PX__REAL(geomed_tol, 0, false, INFINITY, "geomed",
+             "stop when the objective improves by less than this fraction"),
+    PX__REAL(tau, 0, true, INFINITY, "cclip", "clipping radius"),
+    PX__UINT(cclip_iters, 0, "cclip", "clipping rounds L per step"),
+    PX__REAL(kappa, 0, true, 1.0, "fedld",
+             "fraction of principal directions kept; k = max(1, floor(n kappa))"),
+    PX__BOOL(fedld_history, "fedld", "every layer starts with history (no first-round mean)"),
+    PX__TEXT("layers", "fedld",
+             "comma-separated layer sizes in floats, adding up to d; empty = one layer (the "
+             "trainer passes its own table)"),
+    PX__TEXT("pre", "all rules", "pre-aggregation chain, comma-separated: clip, nnm, bucketing"),
+    PX__REAL(clip_norm, 0, true, INFINITY, "clip", "static clipping threshold"),
+    PX__UINT(bucket_size, 1, "bucketing", "bucket size s"),
 };
+#define PX__N_PARAMS (sizeof px__params / sizeof px__params[0])
+
+/* the names of px_agg_init, by value */
+static const char *const px__init_names[] = {[PX_AGG_INIT_PCA] = "pca",
+                                             [PX_AGG_INIT_RANDOM] = "random"};
 
 size_t px_agg_param_count(void)
 {
-    return sizeof px__params / sizeof px__params[0];
+    return PX__N_PARAMS;
 }
 
 const px_agg_param_info *px_agg_param_at(size_t i)
 {
-    return i < px_agg_param_count() ? &px__params[i] : NULL;
+    return i < PX__N_PARAMS ? &px__params[i].info : NULL;
 }
 
-static px_status px__parse_u64(const char *key, const char *value, uint64_t lo, uint64_t max,
+static const px__param *px__param_find(const char *key)
+{
+    for (size_t i = 0; i < PX__N_PARAMS; i++)
+        if (!strcmp(px__params[i].info.key, key)) return &px__params[i];
+    return NULL;
+}
+
+const px_agg_param_info *px_agg_param_find(const char *key)
+{
+    const px__param *k = px__param_find(key);
+    return k ? &k->info : NULL;
+}
+
+static uint64_t px__umax(const px__param *k)
+{
+    return k->size == sizeof(uint32_t) ? UINT32_MAX : UINT64_MAX;
+}
+
+const char *px_agg_param_range(const px_agg_param_info *info, char *buf, size_t cap)
+{
+    const px__param *k = (const px__param *)info; /* info is the first member of its row */
+    buf[0] = 0;
+    if (k->info.type == PX_AGG_PARAM_UINT && k->umin > 0)
+        snprintf(buf, cap, ">= %llu", (unsigned long long)k->umin);
+    else if (k->info.type == PX_AGG_PARAM_REAL && isinf(k->hi))
+        snprintf(buf, cap, "%s %g", k->lo_open ? ">" : ">=", k->lo);
+    else if (k->info.type == PX_AGG_PARAM_REAL)
+        snprintf(buf, cap, "in %c%g, %g]", k->lo_open ? '(' : '[', k->lo, k->hi);
+    return buf;
+}
+
+/* "an integer in [1, 4294967295]", "a number > 0", ...: what a message says key k expects */
+static const char *px__expected(const px__param *k, char *buf, size_t cap)
+{
+    char range[64];
+    switch (k->info.type) {
+    case PX_AGG_PARAM_UINT:
+        snprintf(buf, cap, "an integer in [%llu, %llu]", (unsigned long long)k->umin,
+                 (unsigned long long)px__umax(k));
+        break;
+    case PX_AGG_PARAM_REAL:
+        snprintf(buf, cap, "a number %s", px_agg_param_range(&k->info, range, sizeof range));
+        break;
+    case PX_AGG_PARAM_BOOL:
+        snprintf(buf, cap, "0, 1, true or false");
+        break;
+    default:
+        snprintf(buf, cap, "text");
+    }
+    return buf;
+}
+
+static const char *px__type_name(px_agg_param_type t)
+{
+    static const char *const names[] = {"an integer", "a number", "a boolean", "text"};
+    return names[t];
+}
+
+/* The row of key, which must be of kind `type`; NULL (and the message) otherwise. */
+static const px__param *px__param_lookup(const char *key, px_agg_param_type type)
+{
+    const px__param *k = px__param_find(key);
+    if (!k)
+        px_error(PX_EINVAL, "unknown aggregator parameter '%s' (aggregate --help lists them)",
+                 key);
+    else if (k->info.type != type)
+        px_error(PX_EINVAL, "aggregator parameter %s takes %s, not %s", key,
+                 px__type_name(k->info.type), px__type_name(type));
+    return k && k->info.type == type ? k : NULL;
+}
+
+static px_status px__check_uint(const px__param *k, uint64_t v)
+{
+    if (v >= k->umin && v <= px__umax(k)) return PX_OK;
+    char want[96];
+    return px_error(PX_EINVAL, "aggregator parameter %s: expected %s, got %llu", k->info.key,
+                    px__expected(k, want, sizeof want), (unsigned long long)v);
+}
+
+static px_status px__check_real(const px__param *k, double v)
+{
+    if (isfinite(v) && v <= k->hi && (k->lo_open ? v > k->lo : v >= k->lo)) return PX_OK;
+    char want[96];
+    return px_error(PX_EINVAL, "aggregator parameter %s: expected %s, got %g", k->info.key,
+                    px__expected(k, want, sizeof want), v);
+}
+
+px_status px_agg_params_set_uint(px_agg_params *p, const char *key, uint64_t value)
+{
+    const px__param *k = px__param_lookup(key, PX_AGG_PARAM_UINT);
+    if (!k) return PX_EINVAL;
+    PX_CHECK(px__check_uint(k, value));
+    char *field = (char *)p + k->offset;
+    if (k->size == sizeof(uint32_t)) {
+        uint32_t v32 = (uint32_t)value;
+        memcpy(field, &v32, sizeof v32);
+    } else {
+        memcpy(field, &value, sizeof value);
+    }
+    return PX_OK;
+}
+
+px_status px_agg_params_set_real(px_agg_params *p, const char *key, double value)
+{
+    const px__param *k = px__param_lookup(key, PX_AGG_PARAM_REAL);
+    if (!k) return PX_EINVAL;
+    PX_CHECK(px__check_real(k, value));
+    memcpy((char *)p + k->offset, &value, sizeof value);
+    return PX_OK;
+}
+
+px_status px_agg_params_set_bool(px_agg_params *p, const char *key, bool value)
+{
+    const px__param *k = px__param_lookup(key, PX_AGG_PARAM_BOOL);
+    if (!k) return PX_EINVAL;
+    memcpy((char *)p + k->offset, &value, sizeof value);
+    return PX_OK;
+}
+
+static uint64_t px__read_uint(const px_agg_params *p, const px__param *k)
+{
+    const char *field = (const char *)p + k->offset;
+    if (k->size == sizeof(uint32_t)) {
+        uint32_t v32;
+        memcpy(&v32, field, sizeof v32);
+        return v32;
+    }
+    uint64_t v;
+    memcpy(&v, field, sizeof v);
+    return v;
+}
+
+static double px__read_real(const px_agg_params *p, const px__param *k)
+{
+    double v;
+    memcpy(&v, (const char *)p + k->offset, sizeof v);
+    return v;
+}
+
+px_status px_agg_params_get_uint(const px_agg_params *p, const char *key, uint64_t *value)
+{
+    const px__param *k = px__param_lookup(key, PX_AGG_PARAM_UINT);
+    if (!k) return PX_EINVAL;
+    *value = px__read_uint(p, k);
+    return PX_OK;
+}
+
+px_status px_agg_params_get_real(const px_agg_params *p, const char *key, double *value)
+{
+    const px__param *k = px__param_lookup(key, PX_AGG_PARAM_REAL);
+    if (!k) return PX_EINVAL;
+    *value = px__read_real(p, k);
+    return PX_OK;
+}
+
+px_status px_agg_params_get_bool(const px_agg_params *p, const char *key, bool *value)
+{
+    const px__param *k = px__param_lookup(key, PX_AGG_PARAM_BOOL);
+    if (!k) return PX_EINVAL;
+    memcpy(value, (const char *)p + k->offset, sizeof *value);
+    return PX_OK;
+}
+
+/* ---- parameters as text ---- */
+
+static px_status px__parse_u64(const char *key, const char *value, const char *want,
                                uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    if (!value[0] || value[0] == '-' || value[0] == '+' || value[0] == ' ')
-        return px_error(PX_EINVAL,
-                        "aggregator parameter %s: expected an integer in [%llu, %llu], "
-                        "got '%s'",
-                        key, (unsigned long long)lo, (unsigned long long)max, value);
-    unsigned long long v = strtoull(value, &end, 10);
-    if (errno || *end || v > max || v < lo)
-        return px_error(PX_EINVAL,
-                        "aggregator parameter %s: expected an integer in [%llu, %llu], "
-                        "got '%s'",
-                        key, (unsigned long long)lo, (unsigned long long)max, value);
-    *out = v;
-    return PX_OK;
-}
-
-static px_status px__parse_u32(const char *key, const char *value, uint32_t lo, uint32_t *out)
-{
-    uint64_t v;
-    PX_CHECK(px__parse_u64(key, value, lo, UINT32_MAX, &v));
-    *out = (uint32_t)v;
-    return PX_OK;
-}
-
-/* A finite double in (lo, hi] if lo_open, else [lo, hi]. */
-static px_status px__parse_double(const char *key, const char *value, double lo, bool lo_open,
-                                  double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = value[0] ? strtod(value, &end) : NAN;
-    bool ok = value[0] && !errno && !*end && isfinite(v) && v <= hi && (lo_open ? v > lo : v >= lo);
-    if (!ok) {
-        if (isinf(hi))
-            return px_error(PX_EINVAL, "aggregator parameter %s: expected a number %s %g, got '%s'",
-                            key, lo_open ? ">" : ">=", lo, value);
-        return px_error(PX_EINVAL,
-                        "aggregator parameter %s: expected a number in %c%g, %g], "
-                        "got '%s'",
-                        key, lo_open ? '(' : '[', lo, hi, value);
+    /* strtoull would take a sign or leading blanks: refused, so "-1" is not 2^64 - 1 */
+    bool ok = value[0] >= '0' && value[0] <= '9';
+    if (ok) {
+        char *end;
+        errno = 0;
+        *out = strtoull(value, &end, 10);
+        ok = !errno && !*end;
     }
-    *out = v;
-    return PX_OK;
-}
-
-static px_status px__parse_bool(const char *key, const char *value, bool *out)
-{
-    if (!strcmp(value, "1") || !strcmp(value, "true"))
-        *out = true;
-    else if (!strcmp(value, "0") || !strcmp(value, "false"))
-        *out = false;
-    else
-        return px_error(PX_EINVAL,
-                        "aggregator parameter %s: expected 0, 1, true or false, got "
-                        "'%s'",
-                        key, value);
+    if (!ok)
+        return px_error(PX_EINVAL, "aggregator parameter %s: expected %s, got '%s'", key, want,
+                        value);
     return PX_OK;
 }
 
@@ -234,8 +385,13 @@ static px_status px__parse_layers(const char *value, px_agg_params *p)
             if (count == PX_AGG_MAX_LAYERS)
                 return px_error(PX_EINVAL, "aggregator parameter layers: more than %d layers",
                                 PX_AGG_MAX_LAYERS);
-            uint64_t v;
-            PX_CHECK(px__parse_u64("layers", item, 1, UINT64_MAX, &v));
+            uint64_t v = 0;
+            PX_CHECK(px__parse_u64("layers", item, "sizes of at least 1", &v));
+            if (v == 0)
+                return px_error(PX_EINVAL,
+                                "aggregator parameter layers: expected sizes of at least 1, "
+                                "got '%s' in '%s'",
+                                item, value);
             if (store) p->layer_sizes[count] = v;
             count++;
             if (!e) break;
@@ -251,49 +407,150 @@ static px_status px__parse_layers(const char *value, px_agg_params *p)
     return PX_OK;
 }
 
+static px_status px__parse_init(const char *value, px_agg_params *p)
+{
+    for (size_t i = 0; i < sizeof px__init_names / sizeof px__init_names[0]; i++)
+        if (!strcmp(value, px__init_names[i])) {
+            p->init = (px_agg_init)i;
+            return PX_OK;
+        }
+    return px_error(PX_EINVAL, "aggregator parameter init: expected pca or random, got '%s'",
+                    value);
+}
+
 px_status px_agg_params_set(px_agg_params *p, const char *key, const char *value)
 {
-    uint64_t v64;
-    if (!strcmp(key, "f")) return px__parse_u32(key, value, 0, &p->f);
-    if (!strcmp(key, "seed")) return px__parse_u64(key, value, 0, UINT64_MAX, &p->seed);
-    if (!strcmp(key, "m")) return px__parse_u32(key, value, 0, &p->m);
-    if (!strcmp(key, "iters")) return px__parse_u32(key, value, 0, &p->iters);
-    if (!strcmp(key, "lambda")) return px__parse_double(key, value, 0, false, INFINITY, &p->lambda);
-    if (!strcmp(key, "init")) {
-        if (!strcmp(value, "pca"))
-            p->init = PX_AGG_INIT_PCA;
-        else if (!strcmp(value, "random"))
-            p->init = PX_AGG_INIT_RANDOM;
-        else
-            return px_error(PX_EINVAL,
-                            "aggregator parameter init: expected pca or random, got "
-                            "'%s'",
-                            value);
-        return PX_OK;
+    const px__param *k = px__param_find(key);
+    if (!k)
+        return px_error(PX_EINVAL,
+                        "unknown aggregator parameter '%s' (aggregate --help lists them)", key);
+    char want[96];
+    px__expected(k, want, sizeof want);
+    switch (k->info.type) {
+    case PX_AGG_PARAM_UINT: {
+        uint64_t v = 0;
+        PX_CHECK(px__parse_u64(key, value, want, &v));
+        if (v > px__umax(k))
+            return px_error(PX_EINVAL, "aggregator parameter %s: expected %s, got '%s'", key,
+                            want, value);
+        return px_agg_params_set_uint(p, key, v);
     }
-    if (!strcmp(key, "warm_start")) return px__parse_bool(key, value, &p->warm_start);
-    if (!strcmp(key, "rescale")) return px__parse_bool(key, value, &p->rescale);
-    if (!strcmp(key, "q")) return px__parse_u32(key, value, 0, &p->q);
-    if (!strcmp(key, "geomed_nu"))
-        return px__parse_double(key, value, 0, true, INFINITY, &p->geomed_nu);
-    if (!strcmp(key, "geomed_iters")) return px__parse_u32(key, value, 0, &p->geomed_iters);
-    if (!strcmp(key, "geomed_tol"))
-        return px__parse_double(key, value, 0, false, INFINITY, &p->geomed_tol);
-    if (!strcmp(key, "tau")) return px__parse_double(key, value, 0, true, INFINITY, &p->tau);
-    if (!strcmp(key, "cclip_iters")) return px__parse_u32(key, value, 0, &p->cclip_iters);
-    if (!strcmp(key, "kappa")) return px__parse_double(key, value, 0, true, 1.0, &p->kappa);
-    if (!strcmp(key, "fedld_history")) return px__parse_bool(key, value, &p->fedld_history);
-    if (!strcmp(key, "layers")) return px__parse_layers(value, p);
+    case PX_AGG_PARAM_REAL: {
+        char *end;
+        errno = 0;
+        double v = value[0] ? strtod(value, &end) : NAN;
+        if (!value[0] || errno || *end)
+            return px_error(PX_EINVAL, "aggregator parameter %s: expected %s, got '%s'", key,
+                            want, value);
+        return px_agg_params_set_real(p, key, v);
+    }
+    case PX_AGG_PARAM_BOOL:
+        if (!strcmp(value, "1") || !strcmp(value, "true")) return px_agg_params_set_bool(p, key, 1);
+        if (!strcmp(value, "0") || !strcmp(value, "false"))
+            return px_agg_params_set_bool(p, key, 0);
+        return px_error(PX_EINVAL, "aggregator parameter %s: expected %s, got '%s'", key, want,
+                        value);
+    default:
+        break;
+    }
+    if (!strcmp(key, "init")) return px__parse_init(value, p);
     if (!strcmp(key, "pre")) return px__parse_pre(value, p);
-    if (!strcmp(key, "clip_norm"))
-        return px__parse_double(key, value, 0, true, INFINITY, &p->clip_norm);
-    if (!strcmp(key, "bucket_size")) {
-        PX_CHECK(px__parse_u64(key, value, 1, UINT32_MAX, &v64));
-        p->bucket_size = (uint32_t)v64;
-        return PX_OK;
+    return px__parse_layers(value, p);
+}
+
+/* Appends text to buf (holding *len bytes); false when it does not fit. */
+static bool px__append(char *buf, size_t cap, size_t *len, const char *text)
+{
+    size_t n = strlen(text);
+    if (*len + n + 1 > cap) return false;
+    memcpy(buf + *len, text, n + 1);
+    *len += n;
+    return true;
+}
+
+px_status px_agg_params_get_text(const px_agg_params *p, const char *key, char *buf, size_t cap)
+{
+    const px__param *k = px__param_find(key);
+    if (cap) buf[0] = 0;
+    if (!k)
+        return px_error(PX_EINVAL,
+                        "unknown aggregator parameter '%s' (aggregate --help lists them)", key);
+    char item[64];
+    size_t len = 0;
+    bool fits = cap > 0;
+    switch (k->info.type) {
+    case PX_AGG_PARAM_UINT:
+        snprintf(item, sizeof item, "%llu", (unsigned long long)px__read_uint(p, k));
+        fits = px__append(buf, cap, &len, item);
+        break;
+    case PX_AGG_PARAM_REAL: {
+        /* the shortest text that reads back to the same double (0.1, not 0.10000000000000001) */
+        double v = px__read_real(p, k);
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(item, sizeof item, "%.*g", prec, v);
+            if (strtod(item, NULL) == v) break;
+        }
+        fits = px__append(buf, cap, &len, item);
+        break;
     }
-    return px_error(PX_EINVAL, "unknown aggregator parameter '%s' (aggregate --help lists them)",
-                    key);
+    case PX_AGG_PARAM_BOOL: {
+        bool v;
+        memcpy(&v, (const char *)p + k->offset, sizeof v);
+        fits = px__append(buf, cap, &len, v ? "1" : "0");
+        break;
+    }
+    default:
+        if (!strcmp(key, "init")) {
+            fits = px__append(buf, cap, &len,
+                              (size_t)p->init < sizeof px__init_names / sizeof px__init_names[0]
+                                  ? px__init_names[p->init]
+                                  : "?");
+        } else if (!strcmp(key, "pre")) {
+            for (uint32_t s = 0; s < p->n_pre && fits; s++) {
+                if (s) fits = px__append(buf, cap, &len, ",");
+                const char *name =
+                    p->pre[s] >= 1 && p->pre[s] <= PX__N_PRE ? px__pre_steps[p->pre[s] - 1]->name
+                                                               : "?";
+                if (fits) fits = px__append(buf, cap, &len, name);
+            }
+        } else {
+            for (uint32_t l = 0; l < p->n_layers && l < PX_AGG_MAX_LAYERS && fits; l++) {
+                snprintf(item, sizeof item, "%s%llu", l ? "," : "",
+                         (unsigned long long)p->layer_sizes[l]);
+                fits = px__append(buf, cap, &len, item);
+            }
+        }
+    }
+    if (!fits) {
+        if (cap) buf[0] = 0;
+        return px_error(PX_EINVAL, "aggregator parameter %s: its text needs more than %zu bytes",
+                        key, cap);
+    }
+    return PX_OK;
+}
+
+/* The ranges of every key and the codes of init and pre, for parameters a caller may have
+ * written field by field (the text and typed setters check them as they go). */
+static px_status px__params_check(const px_agg_params *p)
+{
+    for (size_t i = 0; i < PX__N_PARAMS; i++) {
+        const px__param *k = &px__params[i];
+        if (k->info.type == PX_AGG_PARAM_UINT) PX_CHECK(px__check_uint(k, px__read_uint(p, k)));
+        if (k->info.type == PX_AGG_PARAM_REAL) PX_CHECK(px__check_real(k, px__read_real(p, k)));
+    }
+    if ((size_t)p->init >= sizeof px__init_names / sizeof px__init_names[0])
+        return px_error(PX_EINVAL, "aggregator parameter init: %d is not pca or random",
+                        (int)p->init);
+    if (p->n_pre > PX_AGG_MAX_PRE)
+        return px_error(PX_EINVAL, "aggregator parameter pre: %u steps, more than %d",
+                        p->n_pre, PX_AGG_MAX_PRE);
+    for (uint32_t s = 0; s < p->n_pre; s++)
+        if (p->pre[s] < 1 || p->pre[s] > PX__N_PRE)
+            return px_error(PX_EINVAL, "aggregator: bad pre-aggregation step %u", p->pre[s]);
+    if (p->n_layers > PX_AGG_MAX_LAYERS)
+        return px_error(PX_EINVAL, "aggregator parameter layers: %u layers, more than %d",
+                        p->n_layers, PX_AGG_MAX_LAYERS);
+    return PX_OK;
 }
 
 /* ---- validity ---------------------------------------------------------------------------- */
@@ -333,11 +590,7 @@ px_status px_agg_validate(const char *rule, const px_agg_params *p, size_t n)
         return px_error(PX_EINVAL, "unknown aggregation rule '%s' (known: %s)", rule, names);
     }
     if (n == 0) return px_error(PX_EINVAL, "%s: no input to aggregate", r->name);
-    for (uint32_t s = 0; s < p->n_pre; s++)
-        if (p->pre[s] < 1 || p->pre[s] > PX__N_PRE)
-            return px_error(PX_EINVAL, "aggregator: bad pre-aggregation step %u", p->pre[s]);
-    if (p->bucket_size < 1)
-        return px_error(PX_EINVAL, "aggregator parameter bucket_size: must be >= 1, got 0");
+    PX_CHECK(px__params_check(p));
     size_t n_rule;
     PX_CHECK(px__chain_check(p, n, &n_rule));
     return px__rule_check(r, p, n, n_rule);

@@ -30,6 +30,11 @@ px_status px_byz_check(const px_byz_spec *s)
 {
     if (s->attack < 0 || s->attack >= PX_ATTACK_COUNT)
         return px_error(PX_EINVAL, "config: byzantine.attack = %d is not an attack", s->attack);
+    if (s->n < 1 || s->n > PX_MAX_WORKERS)
+        return px_error(PX_EINVAL,
+                        "config: byzantine: cluster.workers = %u must be in [1, %u] for fault "
+                        "injection",
+                        s->n, PX_MAX_WORKERS);
     if (s->count > s->n)
         return px_error(PX_EINVAL,
                         "config: byzantine.count = %u is more than the %u workers "
@@ -73,32 +78,44 @@ static int px__on(const px_byz_spec *s, uint32_t step)
     return s->attack != PX_ATTACK_NONE && s->count > 0 && step >= s->start_step;
 }
 
-void px_byz_members(const px_byz_spec *s, uint32_t step, uint8_t *is_byz)
+/* The Byzantine set of `step` for a spec with the attack on: the first min(count, n) entries
+ * of a seeded partial Fisher-Yates shuffle of 0..n-1, left in perm (PX_MAX_WORKERS entries: n is
+ * at most that, px_byz_check says so). Returns how many. */
+static uint32_t px__draw(const px_byz_spec *s, uint32_t step, uint32_t *perm)
 {
-    memset(is_byz, 0, s->n);
-    if (!px__on(s, step)) return;
-    /* the first `count` entries of a seeded partial Fisher-Yates shuffle of 0..n-1 */
-    uint32_t perm[4096];
-    uint32_t n = s->n < 4096 ? s->n : 4096;
+    uint32_t n = s->n < PX_MAX_WORKERS ? s->n : PX_MAX_WORKERS;
     for (uint32_t i = 0; i < n; i++)
         perm[i] = i;
     px_rng r;
     px_rng_init(&r, s->seed, PX_STREAM_BYZANTINE, PX__BYZ_SET, s->rotate ? (uint64_t)step + 1 : 0);
-    for (uint32_t i = 0; i < s->count && i < n; i++) {
+    uint32_t i = 0;
+    for (; i < s->count && i < n; i++) {
         uint32_t j = i + (uint32_t)px_rng_below(&r, n - i);
         uint32_t t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;
-        is_byz[perm[i]] = 1;
     }
+    return i;
+}
+
+void px_byz_members(const px_byz_spec *s, uint32_t step, uint8_t *is_byz)
+{
+    memset(is_byz, 0, s->n);
+    if (!px__on(s, step)) return;
+    uint32_t perm[PX_MAX_WORKERS];
+    uint32_t k = px__draw(s, step, perm);
+    for (uint32_t i = 0; i < k; i++)
+        is_byz[perm[i]] = 1;
 }
 
 int px_byz_is_member(const px_byz_spec *s, uint32_t worker, uint32_t step)
 {
     if (!px__on(s, step) || worker >= s->n) return 0;
-    uint8_t flags[4096];
-    px_byz_members(s, step, flags);
-    return flags[worker];
+    uint32_t perm[PX_MAX_WORKERS];
+    uint32_t k = px__draw(s, step, perm);
+    for (uint32_t i = 0; i < k; i++)
+        if (perm[i] == worker) return 1;
+    return 0;
 }
 
 void px_byz_flip_labels(uint8_t *y, size_t count, size_t classes)

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "base/common.h"
+#include "base/limits.h"
 #include "base/pool.h"
 
 /* The attacks; the numbers are those of phalanx.Byzantine.Attack in proto/config.proto. */
@@ -49,7 +50,7 @@ typedef enum {
 typedef struct {
     px_attack attack;
     int omniscient; /* 1: gradient attacks at the server; 0: at the worker */
-    uint32_t n;     /* workers */
+    uint32_t n;     /* workers, at most PX_MAX_WORKERS (base/limits.h) */
     uint32_t count; /* Byzantine workers */
     int rotate;     /* redraw the set every step */
     uint32_t start_step;
@@ -64,12 +65,13 @@ const char *px_attack_name(px_attack a);
 /* 1 if the attack replaces or rewrites the gradient vector (sign flip .. large). */
 int px_attack_is_vector(px_attack a);
 
-/* Checks the spec's rules (count <= n, LOCAL mode only with attacks a worker can compute
- * alone, parameter ranges). PX_EINVAL with a message naming the byzantine.* field. */
+/* Checks the spec's rules (1 <= n <= PX_MAX_WORKERS, count <= n, LOCAL mode only with attacks a
+ * worker can compute alone, parameter ranges). PX_EINVAL with a message naming the field. The
+ * functions below expect a spec that passes. */
 px_status px_byz_check(const px_byz_spec *s);
 
 /* 1 if worker w is Byzantine and the attack is on at `step`. The set has s->count members,
- * drawn from the run seed once (or per step when rotating). */
+ * drawn from the run seed once (or per step when rotating). Allocates nothing. */
 int px_byz_is_member(const px_byz_spec *s, uint32_t worker, uint32_t step);
 
 /* Fills is_byz[0..n) for `step` (all zero when the attack is off or count is 0). */
@@ -89,10 +91,13 @@ typedef struct {
     px_byz_spec spec;
     size_t d;
     float *mean, *std; /* d values each: statistics of the honest gradients */
-    uint8_t *is_byz;   /* n flags */
+    uint8_t *is_byz;   /* n flags: Byzantine at the current step */
+    uint8_t *honest;   /* n flags: an honest gradient of the current step arrived */
     px_pool *pool;
 } px_byz_server;
 
+/* Sizes every buffer of the server side for the spec's n workers and d values. Refuses a spec
+ * that px_byz_check refuses (leaving *b zeroed); px_byz_server_free releases what it holds. */
 px_status px_byz_server_create(px_byz_server *b, const px_byz_spec *s, size_t d, px_pool *pool);
 void px_byz_server_free(px_byz_server *b);
 

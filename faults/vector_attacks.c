@@ -56,13 +56,15 @@ double px_alie_z(uint32_t n, uint32_t count)
 px_status px_byz_server_create(px_byz_server *b, const px_byz_spec *s, size_t d, px_pool *pool)
 {
     memset(b, 0, sizeof *b);
+    PX_CHECK(px_byz_check(s));
     b->spec = *s;
     b->d = d;
     b->pool = pool;
     b->mean = px_alloc(d * sizeof(float), "the attack's honest mean");
     b->std = px_alloc(d * sizeof(float), "the attack's honest deviation");
-    b->is_byz = calloc(s->n ? s->n : 1, 1);
-    if (!b->mean || !b->std || !b->is_byz) {
+    b->is_byz = calloc(s->n, 1);
+    b->honest = calloc(s->n, 1);
+    if (!b->mean || !b->std || !b->is_byz || !b->honest) {
         px_byz_server_free(b);
         return px_error(PX_ENOMEM, "fault injection: cannot allocate");
     }
@@ -74,6 +76,7 @@ void px_byz_server_free(px_byz_server *b)
     px_free(b->mean);
     px_free(b->std);
     free(b->is_byz);
+    free(b->honest);
     memset(b, 0, sizeof *b);
 }
 
@@ -158,8 +161,8 @@ size_t px_byz_server_apply(px_byz_server *b, uint32_t step, float *rows, uint8_t
     if (!s->omniscient || !px_attack_is_vector(s->attack)) return 0;
     px_byz_members(s, step, b->is_byz);
     size_t n = s->n, d = b->d, k = 0, replaced = 0;
-    uint8_t honest[4096];
-    for (size_t w = 0; w < n && w < 4096; w++) {
+    uint8_t *honest = b->honest;
+    for (size_t w = 0; w < n; w++) {
         honest[w] = have[w] && !b->is_byz[w];
         k += honest[w];
     }

@@ -15,12 +15,20 @@
 #include <string.h>
 
 #include "aggregators/aggregator.h"
+#include "base/limits.h"
 #include "runtime/npy.h"
 
 /* OpenBLAS (libopenblas, linked through LAPACKE): the aggregators call LAPACK only on n x n
  * problems, where BLAS threads would spin and take the cores from the aggregator's pool. */
 void openblas_set_num_threads(int num_threads);
 
+/* The tool's starting parameters: the library's defaults, except that one call has no history,
+ * so fedld uses principal gradients on every layer. --help shows these. */
+static void tool_defaults(px_agg_params *p)
+{
+    px_agg_params_default(p);
+    p->fedld_history = true;
+}
 
 static void usage(FILE *out)
 {
@@ -50,10 +58,16 @@ static void usage(FILE *out)
     for (size_t i = 0; i < px_agg_pre_count(); i++)
         fprintf(out, "  %-13s %s\n", px_agg_pre_name(i), px_agg_pre_summary(i));
     fprintf(out, "\nparameters (--set key=value; default; used by):\n");
+    px_agg_params def;
+    tool_defaults(&def);
     for (size_t i = 0; i < px_agg_param_count(); i++) {
         const px_agg_param_info *k = px_agg_param_at(i);
-        fprintf(out, "  %-13s default %-11s [%s]\n  %13s %s\n", k->key, k->default_text, k->used_by,
-                "", k->help);
+        char value[64], range[64];
+        if (px_agg_params_get_text(&def, k->key, value, sizeof value) < 0 || !value[0])
+            snprintf(value, sizeof value, "(none)");
+        px_agg_param_range(k, range, sizeof range);
+        fprintf(out, "  %-13s default %-11s [%s]\n  %13s %s%s%s%s\n", k->key, value, k->used_by, "",
+                k->help, range[0] ? " (" : "", range, range[0] ? ")" : "");
     }
     fprintf(out, "\nvalidity (n after the chain): trimmed_mean, meamed, geomed n >= 2f+1; krum, "
                  "multi_krum n >= 2f+3;\nbulyan n >= 4f+3; nnm n >= f+1; bucketing hands on "
@@ -90,8 +104,7 @@ int main(int argc, char **argv)
     const char *rule = NULL, *in = NULL, *out = NULL;
     int threads = px_cpu_count();
     px_agg_params p;
-    px_agg_params_default(&p);
-    p.fedld_history = true; /* one call, no history: principal gradients everywhere */
+    tool_defaults(&p);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -130,8 +143,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--threads")) {
             char *e;
             long t = strtol(argv[++i], &e, 10);
-            if (*e || t < 1 || t > 1024) {
-                fprintf(stderr, "aggregate: --threads: expected 1..1024, got '%s'\n", argv[i]);
+            if (*e || t < 1 || t > (long)PX_MAX_THREADS) {
+                fprintf(stderr, "aggregate: --threads: expected 1..%u, got '%s'\n", PX_MAX_THREADS,
+                        argv[i]);
                 return 2;
             }
             threads = (int)t;

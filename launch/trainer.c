@@ -44,6 +44,24 @@ static void usage(FILE *out)
         const px_agg_rule *r = px_agg_rule_at(i);
         fprintf(out, "  %-14s %s\n", r->name, r->summary);
     }
+    /* the defaults as a config without the field gets them: the aggregator library's */
+    fprintf(out, "\naggregator parameters (--set aggregator.KEY=VALUE; the default, from the "
+                 "aggregator library;\nthe rules that read it; aggregator.seed = 0 takes "
+                 "run.seed):\n");
+    px_config *def = NULL;
+    if (px_config_default(&def) == PX_OK) {
+        for (size_t i = 0; i < px_agg_param_count(); i++) {
+            const px_agg_param_info *k = px_agg_param_at(i);
+            char path[64], value[64], range[64];
+            snprintf(path, sizeof path, "aggregator.%s", k->key);
+            if (px_config_get_text(def, path, value, sizeof value) < 0) continue; /* not a field */
+            px_agg_param_range(k, range, sizeof range);
+            fprintf(out, "  %-14s default %-10s [%s]\n  %14s %s%s%s%s\n", k->key,
+                    value[0] ? value : "(none)", k->used_by, "", k->help, range[0] ? " (" : "",
+                    range, range[0] ? ")" : "");
+        }
+        px_config_free(def);
+    }
     fprintf(out, "\nexit status: 0 success, 2 bad command line or config, 1 run-time failure\n");
 }
 

@@ -1,7 +1,8 @@
 /* config.c - config.pb: decoding with strict checks, --set overrides and the printed forms.
  * Generic over the schema: overrides and printing walk the protobuf-c field descriptors, so a
  * field added to proto/config.proto is settable and printed without code here. The rules
- * between fields are written out by hand in config_rules.c. */
+ * between fields are written out by hand in config_rules.c, and so is the typed mapping of the
+ * fields whose default is a library's (px_config_fill_library_defaults). */
 #include "config.h"
 
 #include <ctype.h>
@@ -101,6 +102,7 @@ px_status px_config_decode(const unsigned char *data, size_t len, const char *wh
     }
     px_status st = px__check_known(m, "");
     if (st == PX_OK) st = px__materialize(m);
+    if (st == PX_OK) st = px_config_fill_library_defaults((px_config *)m);
     if (st < 0) {
         protobuf_c_message_free_unpacked(m, NULL);
         return px_error_context(st, "%s", what);
@@ -158,6 +160,7 @@ px_status px_config_default(px_config **out)
     if (!*out) return px_error(PX_ENOMEM, "config: cannot allocate");
     phalanx__config__init(*out);
     px_status st = px__materialize(&(*out)->base);
+    if (st == PX_OK) st = px_config_fill_library_defaults(*out);
     if (st < 0) {
         px_config_free(*out);
         *out = NULL;
@@ -556,25 +559,39 @@ void px_config_print_text(FILE *out, const px_config *cfg)
     px__print_text(out, &cfg->base, 0);
 }
 
-/* 1 if the field holds its schema default */
-static int px__is_default(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
+/* 1 if field f holds the same value in sections a and b (of the same message type) */
+static int px__same_value(const ProtobufCMessage *a, const ProtobufCMessage *b,
+                          const ProtobufCFieldDescriptor *f)
 {
-    if (f->label == PROTOBUF_C_LABEL_REPEATED)
-        return *(const size_t *)PX__CAT(msg, f->quantifier_offset) == 0;
-    const void *p = PX__CAT(msg, f->offset);
-    if (f->type == PROTOBUF_C_TYPE_STRING) {
-        const char *s = *(char *const *)p, *def = f->default_value ? f->default_value : "";
-        return strcmp(s ? s : "", def) == 0;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        size_t na = *(const size_t *)PX__CAT(a, f->quantifier_offset);
+        size_t nb = *(const size_t *)PX__CAT(b, f->quantifier_offset);
+        if (na != nb) return 0;
+        if (na == 0) return 1;
+        if (f->type == PROTOBUF_C_TYPE_STRING) {
+            char *const *sa = *(char **const *)PX__CAT(a, f->offset);
+            char *const *sb = *(char **const *)PX__CAT(b, f->offset);
+            for (size_t k = 0; k < na; k++)
+                if (strcmp(sa[k] ? sa[k] : "", sb[k] ? sb[k] : "")) return 0;
+            return 1;
+        }
+        return memcmp(*(void *const *)PX__CAT(a, f->offset), *(void *const *)PX__CAT(b, f->offset),
+                      na * px__scalar_size(f)) == 0;
     }
-    size_t sz = px__scalar_size(f);
-    if (f->default_value) return memcmp(p, f->default_value, sz) == 0;
-    static const unsigned char zero[8];
-    return memcmp(p, zero, sz) == 0;
+    if (f->type == PROTOBUF_C_TYPE_STRING) {
+        const char *sa = *(char *const *)PX__CAT(a, f->offset);
+        const char *sb = *(char *const *)PX__CAT(b, f->offset);
+        return strcmp(sa ? sa : "", sb ? sb : "") == 0;
+    }
+    return memcmp(PX__CAT(a, f->offset), PX__CAT(b, f->offset), px__scalar_size(f)) == 0;
 }
 
 void px_config_print_table(FILE *out, const px_config *cfg)
 {
     const ProtobufCMessageDescriptor *d = cfg->base.descriptor;
+    /* the defaults to compare with: the schema's and the libraries', as a config holds them */
+    px_config *def = NULL;
+    if (px_config_default(&def) < 0) def = NULL; /* out of memory: no marks */
     fprintf(out, "+--------------------------------+----------------------------------------+\n");
     fprintf(out, "| %-30s | %-38s |\n", "config (* = not the default)", "value");
     fprintf(out, "+--------------------------------+----------------------------------------+\n");
@@ -582,6 +599,8 @@ void px_config_print_table(FILE *out, const px_config *cfg)
         const ProtobufCFieldDescriptor *sf = &d->fields[i];
         const ProtobufCMessage *sec = *(const ProtobufCMessage *const *)PX__CAT(cfg, sf->offset);
         if (!sec) continue;
+        const ProtobufCMessage *dsec =
+            def ? *(const ProtobufCMessage *const *)PX__CAT(def, sf->offset) : NULL;
         for (unsigned j = 0; j < sec->descriptor->n_fields; j++) {
             const ProtobufCFieldDescriptor *f = &sec->descriptor->fields[j];
             if (px__is_message(f)) continue;
@@ -590,10 +609,12 @@ void px_config_print_table(FILE *out, const px_config *cfg)
             px__field_text(sec, f, val, sizeof val);
             if (f->label == PROTOBUF_C_LABEL_REPEATED && !val[0])
                 snprintf(val, sizeof val, "(none)");
-            fprintf(out, "| %c%-29s | %-38.38s |\n", px__is_default(sec, f) ? ' ' : '*', name, val);
+            int same = !dsec || px__same_value(sec, dsec, f);
+            fprintf(out, "| %c%-29s | %-38.38s |\n", same ? ' ' : '*', name, val);
         }
     }
     fprintf(out, "+--------------------------------+----------------------------------------+\n");
+    px_config_free(def);
 }
 
 px_status px_config_get_text(const px_config *cfg, const char *path, char *buf, size_t cap)
@@ -603,30 +624,5 @@ px_status px_config_get_text(const px_config *cfg, const char *path, char *buf, 
     PX_CHECK(px__resolve((ProtobufCMessage *)&cfg->base, path, &holder, &f));
     if (px__is_message(f)) return px_error(PX_EINVAL, "%s is a section, not a field", path);
     px__field_text(holder, f, buf, cap);
-    return PX_OK;
-}
-
-px_status px_config_each_set_field(const px_config *cfg, const char *section, px_config_field_fn fn,
-                                   void *user)
-{
-    const ProtobufCFieldDescriptor *sf =
-        protobuf_c_message_descriptor_get_field_by_name(cfg->base.descriptor, section);
-    if (!sf || !px__is_message(sf)) return px_error(PX_EINVAL, "no config section '%s'", section);
-    const ProtobufCMessage *sec = *(const ProtobufCMessage *const *)PX__CAT(cfg, sf->offset);
-    for (unsigned j = 0; j < sec->descriptor->n_fields; j++) {
-        const ProtobufCFieldDescriptor *f = &sec->descriptor->fields[j];
-        if (px__is_message(f)) continue;
-        int set;
-        if (f->label == PROTOBUF_C_LABEL_REPEATED)
-            set = *(const size_t *)PX__CAT(sec, f->quantifier_offset) > 0;
-        else if (f->type == PROTOBUF_C_TYPE_STRING)
-            set = *(char *const *)PX__CAT(sec, f->offset) != (char *)f->default_value;
-        else
-            set = *(const protobuf_c_boolean *)PX__CAT(sec, f->quantifier_offset);
-        if (!set) continue;
-        char val[1024];
-        px__field_text(sec, f, val, sizeof val);
-        PX_CHECK(fn(f->name, val, user));
-    }
     return PX_OK;
 }

@@ -3,7 +3,9 @@
  * The schema is proto/config.proto; the generated protobuf-c struct Phalanx__Config is the
  * configuration the whole runtime reads. After px_config_load every section is present (a
  * section missing from the file is filled with its defaults), so code reads cfg->optimizer->lr
- * without NULL checks.
+ * without NULL checks, and every field holds its effective value: the file's, else the
+ * schema's default, else, for a field whose default belongs to a library (the aggregator
+ * parameters), that library's default.
  *
  * Every function here refuses bad input with PX_EINVAL and a message that names the field, the
  * rule and the value; the trainer turns that into exit status 2.
@@ -35,8 +37,15 @@ px_status px_config_load(const char *path, px_config **out);
 px_status px_config_decode(const unsigned char *data, size_t len, const char *what,
                            px_config **out);
 
-/* A config with every field at its default. */
+/* A config with every field at its default (the schema's, or the library's where the schema
+ * leaves it to a library). */
 px_status px_config_default(px_config **out);
+
+/* Sets every field that `cfg` leaves unset and whose default is a library's to that default,
+ * marked as set: the aggregator parameters (the fields of phalanx.Aggregator but rule and seed)
+ * from px_agg_params_default, copied as typed values. Fields already set are kept.
+ * px_config_decode and px_config_default call it; a config built field by field may too. */
+px_status px_config_fill_library_defaults(px_config *cfg);
 
 void px_config_free(px_config *cfg);
 
@@ -54,22 +63,17 @@ px_status px_config_validate(const px_config *cfg);
 void px_config_print_text(FILE *out, const px_config *cfg);
 
 /* Prints the start-up table: one row per field, "*" marking values that differ from the
- * default. */
+ * default (the one px_config_default holds: the schema's or the library's). */
 void px_config_print_table(FILE *out, const px_config *cfg);
 
 /* Text of one scalar field of a section, as --print-config writes it (for metrics and logs).
  * Returns PX_EINVAL if `section.field` does not exist. */
 px_status px_config_get_text(const px_config *cfg, const char *path, char *buf, size_t cap);
 
-/* Calls fn(name, value_text, user) for every field of `section` that the file or a --set gave
- * explicitly (used to hand aggregator parameters to px_agg_params_set). Stops at and returns
- * the first error fn returns. */
-typedef px_status (*px_config_field_fn)(const char *name, const char *value, void *user);
-px_status px_config_each_set_field(const px_config *cfg, const char *section, px_config_field_fn fn,
-                                   void *user);
-
-/* The aggregator parameters of the config: px_agg_params_default, the run seed, then every
- * field of the aggregator section that the config sets (by name, through px_agg_params_set). */
+/* The aggregator parameters of the config: px_agg_params_default, then every field of the
+ * aggregator section that the config sets, copied as a typed value through the library's typed
+ * setters (so the library's range checks apply: a refusal names aggregator.FIELD and the value),
+ * then the seed (aggregator.seed, or run.seed when it is 0). */
 px_status px_config_agg_params(const px_config *cfg, px_agg_params *p);
 
 /* The uplink and downlink codecs of the config's compression section (FP32 = identity codec;

@@ -4,10 +4,13 @@
  * injection, codecs). The generic part (decoding, --set, printing) is config.c. */
 #include <ctype.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "aggregators/aggregator.h"
+#include "base/limits.h"
 #include "config.h"
 
 #define PX__RULE(cond, ...)                                                                        \
@@ -28,19 +31,135 @@ static px_status px__check_name(const char *field, const char *s)
     return PX_OK;
 }
 
-static px_status px__agg_param_cb(const char *name, const char *value, void *user)
+/* ---- the aggregator section ------------------------------------------------------------------
+ * Every field of phalanx.Aggregator but `rule` and `seed` is the parameter of px_agg_params with
+ * the same key. Its default is the library's (px_agg_params_default) and so is its range: values
+ * travel between the config and the library as what they are (integer, number, boolean, text),
+ * through the library's typed accessors, never printed and parsed back. */
+
+/* The C type of a field of Phalanx__Aggregator. */
+typedef enum { PX__AGG_U32, PX__AGG_U64, PX__AGG_REAL, PX__AGG_BOOL, PX__AGG_TEXT } px__agg_ctype;
+
+typedef struct {
+    const char *key;     /* the field of phalanx.Aggregator and the key of px_agg_params */
+    px__agg_ctype ctype; /* the field's C type (from the generated struct, by _Generic) */
+    size_t value;        /* offset of the field in Phalanx__Aggregator */
+    size_t has;          /* offset of has_<field>; 0 for a string (unset = NULL) */
+} px__agg_field;
+
+#define PX__AGG_CTYPE(name)                                                                        \
+    _Generic(((Phalanx__Aggregator *)0)->name, uint32_t: PX__AGG_U32, uint64_t: PX__AGG_U64,       \
+             double: PX__AGG_REAL, protobuf_c_boolean: PX__AGG_BOOL, char *: PX__AGG_TEXT)
+#define PX__AGG_SCALAR(name)                                                                       \
+    {#name, PX__AGG_CTYPE(name), offsetof(Phalanx__Aggregator, name),                             \
+     offsetof(Phalanx__Aggregator, has_##name)}
+#define PX__AGG_STRING(name) {#name, PX__AGG_CTYPE(name), offsetof(Phalanx__Aggregator, name), 0}
+
+static const px__agg_field px__agg_fields[] = {
+    PX__AGG_SCALAR(f),          PX__AGG_STRING(pre),          PX__AGG_SCALAR(m),
+    PX__AGG_SCALAR(iters),      PX__AGG_SCALAR(lambda),       PX__AGG_STRING(init),
+    PX__AGG_SCALAR(warm_start), PX__AGG_SCALAR(rescale),      PX__AGG_SCALAR(q),
+    PX__AGG_SCALAR(geomed_nu),  PX__AGG_SCALAR(geomed_iters), PX__AGG_SCALAR(geomed_tol),
+    PX__AGG_SCALAR(tau),        PX__AGG_SCALAR(cclip_iters),  PX__AGG_SCALAR(kappa),
+    PX__AGG_SCALAR(clip_norm),  PX__AGG_SCALAR(bucket_size),
+};
+#define PX__N_AGG_FIELDS (sizeof px__agg_fields / sizeof px__agg_fields[0])
+
+#define PX__AGG_AT(a, off)  ((void *)((char *)(a) + (off)))
+#define PX__AGG_CAT(a, off) ((const void *)((const char *)(a) + (off)))
+
+static int px__agg_field_set(const Phalanx__Aggregator *a, const px__agg_field *fd)
 {
-    if (!strcmp(name, "rule")) return PX_OK;
-    if (!strcmp(name, "seed") && !strcmp(value, "0")) return PX_OK; /* 0 = the run seed */
-    px_status st = px_agg_params_set(user, name, value);
-    return st < 0 ? px_error_context(st, "config: aggregator.%s", name) : PX_OK;
+    if (fd->ctype == PX__AGG_TEXT) return *(char *const *)PX__AGG_CAT(a, fd->value) != NULL;
+    return *(const protobuf_c_boolean *)PX__AGG_CAT(a, fd->has);
+}
+
+/* The library's value of fd's key in `lib`, written into the field (marked as set). */
+static px_status px__agg_field_from(Phalanx__Aggregator *a, const px__agg_field *fd,
+                                    const px_agg_params *lib)
+{
+    void *slot = PX__AGG_AT(a, fd->value);
+    switch (fd->ctype) {
+    case PX__AGG_U32:
+    case PX__AGG_U64: {
+        uint64_t v;
+        PX_CHECK(px_agg_params_get_uint(lib, fd->key, &v));
+        if (fd->ctype == PX__AGG_U32 && v > UINT32_MAX)
+            return px_error(PX_EINVAL, "the library's default %llu does not fit a uint32",
+                            (unsigned long long)v);
+        if (fd->ctype == PX__AGG_U32)
+            *(uint32_t *)slot = (uint32_t)v;
+        else
+            *(uint64_t *)slot = v;
+        break;
+    }
+    case PX__AGG_REAL:
+        PX_CHECK(px_agg_params_get_real(lib, fd->key, slot));
+        break;
+    case PX__AGG_BOOL: {
+        bool v;
+        PX_CHECK(px_agg_params_get_bool(lib, fd->key, &v));
+        *(protobuf_c_boolean *)slot = v;
+        break;
+    }
+    case PX__AGG_TEXT: {
+        char text[256];
+        PX_CHECK(px_agg_params_get_text(lib, fd->key, text, sizeof text));
+        char *copy = strdup(text);
+        if (!copy) return px_error(PX_ENOMEM, "cannot allocate");
+        *(char **)slot = copy;
+        return PX_OK;
+    }
+    }
+    *(protobuf_c_boolean *)PX__AGG_AT(a, fd->has) = 1;
+    return PX_OK;
+}
+
+/* The field's value handed to the library's typed setter (which checks the key's range). */
+static px_status px__agg_field_to(const Phalanx__Aggregator *a, const px__agg_field *fd,
+                                  px_agg_params *p)
+{
+    const void *slot = PX__AGG_CAT(a, fd->value);
+    switch (fd->ctype) {
+    case PX__AGG_U32:
+        return px_agg_params_set_uint(p, fd->key, *(const uint32_t *)slot);
+    case PX__AGG_U64:
+        return px_agg_params_set_uint(p, fd->key, *(const uint64_t *)slot);
+    case PX__AGG_REAL:
+        return px_agg_params_set_real(p, fd->key, *(const double *)slot);
+    case PX__AGG_BOOL:
+        return px_agg_params_set_bool(p, fd->key, *(const protobuf_c_boolean *)slot != 0);
+    case PX__AGG_TEXT:
+        return px_agg_params_set(p, fd->key, *(char *const *)slot);
+    }
+    return px_error(PX_EINVAL, "unknown field type");
+}
+
+px_status px_config_fill_library_defaults(px_config *cfg)
+{
+    px_agg_params lib;
+    px_agg_params_default(&lib);
+    for (size_t i = 0; i < PX__N_AGG_FIELDS; i++) {
+        const px__agg_field *fd = &px__agg_fields[i];
+        if (px__agg_field_set(cfg->aggregator, fd)) continue;
+        px_status st = px__agg_field_from(cfg->aggregator, fd, &lib);
+        if (st < 0) return px_error_context(st, "config: aggregator.%s", fd->key);
+    }
+    return PX_OK;
 }
 
 px_status px_config_agg_params(const px_config *cfg, px_agg_params *p)
 {
+    const Phalanx__Aggregator *a = cfg->aggregator;
     px_agg_params_default(p);
-    p->seed = cfg->run->seed;
-    return px_config_each_set_field(cfg, "aggregator", px__agg_param_cb, p);
+    for (size_t i = 0; i < PX__N_AGG_FIELDS; i++) {
+        const px__agg_field *fd = &px__agg_fields[i];
+        if (!px__agg_field_set(a, fd)) continue; /* a config built by hand: the library's */
+        px_status st = px__agg_field_to(a, fd, p);
+        if (st < 0) return px_error_context(st, "config: aggregator.%s", fd->key);
+    }
+    /* the config's own default: 0 = the run seed */
+    return px_agg_params_set_uint(p, "seed", a->seed ? a->seed : cfg->run->seed);
 }
 
 px_status px_config_byz_spec(const px_config *cfg, px_byz_spec *s)
@@ -135,12 +254,13 @@ px_status px_config_validate(const px_config *cfg)
              opt->warmup_steps, cfg->schedule->steps);
 
     const Phalanx__Cluster *cl = cfg->cluster;
-    PX__RULE(cl->workers >= 1 && cl->workers <= 4096,
-             "config: cluster.workers = %u must be in [1, 4096]", cl->workers);
+    PX__RULE(cl->workers >= 1 && cl->workers <= PX_MAX_WORKERS,
+             "config: cluster.workers = %u must be in [1, %u]", cl->workers, PX_MAX_WORKERS);
     PX__RULE(cl->timeout_ms >= 100 && cl->timeout_ms <= 86400000u,
              "config: cluster.timeout_ms = %u must be in [100, 86400000] (0.1 s to a day)",
              cl->timeout_ms);
-    PX__RULE(cl->threads <= 1024, "config: cluster.threads = %u must be in [0, 1024]", cl->threads);
+    PX__RULE(cl->threads <= PX_MAX_THREADS, "config: cluster.threads = %u must be in [0, %u]",
+             cl->threads, PX_MAX_THREADS);
     PX__RULE(cl->device == PHALANX__CLUSTER__DEVICE__CPU,
              "config: cluster.device = CUDA is not available in this version: training runs on "
              "the CPU only (set cluster.device = CPU)");

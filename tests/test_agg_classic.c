@@ -485,16 +485,126 @@ static void test_params(void **state)
     assert_int_equal(p.n_layers, 3);
     assert_int_equal(px_agg_params_set(&p, "nope", "1"), PX_EINVAL);
     assert_non_null(strstr(px_errmsg(), "nope"));
-    /* every documented key is settable with its documented default (where it is a value) */
+    /* every key's value reads back from its text: the defaults, and a set of other values */
+    px_agg_params d, q, other;
+    px_agg_params_default(&d);
+    px_agg_params_default(&other);
+    assert_int_equal(px_agg_params_set(&other, "pre", "nnm,clip"), PX_OK);
+    assert_int_equal(px_agg_params_set(&other, "layers", "7,8"), PX_OK);
+    assert_int_equal(px_agg_params_set(&other, "geomed_tol", "3.3e-9"), PX_OK);
+    assert_int_equal(px_agg_params_set(&other, "seed", "18446744073709551615"), PX_OK);
+    assert_int_equal(px_agg_params_set(&other, "init", "random"), PX_OK);
+    assert_int_equal(px_agg_params_set(&other, "rescale", "true"), PX_OK);
     for (size_t i = 0; i < px_agg_param_count(); i++) {
         const px_agg_param_info *k = px_agg_param_at(i);
-        if (k->default_text[0] == '(') continue;
-        px_agg_params q, d;
+        char text[256], again[256];
+        /* the default's text sets exactly the default */
+        assert_int_equal(px_agg_params_get_text(&d, k->key, text, sizeof text), PX_OK);
         px_agg_params_default(&q);
-        px_agg_params_default(&d);
-        assert_int_equal(px_agg_params_set(&q, k->key, k->default_text), PX_OK);
+        if (px_agg_params_set(&q, k->key, text) != PX_OK)
+            fail_msg("%s: its default's text '%s' does not read back: %s", k->key, text,
+                     px_errmsg());
         assert_memory_equal(&q, &d, sizeof q);
+        /* another value's text sets that value */
+        assert_int_equal(px_agg_params_get_text(&other, k->key, text, sizeof text), PX_OK);
+        assert_int_equal(px_agg_params_set(&q, k->key, text), PX_OK);
+        assert_int_equal(px_agg_params_get_text(&q, k->key, again, sizeof again), PX_OK);
+        assert_string_equal(again, text);
     }
+    char text[64];
+    assert_int_equal(px_agg_params_get_text(&d, "geomed_tol", text, sizeof text), PX_OK);
+    assert_string_equal(text, "1e-07");
+    assert_int_equal(px_agg_params_get_text(&other, "pre", text, sizeof text), PX_OK);
+    assert_string_equal(text, "nnm,clip");
+    assert_int_equal(px_agg_params_get_text(&other, "layers", text, sizeof text), PX_OK);
+    assert_string_equal(text, "7,8");
+    assert_int_equal(px_agg_params_get_text(&d, "layers", text, sizeof text), PX_OK);
+    assert_string_equal(text, "");
+    assert_int_equal(px_agg_params_get_text(&other, "init", text, sizeof text), PX_OK);
+    assert_string_equal(text, "random");
+    assert_int_equal(px_agg_params_get_text(&other, "seed", text, sizeof text), PX_OK);
+    assert_string_equal(text, "18446744073709551615");
+    assert_int_equal(px_agg_params_get_text(&other, "pre", text, 4), PX_EINVAL); /* too small */
+    assert_string_equal(text, "");
+}
+
+/* The typed setters and getters: the same ranges as the text (one table holds them), a refusal
+ * names the key, the range and the value and leaves the parameters unchanged, and a key is only
+ * reached with its own kind. */
+static void test_params_typed(void **state)
+{
+    (void)state;
+    px_agg_params p, before;
+    px_agg_params_default(&p);
+    assert_int_equal(px_agg_params_set_uint(&p, "iters", 9), PX_OK);
+    assert_int_equal(p.iters, 9);
+    assert_int_equal(px_agg_params_set_uint(&p, "seed", UINT64_MAX), PX_OK);
+    assert_true(p.seed == UINT64_MAX);
+    assert_int_equal(px_agg_params_set_real(&p, "kappa", 1.0), PX_OK);
+    assert_true(p.kappa == 1.0);
+    assert_int_equal(px_agg_params_set_bool(&p, "warm_start", true), PX_OK);
+    assert_true(p.warm_start);
+    uint64_t u;
+    double r;
+    bool b;
+    assert_int_equal(px_agg_params_get_uint(&p, "iters", &u), PX_OK);
+    assert_int_equal(u, 9);
+    assert_int_equal(px_agg_params_get_real(&p, "kappa", &r), PX_OK);
+    assert_true(r == 1.0);
+    assert_int_equal(px_agg_params_get_bool(&p, "warm_start", &b), PX_OK);
+    assert_true(b);
+    /* a refusal names the key, the range and the value, and leaves p unchanged */
+#define REFUSED(call, message)                                                                     \
+    do {                                                                                           \
+        before = p;                                                                                \
+        assert_int_equal((call), PX_EINVAL);                                                       \
+        if (!strstr(px_errmsg(), message))                                                         \
+            fail_msg("%s: message '%s' lacks '%s'", #call, px_errmsg(), message);                 \
+        assert_memory_equal(&p, &before, sizeof p);                                                \
+    } while (0)
+    REFUSED(px_agg_params_set_real(&p, "tau", -1),
+            "aggregator parameter tau: expected a number > 0, got -1");
+    REFUSED(px_agg_params_set_real(&p, "kappa", 1.5),
+            "kappa: expected a number in (0, 1], got 1.5");
+    REFUSED(px_agg_params_set_real(&p, "kappa", 0), "kappa: expected a number in (0, 1], got 0");
+    REFUSED(px_agg_params_set_real(&p, "lambda", NAN), "lambda: expected a number >= 0, got nan");
+    REFUSED(px_agg_params_set_real(&p, "geomed_nu", INFINITY), "geomed_nu: expected a number > 0");
+    REFUSED(px_agg_params_set_uint(&p, "bucket_size", 0),
+            "bucket_size: expected an integer in [1, 4294967295], got 0");
+    REFUSED(px_agg_params_set_uint(&p, "f", (uint64_t)UINT32_MAX + 1),
+            "f: expected an integer in [0, 4294967295], got 4294967296");
+    REFUSED(px_agg_params_set_uint(&p, "tau", 3), "tau takes a number, not an integer");
+    REFUSED(px_agg_params_set_real(&p, "pre", 1), "pre takes text, not a number");
+    REFUSED(px_agg_params_set_bool(&p, "nope", true), "unknown aggregator parameter 'nope'");
+    REFUSED(px_agg_params_get_uint(&p, "kappa", &u), "kappa takes a number, not an integer");
+    /* the text path refuses out-of-range values with the same ranges */
+    REFUSED(px_agg_params_set(&p, "tau", "-1"), "tau: expected a number > 0, got -1");
+    REFUSED(px_agg_params_set(&p, "bucket_size", "0"),
+            "bucket_size: expected an integer in [1, 4294967295], got 0");
+    REFUSED(px_agg_params_set(&p, "f", "4294967296"), "f: expected an integer in [0, 4294967295]");
+    REFUSED(px_agg_params_set(&p, "f", " 3"), "got ' 3'");
+    REFUSED(px_agg_params_set(&p, "kappa", "1e999"), "kappa: expected a number in (0, 1]");
+#undef REFUSED
+    /* parameters written field by field meet the same ranges in px_agg_validate */
+    assert_int_equal(px_agg_validate("cclip", &p, 5), PX_OK);
+    p.tau = 0;
+    assert_int_equal(px_agg_validate("cclip", &p, 5), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "tau: expected a number > 0, got 0"));
+    p = before;
+    p.bucket_size = 0;
+    assert_int_equal(px_agg_validate("mean", &p, 5), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "bucket_size"));
+    /* the range --help shows comes from the same table */
+    char range[64];
+    assert_string_equal(px_agg_param_range(px_agg_param_find("kappa"), range, sizeof range),
+                        "in (0, 1]");
+    assert_string_equal(px_agg_param_range(px_agg_param_find("tau"), range, sizeof range), "> 0");
+    assert_string_equal(px_agg_param_range(px_agg_param_find("lambda"), range, sizeof range),
+                        ">= 0");
+    assert_string_equal(px_agg_param_range(px_agg_param_find("bucket_size"), range, sizeof range),
+                        ">= 1");
+    assert_string_equal(px_agg_param_range(px_agg_param_find("iters"), range, sizeof range), "");
+    assert_null(px_agg_param_find("nope"));
 }
 
 int main(void)
@@ -511,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_cclip_by_hand_and_over_steps),
         cmocka_unit_test(test_validity_rules),
         cmocka_unit_test(test_params),
+        cmocka_unit_test(test_params_typed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,16 +1,18 @@
 /* test_byzantine.c - fault injection: ALIE's z and the normal quantile, each gradient attack
  * against a hand computation on small inputs, the Byzantine set, label flipping, the message
- * faults, and the optimizer's guard against an overflowing update. */
+ * faults, the workers limit, and the optimizer's guard against an overflowing update. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "base/limits.h"
 #include "comm/wire.h"
 #include "faults/byzantine.h"
 #include "runtime/nn/optimizer.h"
@@ -272,6 +274,57 @@ static void test_byzantine_set(void **state)
     assert_non_null(strstr(px_errmsg(), "byzantine.count = 16"));
 }
 
+/* The workers limit is base/limits.h's: a spec of PX_MAX_WORKERS workers draws its set over all
+ * of them (membership agrees with the set, the server side sizes its buffers from n), and one
+ * more worker is refused by px_byz_check and px_byz_server_create, naming the value. */
+static void test_workers_limit(void **state)
+{
+    (void)state;
+    const uint32_t n = PX_MAX_WORKERS;
+    px_byz_spec s = spec(PX_ATTACK_SIGN_FLIP, n, n / 2);
+    assert_int_equal(px_byz_check(&s), PX_OK);
+    uint8_t *is_byz = malloc(n), *have = malloc(n);
+    px_byz_members(&s, 0, is_byz);
+    uint32_t count = 0, top = 0;
+    for (uint32_t w = 0; w < n; w++) {
+        count += is_byz[w];
+        if (is_byz[w]) top = w;
+        if (is_byz[w] != px_byz_is_member(&s, w, 0)) fail_msg("worker %u: membership differs", w);
+    }
+    assert_int_equal(count, n / 2);
+    assert_true(top >= n - 16); /* 2048 of 4096 drawn: the last 16 all honest has odds 2^-16 */
+    assert_int_equal(px_byz_is_member(&s, n, 0), 0);
+    /* the server side: n rows of d = 2, every honest row (1, 2): the attack writes -mean */
+    enum { D = 2 };
+    float *rows = malloc((size_t)n * D * sizeof(float));
+    for (uint32_t w = 0; w < n; w++) {
+        rows[w * D] = 1;
+        rows[w * D + 1] = 2;
+        have[w] = 1;
+    }
+    px_byz_server b;
+    assert_int_equal(px_byz_server_create(&b, &s, D, NULL), PX_OK);
+    assert_int_equal(px_byz_server_apply(&b, 0, rows, have), n / 2);
+    for (uint32_t w = 0; w < n; w++) {
+        float want = is_byz[w] ? -1.0f : 1.0f;
+        if (rows[w * D] != want) fail_msg("row %u: %g, expected %g", w, rows[w * D], want);
+    }
+    px_byz_server_free(&b);
+    /* one more worker is refused */
+    s.n = n + 1;
+    char message[128];
+    snprintf(message, sizeof message, "cluster.workers = %u must be in [1, %u]", n + 1, n);
+    assert_int_equal(px_byz_check(&s), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), message));
+    assert_int_equal(px_byz_server_create(&b, &s, D, NULL), PX_EINVAL);
+    assert_null(b.is_byz);
+    s.n = 0;
+    assert_int_equal(px_byz_check(&s), PX_EINVAL);
+    free(rows);
+    free(have);
+    free(is_byz);
+}
+
 static void test_label_flip(void **state)
 {
     (void)state;
@@ -360,7 +413,7 @@ int main(void)
         cmocka_unit_test(test_server_attacks),       cmocka_unit_test(test_mimic_nan_inf_gaussian),
         cmocka_unit_test(test_local_attacks),        cmocka_unit_test(test_byzantine_set),
         cmocka_unit_test(test_label_flip),           cmocka_unit_test(test_message_faults),
-        cmocka_unit_test(test_sgd_refuses_overflow),
+        cmocka_unit_test(test_sgd_refuses_overflow), cmocka_unit_test(test_workers_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

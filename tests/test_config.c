@@ -1,7 +1,10 @@
 /* test_config.c - config.pb decoding (empty, text, random, truncated, unknown fields, bad enum
- * values), --set for every kind of field and its errors, and every validation rule. */
+ * values), --set for every kind of field and its errors, every validation rule, the printed
+ * forms, the aggregator section's defaults and ranges (the library's), and the limits. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,8 +13,9 @@
 
 #include <cmocka.h>
 
-#include "runtime/config.h"
+#include "base/limits.h"
 #include "base/rng.h"
+#include "runtime/config.h"
 
 /* A packed config with a few sections set, built with the generated structs. */
 static uint8_t *pack_sample(size_t *len)
@@ -299,16 +303,6 @@ static void test_validation_rules(void **state)
     px_config_free(cfg);
 }
 
-static px_status collect(const char *name, const char *value, void *user)
-{
-    char *out = user;
-    strcat(out, name);
-    strcat(out, "=");
-    strcat(out, value);
-    strcat(out, ";");
-    return PX_OK;
-}
-
 static void test_printing(void **state)
 {
     (void)state;
@@ -325,58 +319,324 @@ static void test_printing(void **state)
     assert_non_null(strstr(text, "  hidden: 256\n  hidden: 256\n"));
     assert_non_null(strstr(text, "  rule: \"mean\"\n"));
     assert_non_null(strstr(text, "  transport: AUTO\n"));
+    /* the aggregator parameters print their effective values: the library's defaults */
+    assert_non_null(strstr(text, "  f: 1\n"));
+    assert_non_null(strstr(text, "  iters: 4\n"));
+    assert_non_null(strstr(text, "  geomed_tol: 1e-07\n"));
+    assert_non_null(strstr(text, "  init: \"pca\"\n"));
+    assert_non_null(strstr(text, "  pre: \"\"\n"));
+    assert_non_null(strstr(text, "  warm_start: false\n"));
     free(text);
     mem = open_memstream(&text, &size);
     px_config_print_table(mem, cfg);
     fclose(mem);
     assert_non_null(strstr(text, "*model.hidden"));
     assert_non_null(strstr(text, " optimizer.lr"));
+    assert_non_null(strstr(text, "*aggregator.f "));
+    assert_non_null(strstr(text, " aggregator.iters "));
+    assert_non_null(strstr(text, " aggregator.kappa "));
     free(text);
-    char got[256] = "";
-    assert_int_equal(px_config_each_set_field(cfg, "aggregator", collect, got), PX_OK);
-    assert_string_equal(got, "f=1;");
+    /* "*" compares with the library's default, not with a zero: iters 4 is the default, 0 not */
+    px_config_set(cfg, "aggregator.iters=4");
+    px_config_set(cfg, "aggregator.kappa=0.5");
+    px_config_set(cfg, "aggregator.m=0");
+    mem = open_memstream(&text, &size);
+    px_config_print_table(mem, cfg);
+    fclose(mem);
+    assert_non_null(strstr(text, " aggregator.iters "));
+    assert_non_null(strstr(text, "*aggregator.kappa "));
+    assert_non_null(strstr(text, " aggregator.m "));
+    free(text);
+    px_config_set(cfg, "aggregator.iters=0");
+    mem = open_memstream(&text, &size);
+    px_config_print_table(mem, cfg);
+    fclose(mem);
+    assert_non_null(strstr(text, "*aggregator.iters "));
+    free(text);
     px_config_free(cfg);
 }
 
-/* Every aggregator field of config.proto documents the same default as the aggregator library
- * (px_agg_params_default), so a config that leaves a field out means what the docs say. */
-static void test_aggregator_defaults_agree(void **state)
+/* The fields of the aggregator section whose default is the library's: all but rule and seed. */
+static int library_field(const ProtobufCFieldDescriptor *f)
+{
+    return strcmp(f->name, "rule") && strcmp(f->name, "seed");
+}
+
+/* Asserts that field f of section a holds the value of the same key in the library parameters
+ * lib, comparing typed values (nothing goes through text but the text keys). */
+static void assert_field_is(const Phalanx__Aggregator *a, const ProtobufCFieldDescriptor *f,
+                            const px_agg_params *lib)
+{
+    const char *at = (const char *)a + f->offset;
+    uint64_t u;
+    double r;
+    bool b;
+    char text[256];
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_UINT32:
+        assert_int_equal(px_agg_params_get_uint(lib, f->name, &u), PX_OK);
+        if (*(const uint32_t *)at != u) fail_msg("aggregator.%s = %u, the library's %llu", f->name,
+                                                 *(const uint32_t *)at, (unsigned long long)u);
+        break;
+    case PROTOBUF_C_TYPE_DOUBLE:
+        assert_int_equal(px_agg_params_get_real(lib, f->name, &r), PX_OK);
+        if (*(const double *)at != r)
+            fail_msg("aggregator.%s = %g, the library's %g", f->name, *(const double *)at, r);
+        break;
+    case PROTOBUF_C_TYPE_BOOL:
+        assert_int_equal(px_agg_params_get_bool(lib, f->name, &b), PX_OK);
+        if ((*(const protobuf_c_boolean *)at != 0) != b)
+            fail_msg("aggregator.%s differs from the library's %d", f->name, b);
+        break;
+    case PROTOBUF_C_TYPE_STRING:
+        assert_int_equal(px_agg_params_get_text(lib, f->name, text, sizeof text), PX_OK);
+        assert_non_null(*(char *const *)at);
+        if (strcmp(*(char *const *)at, text))
+            fail_msg("aggregator.%s = \"%s\", the library's \"%s\"", f->name, *(char *const *)at,
+                     text);
+        break;
+    default:
+        fail_msg("aggregator.%s: a field type the library has no kind for", f->name);
+    }
+    if (f->type != PROTOBUF_C_TYPE_STRING)
+        assert_true(*(const protobuf_c_boolean *)((const char *)a + f->quantifier_offset));
+}
+
+/* The aggregator parameters' defaults live in the library alone: config.proto states none, and a
+ * config that leaves a field out holds (and hands the library) px_agg_params_default's value. */
+static void test_aggregator_defaults_from_library(void **state)
 {
     (void)state;
     px_config *cfg;
     assert_int_equal(px_config_default(&cfg), PX_OK);
     const ProtobufCMessageDescriptor *d = &phalanx__aggregator__descriptor;
-    px_agg_params base;
-    px_agg_params_default(&base);
+    px_agg_params lib;
+    px_agg_params_default(&lib);
     size_t checked = 0;
     for (unsigned i = 0; i < d->n_fields; i++) {
-        const char *name = d->fields[i].name;
-        if (!strcmp(name, "rule") || !strcmp(name, "seed")) continue; /* seed: 0 = run.seed */
-        char path[64], text[256];
-        snprintf(path, sizeof path, "aggregator.%s", name);
-        assert_int_equal(px_config_get_text(cfg, path, text, sizeof text), PX_OK);
-        px_agg_params p;
-        px_agg_params_default(&p);
-        if (px_agg_params_set(&p, name, text) != PX_OK)
-            fail_msg("aggregator.%s: its config default '%s' is not a valid value (%s)", name, text,
-                     px_errmsg());
-        if (memcmp(&p, &base, sizeof p) != 0)
-            fail_msg("aggregator.%s: the config default '%s' differs from the library's", name,
-                     text);
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (!library_field(f)) continue;
+        if (f->default_value)
+            fail_msg("aggregator.%s: config.proto states a default; it is the library's", f->name);
+        if (!px_agg_param_find(f->name))
+            fail_msg("aggregator.%s: no aggregator parameter of that name", f->name);
+        assert_field_is(cfg->aggregator, f, &lib);
         checked++;
     }
-    assert_true(checked >= 16);
-    /* and every field reaches the library: a set value changes the parameters */
-    px_config_set(cfg, "aggregator.m=3");
-    px_config_set(cfg, "aggregator.pre=nnm,clip");
-    px_agg_params p;
+    assert_int_equal(checked, d->n_fields - 2);
+    assert_true(checked >= 17);
+    /* the parameters of a default config are the library's defaults with the run seed, field
+     * by field (px_agg_params_default zeroes the padding, so memcmp compares the values) */
+    px_agg_params p, want;
+    px_agg_params_default(&want);
+    want.seed = cfg->run->seed;
     assert_int_equal(px_config_agg_params(cfg, &p), PX_OK);
-    assert_int_equal(p.m, 3);
-    assert_int_equal(p.n_pre, 2);
-    assert_int_equal(p.seed, cfg->run->seed);
+    assert_memory_equal(&p, &want, sizeof p);
+    assert_int_equal(p.iters, 4);
+    assert_true(p.geomed_nu == 0.1 && p.kappa == 0.8 && p.tau == 10 && p.clip_norm == 2);
+    assert_int_equal(p.geomed_iters, 100);
+    assert_int_equal(p.bucket_size, 2);
+    /* aggregator.seed: 0 (the config's own default) = run.seed */
+    px_config_set(cfg, "run.seed=1234");
+    assert_int_equal(px_config_agg_params(cfg, &p), PX_OK);
+    assert_int_equal(p.seed, 1234);
     px_config_set(cfg, "aggregator.seed=99");
     assert_int_equal(px_config_agg_params(cfg, &p), PX_OK);
     assert_int_equal(p.seed, 99);
+    px_config_free(cfg);
+}
+
+/* A file that sets some aggregator fields: those keep the file's values, a zero included (set is
+ * not default), and the others take the library's defaults. */
+static void test_aggregator_file_values(void **state)
+{
+    (void)state;
+    Phalanx__Config c = PHALANX__CONFIG__INIT;
+    Phalanx__Aggregator agg = PHALANX__AGGREGATOR__INIT;
+    agg.rule = "flag";
+    agg.has_iters = 1;
+    agg.iters = 0;
+    agg.has_tau = 1;
+    agg.tau = 3.5;
+    agg.has_rescale = 1;
+    agg.rescale = 1;
+    agg.pre = "nnm";
+    c.aggregator = &agg;
+    size_t len = protobuf_c_message_get_packed_size(&c.base);
+    uint8_t *buf = malloc(len);
+    protobuf_c_message_pack(&c.base, buf);
+    px_config *cfg;
+    assert_int_equal(px_config_decode(buf, len, "agg.pb", &cfg), PX_OK);
+    free(buf);
+    px_agg_params p, want;
+    assert_int_equal(px_config_agg_params(cfg, &p), PX_OK);
+    px_agg_params_default(&want);
+    want.seed = cfg->run->seed;
+    want.iters = 0;
+    want.tau = 3.5;
+    want.rescale = true;
+    want.n_pre = 1;
+    want.pre[0] = PX_AGG_PRE_NNM;
+    assert_memory_equal(&p, &want, sizeof p);
+    assert_int_equal(px_config_validate(cfg), PX_OK);
+    px_config_free(cfg);
+}
+
+/* Every field reaches the library as a typed value: a value other than the default, written into
+ * the config field, gives the parameters that the library's typed setter gives. */
+static void test_aggregator_every_field_reaches_library(void **state)
+{
+    (void)state;
+    const ProtobufCMessageDescriptor *d = &phalanx__aggregator__descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (!library_field(f)) continue;
+        px_config *cfg;
+        assert_int_equal(px_config_default(&cfg), PX_OK);
+        px_agg_params want, got;
+        px_agg_params_default(&want);
+        want.seed = cfg->run->seed;
+        char *at = (char *)cfg->aggregator + f->offset;
+        uint64_t u;
+        double r;
+        bool b;
+        switch (f->type) {
+        case PROTOBUF_C_TYPE_UINT32:
+            px_agg_params_get_uint(&want, f->name, &u);
+            *(uint32_t *)at = (uint32_t)u + 3;
+            assert_int_equal(px_agg_params_set_uint(&want, f->name, u + 3), PX_OK);
+            break;
+        case PROTOBUF_C_TYPE_DOUBLE:
+            px_agg_params_get_real(&want, f->name, &r);
+            r = r == 0 ? 0.25 : r / 2; /* inside every range: > 0, >= 0, (0, 1] */
+            *(double *)at = r;
+            assert_int_equal(px_agg_params_set_real(&want, f->name, r), PX_OK);
+            break;
+        case PROTOBUF_C_TYPE_BOOL:
+            px_agg_params_get_bool(&want, f->name, &b);
+            *(protobuf_c_boolean *)at = !b;
+            assert_int_equal(px_agg_params_set_bool(&want, f->name, !b), PX_OK);
+            break;
+        default: { /* the text keys: a value of each */
+            const char *v = !strcmp(f->name, "init") ? "random" : "clip,bucketing";
+            free(*(char **)at);
+            *(char **)at = strdup(v);
+            assert_int_equal(px_agg_params_set(&want, f->name, v), PX_OK);
+        }
+        }
+        assert_int_equal(px_config_agg_params(cfg, &got), PX_OK);
+        px_agg_params def;
+        px_agg_params_default(&def);
+        def.seed = cfg->run->seed;
+        if (!memcmp(&got, &def, sizeof got))
+            fail_msg("aggregator.%s does not reach the aggregator parameters", f->name);
+        if (memcmp(&got, &want, sizeof got))
+            fail_msg("aggregator.%s: the parameters differ from the library's typed setter's",
+                     f->name);
+        px_config_free(cfg);
+    }
+}
+
+/* Typed values out of a key's range are refused by the library's range (the one table), with a
+ * message naming the config field and the value, whether they come from a file, a typed write or
+ * --set. */
+static void test_aggregator_ranges(void **state)
+{
+    (void)state;
+    struct {
+        const char *field;
+        double value;
+        const char *message;
+    } cases[] = {
+        {"tau", -1, "config: aggregator.tau: aggregator parameter tau: expected a number > 0, "
+                    "got -1"},
+        {"kappa", 1.5, "config: aggregator.kappa: aggregator parameter kappa: expected a number "
+                       "in (0, 1], got 1.5"},
+        {"geomed_nu", 0, "config: aggregator.geomed_nu: aggregator parameter geomed_nu: expected "
+                         "a number > 0, got 0"},
+        {"lambda", NAN, "config: aggregator.lambda: aggregator parameter lambda: expected a "
+                        "number >= 0, got nan"},
+        {"clip_norm", INFINITY, "config: aggregator.clip_norm"},
+        {"bucket_size", 0, "config: aggregator.bucket_size: aggregator parameter bucket_size: "
+                           "expected an integer in [1, 4294967295], got 0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        px_config *cfg;
+        assert_int_equal(px_config_default(&cfg), PX_OK);
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field_by_name(&phalanx__aggregator__descriptor,
+                                                            cases[i].field);
+        assert_non_null(f);
+        char *at = (char *)cfg->aggregator + f->offset;
+        if (f->type == PROTOBUF_C_TYPE_DOUBLE)
+            *(double *)at = cases[i].value;
+        else
+            *(uint32_t *)at = (uint32_t)cases[i].value;
+        assert_int_equal(px_config_validate(cfg), PX_EINVAL);
+        if (!strstr(px_errmsg(), cases[i].message))
+            fail_msg("%s: message '%s' lacks '%s'", cases[i].field, px_errmsg(),
+                     cases[i].message);
+        px_agg_params p;
+        assert_int_equal(px_config_agg_params(cfg, &p), PX_EINVAL);
+        px_config_free(cfg);
+    }
+    /* through a file: a NaN that protoc can write ("nan") */
+    Phalanx__Config c = PHALANX__CONFIG__INIT;
+    Phalanx__Aggregator agg = PHALANX__AGGREGATOR__INIT;
+    agg.has_geomed_tol = 1;
+    agg.geomed_tol = NAN;
+    c.aggregator = &agg;
+    size_t len = protobuf_c_message_get_packed_size(&c.base);
+    uint8_t *buf = malloc(len);
+    protobuf_c_message_pack(&c.base, buf);
+    px_config *cfg;
+    assert_int_equal(px_config_decode(buf, len, "nan.pb", &cfg), PX_OK);
+    free(buf);
+    assert_int_equal(px_config_validate(cfg), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "config: aggregator.geomed_tol"));
+    assert_non_null(strstr(px_errmsg(), "got nan"));
+    px_config_free(cfg);
+    /* and through --set, which parses the text into the typed field first */
+    assert_int_equal(px_config_default(&cfg), PX_OK);
+    assert_int_equal(px_config_set(cfg, "aggregator.init=svd"), PX_OK);
+    assert_int_equal(px_config_validate(cfg), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "config: aggregator.init"));
+    assert_non_null(strstr(px_errmsg(), "'svd'"));
+    px_config_set(cfg, "aggregator.init=random");
+    assert_int_equal(px_config_set(cfg, "aggregator.kappa=2"), PX_OK);
+    assert_int_equal(px_config_validate(cfg), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "config: aggregator.kappa"));
+    assert_non_null(strstr(px_errmsg(), "got 2"));
+    px_config_free(cfg);
+}
+
+/* The workers and threads limits come from base/limits.h: the last value in is accepted, the
+ * next refused with a message that states the limit. */
+static void test_limits(void **state)
+{
+    (void)state;
+    px_config *cfg;
+    char set[64], message[128];
+    assert_int_equal(px_config_default(&cfg), PX_OK);
+    snprintf(set, sizeof set, "cluster.workers=%u", PX_MAX_WORKERS);
+    assert_int_equal(px_config_set(cfg, set), PX_OK);
+    assert_int_equal(px_config_validate(cfg), PX_OK);
+    snprintf(set, sizeof set, "cluster.workers=%u", PX_MAX_WORKERS + 1);
+    assert_int_equal(px_config_set(cfg, set), PX_OK);
+    assert_int_equal(px_config_validate(cfg), PX_EINVAL);
+    snprintf(message, sizeof message, "cluster.workers = %u must be in [1, %u]",
+             PX_MAX_WORKERS + 1, PX_MAX_WORKERS);
+    assert_non_null(strstr(px_errmsg(), message));
+    px_config_set(cfg, "cluster.workers=7");
+    snprintf(set, sizeof set, "cluster.threads=%u", PX_MAX_THREADS);
+    px_config_set(cfg, set);
+    assert_int_equal(px_config_validate(cfg), PX_OK);
+    snprintf(set, sizeof set, "cluster.threads=%u", PX_MAX_THREADS + 1);
+    px_config_set(cfg, set);
+    assert_int_equal(px_config_validate(cfg), PX_EINVAL);
+    snprintf(message, sizeof message, "cluster.threads = %u must be in [0, %u]",
+             PX_MAX_THREADS + 1, PX_MAX_THREADS);
+    assert_non_null(strstr(px_errmsg(), message));
     px_config_free(cfg);
 }
 
@@ -391,7 +651,11 @@ int main(void)
         cmocka_unit_test(test_set_errors),
         cmocka_unit_test(test_validation_rules),
         cmocka_unit_test(test_printing),
-        cmocka_unit_test(test_aggregator_defaults_agree),
+        cmocka_unit_test(test_aggregator_defaults_from_library),
+        cmocka_unit_test(test_aggregator_file_values),
+        cmocka_unit_test(test_aggregator_every_field_reaches_library),
+        cmocka_unit_test(test_aggregator_ranges),
+        cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

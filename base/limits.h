@@ -1,0 +1,18 @@
+/* limits.h - the hard limits of a run, each defined once here. The config rules that refuse a
+ * value beyond a limit, the messages that state it, and the code that sizes a buffer by it all
+ * derive from these constants; none of them writes the number again.
+ *
+ * (Limits that belong to one module stay with it: PX_CODEC_MAX_BLOCK in comm/codec.h,
+ * PX_AGG_MAX_PRE and PX_AGG_MAX_LAYERS in aggregators/aggregator.h.)
+ */
+#ifndef PX_LIMITS_H
+#define PX_LIMITS_H
+
+/* Most logical workers of a run (cluster.workers). faults/ draws the Byzantine set of a step in
+ * a stack array of this many entries, and px_byz_check refuses a spec with more workers. */
+#define PX_MAX_WORKERS 4096u
+
+/* Most threads of one process (cluster.threads, aggregate --threads). */
+#define PX_MAX_THREADS 1024u
+
+#endif
