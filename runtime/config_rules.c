@@ -206,13 +206,14 @@ px_status px_config_codecs(const px_config *cfg, px_codec_spec *up, px_codec_spe
     return PX_OK;
 }
 
-px_status px_config_validate(const px_config *cfg)
+/* run, and the kinds: each kind checks its own section (the model's sizes are the model's
+ * rules) */
+static px_status px__validate_run_and_kinds(const px_config *cfg)
 {
     const Phalanx__Run *run = cfg->run;
     PX_CHECK(px__check_name("run.name", run->name));
     PX__RULE(run->output_dir && run->output_dir[0], "config: run.output_dir must not be empty");
 
-    /* each kind checks its own section: the model's sizes are the model's rules */
     px_config_kinds kinds;
     px_config_kind_names(cfg, &kinds);
     px_model_spec mspec = px_config_model_spec(cfg, 0, 0);
@@ -224,7 +225,11 @@ px_status px_config_validate(const px_config *cfg)
         return px_error(PX_EINVAL,
                         "config: optimizer.kind \"%s\" is not an optimizer of this build",
                         kinds.optimizer);
+    return PX_OK;
+}
 
+static px_status px__validate_data_and_optimizer(const px_config *cfg)
+{
     const Phalanx__Data *data = cfg->data;
     PX__RULE(data->path && data->path[0], "config: data.path must not be empty");
     PX__RULE(data->batch_size >= 1 && data->batch_size <= 65536,
@@ -252,7 +257,11 @@ px_status px_config_validate(const px_config *cfg)
     PX__RULE(opt->warmup_steps <= cfg->schedule->steps,
              "config: optimizer.warmup_steps = %u must not exceed schedule.steps = %u",
              opt->warmup_steps, cfg->schedule->steps);
+    return PX_OK;
+}
 
+static px_status px__validate_cluster(const px_config *cfg)
+{
     const Phalanx__Cluster *cl = cfg->cluster;
     PX__RULE(cl->workers >= 1 && cl->workers <= PX_MAX_WORKERS,
              "config: cluster.workers = %u must be in [1, %u]", cl->workers, PX_MAX_WORKERS);
@@ -272,7 +281,11 @@ px_status px_config_validate(const px_config *cfg)
                  (cl->step_timeout_ms >= 10 && cl->step_timeout_ms <= cl->timeout_ms),
              "config: cluster.step_timeout_ms = %u must be 0 or in [10, cluster.timeout_ms = %u]",
              cl->step_timeout_ms, cl->timeout_ms);
+    return PX_OK;
+}
 
+static px_status px__validate_faults_and_codecs(const px_config *cfg)
+{
     px_byz_spec byz;
     PX_CHECK(px_config_byz_spec(cfg, &byz));
     PX_CHECK(px_byz_check(&byz));
@@ -295,11 +308,13 @@ px_status px_config_validate(const px_config *cfg)
     px_status cst = px_codec_spec_check(&up);
     if (cst == PX_OK) cst = px_codec_spec_check(&down);
     if (cst < 0) return px_error_context(cst, "config: compression");
+    return PX_OK;
+}
 
-    const Phalanx__Schedule *sch = cfg->schedule;
-    PX__RULE(sch->steps >= 1, "config: schedule.steps = 0 must be >= 1");
-    PX__RULE(sch->log_every >= 1, "config: schedule.log_every = 0 must be >= 1");
-
+/* the aggregator's validity rule for n workers, and for n - f_wait */
+static px_status px__validate_aggregator(const px_config *cfg)
+{
+    const Phalanx__Cluster *cl = cfg->cluster;
     px_agg_params ap;
     PX_CHECK(px_config_agg_params(cfg, &ap));
     px_status st = px_agg_validate(cfg->aggregator->rule, &ap, cl->workers);
@@ -318,6 +333,18 @@ px_status px_config_validate(const px_config *cfg)
                                 "cluster.workers = %u",
                                 cfg->aggregator->rule, cl->workers);
     return PX_OK;
+}
+
+px_status px_config_validate(const px_config *cfg)
+{
+    PX_CHECK(px__validate_run_and_kinds(cfg));
+    PX_CHECK(px__validate_data_and_optimizer(cfg));
+    PX_CHECK(px__validate_cluster(cfg));
+    PX_CHECK(px__validate_faults_and_codecs(cfg));
+    const Phalanx__Schedule *sch = cfg->schedule;
+    PX__RULE(sch->steps >= 1, "config: schedule.steps = 0 must be >= 1");
+    PX__RULE(sch->log_every >= 1, "config: schedule.log_every = 0 must be >= 1");
+    return px__validate_aggregator(cfg);
 }
 
 /* The lower-case name of an enum value (the registries' key). */
