@@ -18,28 +18,29 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: trainer [--set section.field=value]... [--print-config]\n"
-            "               [--load-state DIR] CONFIG.pb\n"
-            "       trainer --help | --version\n"
-            "\n"
-            "Trains a model with a parameter server and robust aggregation.\n"
-            "  mpirun -np 8 trainer config.pb   rank 0 = server, ranks 1..7 host the workers\n"
-            "  trainer config.pb                one process: server and every worker\n"
-            "\n"
-            "CONFIG.pb is a binary phalanx.Config (proto/config.proto); encode a text config with\n"
-            "  protoc --encode=phalanx.Config -I proto proto/config.proto < my.txtpb > my.pb\n"
-            "\n"
-            "options:\n"
-            "  --set PATH=VALUE  override one field, e.g. --set optimizer.lr=0.05,\n"
-            "                    --set model.hidden=256,256, --set aggregator.rule=median\n"
-            "  --print-config    print the effective config (text format) and exit\n"
-            "  --load-state DIR  continue from a run state saved by logging.save_state_step\n"
-            "                    (DIR = <output_dir>/<name>/state_step<N>), on any number of ranks\n"
-            "  --help            this text\n"
-            "  --version         the version\n"
-            "\n"
-            "aggregation rules (aggregator.rule):\n");
+    fprintf(
+        out,
+        "usage: trainer [--set section.field=value]... [--print-config]\n"
+        "               [--load-state DIR] CONFIG.pb\n"
+        "       trainer --help | --version\n"
+        "\n"
+        "Trains a model with a parameter server and robust aggregation.\n"
+        "  mpirun -np 8 trainer config.pb   rank 0 = server, ranks 1..7 host the workers\n"
+        "  trainer config.pb                one process: server and every worker\n"
+        "\n"
+        "CONFIG.pb is a binary phalanx.Config (proto/config.proto); encode a text config with\n"
+        "  protoc --encode=phalanx.Config -I proto proto/config.proto < my.txtpb > my.pb\n"
+        "\n"
+        "options:\n"
+        "  --set PATH=VALUE  override one field, e.g. --set optimizer.lr=0.05,\n"
+        "                    --set model.hidden=256,256, --set aggregator.rule=median\n"
+        "  --print-config    print the effective config (text format) and exit\n"
+        "  --load-state DIR  continue from a run state saved by logging.save_state_step\n"
+        "                    (DIR = <output_dir>/<name>/state_step<N>), on any number of ranks\n"
+        "  --help            this text\n"
+        "  --version         the version\n"
+        "\n"
+        "aggregation rules (aggregator.rule):\n");
     for (size_t i = 0; i < px_agg_rule_count(); i++) {
         const px_agg_rule *r = px_agg_rule_at(i);
         fprintf(out, "  %-14s %s\n", r->name, r->summary);

@@ -51,9 +51,14 @@ typedef struct {
     _Generic(((Phalanx__Aggregator *)0)->name, uint32_t: PX__AGG_U32, uint64_t: PX__AGG_U64,       \
              double: PX__AGG_REAL, protobuf_c_boolean: PX__AGG_BOOL, char *: PX__AGG_TEXT)
 #define PX__AGG_SCALAR(name)                                                                       \
-    {#name, PX__AGG_CTYPE(name), offsetof(Phalanx__Aggregator, name),                             \
-     offsetof(Phalanx__Aggregator, has_##name)}
-#define PX__AGG_STRING(name) {#name, PX__AGG_CTYPE(name), offsetof(Phalanx__Aggregator, name), 0}
+    {                                                                                              \
+#name, PX__AGG_CTYPE(name), offsetof(Phalanx__Aggregator, name),                           \
+            offsetof(Phalanx__Aggregator, has_##name)                                              \
+    }
+#define PX__AGG_STRING(name)                                                                       \
+    {                                                                                              \
+#name, PX__AGG_CTYPE(name), offsetof(Phalanx__Aggregator, name), 0                         \
+    }
 
 static const px__agg_field px__agg_fields[] = {
     PX__AGG_SCALAR(f),          PX__AGG_STRING(pre),          PX__AGG_SCALAR(m),
@@ -322,10 +327,12 @@ static px_status px__validate_aggregator(const px_config *cfg)
         /* the server goes on with n - f_wait gradients: the rule must hold for them */
         st = px_agg_validate(cfg->aggregator->rule, &ap, cl->workers - cl->f_wait);
         if (st < 0)
-            return px_error_context(st, "config: aggregator.rule = \"%s\" with cluster.workers "
-                                        "= %u and cluster.f_wait = %u (steps go on with %u "
-                                        "gradients)", cfg->aggregator->rule, cl->workers,
-                                    cl->f_wait, cl->workers - cl->f_wait);
+            return px_error_context(st,
+                                    "config: aggregator.rule = \"%s\" with cluster.workers "
+                                    "= %u and cluster.f_wait = %u (steps go on with %u "
+                                    "gradients)",
+                                    cfg->aggregator->rule, cl->workers, cl->f_wait,
+                                    cl->workers - cl->f_wait);
     }
     if (st < 0)
         return px_error_context(st,

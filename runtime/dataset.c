@@ -53,8 +53,8 @@ static px_status px__idx_header(gzFile f, const char *path, int expect_dims, siz
                   ((size_t)head[6 + 4 * i] << 8) | head[7 + 4 * i];
     if (dims[0] == 0 || dims[1] == 0 || dims[2] == 0 || dims[1] * dims[2] > (1u << 20) ||
         dims[0] > (1u << 28))
-        return px_error(PX_EINVAL, "%s: implausible IDX dimensions %zu x %zu x %zu", path,
-                        dims[0], dims[1], dims[2]);
+        return px_error(PX_EINVAL, "%s: implausible IDX dimensions %zu x %zu x %zu", path, dims[0],
+                        dims[1], dims[2]);
     return PX_OK;
 }
 
@@ -282,8 +282,7 @@ void px_sampler_batch(px_sampler *s, uint64_t step, size_t batch, uint32_t *idx)
 static px_status px__open_fmnist(px_dataset *ds, const px_data_source *src, int want_train,
                                  int want_test)
 {
-    return px_fmnist_load(ds, src->path, want_train, want_test, src->train_limit,
-                          src->test_limit);
+    return px_fmnist_load(ds, src->path, want_train, want_test, src->train_limit, src->test_limit);
 }
 
 static const px_dataset_kind px__kinds[] = {
@@ -304,8 +303,9 @@ px_status px_dataset_open(px_dataset *ds, const char *name, const px_data_source
 {
     memset(ds, 0, sizeof *ds);
     const px_dataset_kind *k = px_dataset_find(name);
-    if (!k) return px_error(PX_EINVAL, "config: data.dataset \"%s\" is not a dataset of this build",
-                            name ? name : "");
+    if (!k)
+        return px_error(PX_EINVAL, "config: data.dataset \"%s\" is not a dataset of this build",
+                        name ? name : "");
     PX_CHECK(k->open(ds, src, want_train, want_test));
     ds->kind = k->name;
     return PX_OK;

@@ -22,8 +22,8 @@ typedef struct {
     size_t count;      /* number of examples (known even when the split is not loaded) */
     size_t features;   /* values per example (28 * 28) */
     size_t rows, cols; /* image shape */
-    uint8_t *images; /* count x features, row-major, 0..255; NULL when not loaded */
-    uint8_t *labels; /* count, each < classes; NULL when not loaded */
+    uint8_t *images;   /* count x features, row-major, 0..255; NULL when not loaded */
+    uint8_t *labels;   /* count, each < classes; NULL when not loaded */
 } px_split;
 
 typedef struct {

@@ -61,8 +61,8 @@ static px_status px__silent_error(px__run *R)
     for (int r = 1; r < R->world; r++) {
         if (R->got[r] >= R->expected[r]) continue;
         char one[64];
-        snprintf(one, sizeof one, "%srank %d (%d of %d messages)", who[0] ? ", " : "", r,
-                 R->got[r], R->expected[r]);
+        snprintf(one, sizeof one, "%srank %d (%d of %d messages)", who[0] ? ", " : "", r, R->got[r],
+                 R->expected[r]);
         strncat(who, one, sizeof who - strlen(who) - 1);
     }
     return px_error(PX_ETIMEOUT,

@@ -104,8 +104,8 @@ static px_status px__setup_server(px__run *R, px_run_summary *sum)
         if (!R->expected || !R->got) return px_error(PX_ENOMEM, "server: cannot allocate");
     }
     if (R->env->load_state_dir)
-        PX_CHECK(px_server_load(&R->server, R->env->load_state_dir, &R->first_step,
-                                R->bytes_totals));
+        PX_CHECK(
+            px_server_load(&R->server, R->env->load_state_dir, &R->first_step, R->bytes_totals));
     const char *out = cfg->run->output_dir, *name = cfg->run->name;
     if (cfg->logging->metrics_path[0])
         snprintf(sum->metrics_path, sizeof sum->metrics_path, "%s", cfg->logging->metrics_path);
@@ -219,9 +219,9 @@ static void px__write_done(px__run *R, const px_run_summary *sum)
     px_json_num(&j, "train_s", sum->train_s);
     px_json_num(&j, "step_ms_mean", steps_run > 0 ? 1000.0 * sum->train_s / steps_run : NAN);
     px_json_num(&j, "samples_per_s",
-                sum->train_s > 0 ? steps_run * cfg->cluster->workers * cfg->data->batch_size /
-                                       sum->train_s
-                                 : NAN);
+                sum->train_s > 0
+                    ? steps_run * cfg->cluster->workers * cfg->data->batch_size / sum->train_s
+                    : NAN);
     px_json_num(&j, "test_acc", sum->test_acc);
     px_json_num(&j, "test_loss", sum->test_loss);
     px_json_num(&j, "train_loss", sum->train_loss);

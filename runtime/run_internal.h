@@ -38,9 +38,9 @@ typedef struct {
     px_server server;
     int has_server;
     px_metrics metrics;
-    uint32_t first_step;     /* 0, or the step a loaded state resumes at */
+    uint32_t first_step;      /* 0, or the step a loaded state resumes at */
     uint64_t bytes_totals[2]; /* up, down, since the start of the run (a resumed one too) */
-    int *expected, *got;     /* per rank: messages due and received this step (MPI) */
+    int *expected, *got;      /* per rank: messages due and received this step (MPI) */
     uint64_t drops_seen, late_seen, nonfinite_seen; /* already put in an interval */
     double compression_ratio; /* uplink message bytes over those of a float32 message */
     char uplink[64], downlink[64];

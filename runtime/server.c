@@ -84,7 +84,8 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
 
     px_agg_params ap;
     PX_CHECK(px_config_agg_params(cfg, &ap));
-    PX_CHECK(px_agg_create(&s->agg, cfg->aggregator->rule, &ap, s->n, s->d, &s->model->tensors, pool));
+    PX_CHECK(
+        px_agg_create(&s->agg, cfg->aggregator->rule, &ap, s->n, s->d, &s->model->tensors, pool));
     s->agg_out = px_alloc(s->d * sizeof(float), "the aggregate");
     s->rows = px_alloc(s->n * s->d * sizeof(float), "the gradients of a step");
     s->present = calloc(s->n, sizeof *s->present);
@@ -486,16 +487,15 @@ static px_status px__load_sections(px_server *s, const px_state_file *f, uint32_
     PX_CHECK(px_state_get(f, "SHAP", sizeof got, &data, NULL));
     memcpy(got, data, sizeof got);
     if (memcmp(want, got, sizeof want) != 0)
-        return px_error(PX_EINVAL,
-                        "state: saved by a run of %llu parameters, %llu workers, codecs %llu/%llu, "
-                        "optimizer state %llu bytes, seed %llu; this run has %llu, %llu, "
-                        "%llu/%llu, %llu, %llu",
-                        (unsigned long long)got[0], (unsigned long long)got[1],
-                        (unsigned long long)got[2], (unsigned long long)got[3],
-                        (unsigned long long)got[4], (unsigned long long)got[5],
-                        (unsigned long long)want[0], (unsigned long long)want[1],
-                        (unsigned long long)want[2], (unsigned long long)want[3],
-                        (unsigned long long)want[4], (unsigned long long)want[5]);
+        return px_error(
+            PX_EINVAL,
+            "state: saved by a run of %llu parameters, %llu workers, codecs %llu/%llu, "
+            "optimizer state %llu bytes, seed %llu; this run has %llu, %llu, "
+            "%llu/%llu, %llu, %llu",
+            (unsigned long long)got[0], (unsigned long long)got[1], (unsigned long long)got[2],
+            (unsigned long long)got[3], (unsigned long long)got[4], (unsigned long long)got[5],
+            (unsigned long long)want[0], (unsigned long long)want[1], (unsigned long long)want[2],
+            (unsigned long long)want[3], (unsigned long long)want[4], (unsigned long long)want[5]);
     PX_CHECK(px_state_get(f, "STEP", sizeof step, &data, NULL));
     memcpy(&step, data, sizeof step);
     if (step > s->cfg->schedule->steps)

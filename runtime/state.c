@@ -110,8 +110,10 @@ px_status px_state_read(const char *path, px_state_file *f)
         uint32_t crc = (uint32_t)px__get(p + 12, 4);
         p += 16;
         if (len > (uint64_t)(end - p)) {
-            st = px_error(PX_EINVAL, "state %s: section %s is truncated (%llu bytes announced, %zu "
-                          "left)", path, s->tag, (unsigned long long)len, (size_t)(end - p));
+            st = px_error(PX_EINVAL,
+                          "state %s: section %s is truncated (%llu bytes announced, %zu "
+                          "left)",
+                          path, s->tag, (unsigned long long)len, (size_t)(end - p));
             break;
         }
         if (px_crc32c(0, p, (size_t)len) != crc) {

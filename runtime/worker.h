@@ -46,7 +46,7 @@ typedef struct {
     const px_dataset *data;
     size_t batch;
     uint64_t seed;
-    const char *update; /* the update kind (update.h): "minibatch" */
+    const char *update;     /* the update kind (update.h): "minibatch" */
     const px_byz_spec *byz; /* fault injection, or NULL */
     px_codec_spec uplink;   /* FP32 = send the float32 gradient itself */
     px_codec_spec downlink; /* FP32 = parameters in full; otherwise quantised deltas */

@@ -32,8 +32,8 @@ static void test_registry(void **state)
     uint32_t many[PX_MLP_MAX_HIDDEN + 1];
     for (size_t i = 0; i < PX_MLP_MAX_HIDDEN + 1; i++)
         many[i] = 4;
-    px_model_spec deep = {.input_values = 4, .classes = 3, .hidden = many,
-                          .n_hidden = PX_MLP_MAX_HIDDEN + 1};
+    px_model_spec deep = {
+        .input_values = 4, .classes = 3, .hidden = many, .n_hidden = PX_MLP_MAX_HIDDEN + 1};
     assert_int_equal(px_model_check("mlp", &deep), PX_EINVAL);
     assert_non_null(strstr(px_errmsg(), "model.hidden"));
     deep.n_hidden = PX_MLP_MAX_HIDDEN;

@@ -259,8 +259,8 @@ static float *px__mlp_input(void *work)
     return px_mlp_input(work);
 }
 
-static float px__mlp_loss_grad(const px_model *m, void *work, const float *params,
-                               const uint8_t *y, size_t batch, const uint8_t *active, float *grad)
+static float px__mlp_loss_grad(const px_model *m, void *work, const float *params, const uint8_t *y,
+                               size_t batch, const uint8_t *active, float *grad)
 {
     return px_mlp_loss_grad_active(m->impl, work, params, y, batch, active, grad);
 }

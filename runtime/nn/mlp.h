@@ -19,7 +19,7 @@
 #include "base/common.h"
 #include "runtime/nn/model.h"
 
-#define PX_MLP_MAX_HIDDEN 16 /* hidden layers (the one definition; config checks use it) */
+#define PX_MLP_MAX_HIDDEN 16     /* hidden layers (the one definition; config checks use it) */
 #define PX_MLP_MAX_WIDTH  65536u /* units of a hidden layer */
 #define PX_MLP_MAX_LINEAR (PX_MLP_MAX_HIDDEN + 1)
 

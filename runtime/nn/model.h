@@ -43,7 +43,8 @@ typedef struct px_model px_model;
 
 /* The operations of one model kind. `work` is the kind's own work-area type. */
 typedef struct {
-    /* Initial parameters from the run seed (streams PX_STREAM_INIT): a function of the seed only. */
+    /* Initial parameters from the run seed (streams PX_STREAM_INIT): a function of the seed only.
+     */
     void (*init)(const px_model *m, float *params, uint64_t seed);
     /* A work area for batches of up to batch_max examples; NULL on failure (message set). */
     void *(*work_create)(const px_model *m, size_t batch_max);

@@ -103,10 +103,9 @@ static px_status px__sgd_state_load(px_optimizer *o, const unsigned char *in, si
     px_sgd *s = o->impl;
     size_t want = px__sgd_state_bytes(o);
     if (len != want)
-        return px_error(PX_EINVAL,
-                        "sgd state: %zu bytes, expected %zu (momentum buffer of %zu values%s)",
-                        len, want, s->velocity ? s->n : 0,
-                        s->velocity ? "" : ": momentum is 0, there is no state");
+        return px_error(
+            PX_EINVAL, "sgd state: %zu bytes, expected %zu (momentum buffer of %zu values%s)", len,
+            want, s->velocity ? s->n : 0, s->velocity ? "" : ": momentum is 0, there is no state");
     for (size_t i = 0; i < s->n && s->velocity; i++) {
         float v;
         memcpy(&v, in + i * sizeof(float), sizeof v);
