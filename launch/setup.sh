@@ -14,7 +14,7 @@ PACKAGES=(
   libopenblas-dev liblapacke-dev
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libcmocka-dev zlib1g-dev
-  dataset-fashion-mnist
+  dataset-fashion-mnist fortunes
 )
 
 missing=()

@@ -91,8 +91,9 @@ typedef struct {
 } px_config_kinds;
 void px_config_kind_names(const px_config *cfg, px_config_kinds *k);
 
-/* The model section as the model registry reads it, for data of the given shape. */
-px_model_spec px_config_model_spec(const px_config *cfg, size_t input_values, size_t classes);
+/* The model section as the model registry reads it, for data of the given shape (NULL: no data
+ * yet, for the config's own checks). */
+px_model_spec px_config_model_spec(const px_config *cfg, const px_dataset *data);
 
 /* The optimizer section as the optimizer registry reads it. */
 px_optimizer_spec px_config_optimizer_spec(const px_config *cfg);

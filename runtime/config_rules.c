@@ -221,7 +221,7 @@ static px_status px__validate_run_and_kinds(const px_config *cfg)
 
     px_config_kinds kinds;
     px_config_kind_names(cfg, &kinds);
-    px_model_spec mspec = px_config_model_spec(cfg, 0, 0);
+    px_model_spec mspec = px_config_model_spec(cfg, NULL);
     PX_CHECK(px_model_check(kinds.model, &mspec));
     if (!px_dataset_find(kinds.dataset))
         return px_error(PX_EINVAL, "config: data.dataset \"%s\" is not a dataset of this build",
@@ -236,7 +236,7 @@ static px_status px__validate_run_and_kinds(const px_config *cfg)
 static px_status px__validate_data_and_optimizer(const px_config *cfg)
 {
     const Phalanx__Data *data = cfg->data;
-    PX__RULE(data->path && data->path[0], "config: data.path must not be empty");
+    PX__RULE(data->path != NULL, "config: data.path is missing");
     PX__RULE(data->batch_size >= 1 && data->batch_size <= 65536,
              "config: data.batch_size = %u must be in [1, 65536]", data->batch_size);
 
@@ -373,12 +373,27 @@ void px_config_kind_names(const px_config *cfg, px_config_kinds *k)
                   sizeof k->optimizer);
 }
 
-px_model_spec px_config_model_spec(const px_config *cfg, size_t input_values, size_t classes)
+px_model_spec px_config_model_spec(const px_config *cfg, const px_dataset *data)
 {
-    return (px_model_spec){.input_values = input_values,
-                           .classes = classes,
-                           .hidden = cfg->model->hidden,
-                           .n_hidden = cfg->model->n_hidden};
+    const Phalanx__Model *m = cfg->model;
+    px_model_spec spec = {.hidden = m->hidden,
+                          .n_hidden = m->n_hidden,
+                          .conv = m->channels,
+                          .n_conv = m->n_channels,
+                          .blocks = m->blocks,
+                          .width = m->width,
+                          .heads = m->heads,
+                          .context = m->context};
+    if (data) {
+        spec.tokens = data->input == PX_INPUT_TOKENS;
+        spec.input_values = data->train.features;
+        spec.channels = data->channels;
+        spec.rows = data->train.rows;
+        spec.cols = data->train.cols;
+        spec.classes = data->classes;
+        spec.label_values = data->label_values;
+    }
+    return spec;
 }
 
 px_optimizer_spec px_config_optimizer_spec(const px_config *cfg)
@@ -391,6 +406,8 @@ px_optimizer_spec px_config_optimizer_spec(const px_config *cfg)
 px_data_source px_config_data_source(const px_config *cfg)
 {
     const Phalanx__Data *d = cfg->data;
-    return (px_data_source){
-        .path = d->path, .train_limit = d->train_limit, .test_limit = d->test_limit};
+    return (px_data_source){.path = d->path,
+                            .train_limit = d->train_limit,
+                            .test_limit = d->test_limit,
+                            .window = cfg->model->context};
 }

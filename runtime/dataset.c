@@ -167,6 +167,9 @@ px_status px_fmnist_load(px_dataset *ds, const char *dir, int want_train, int wa
 {
     memset(ds, 0, sizeof *ds);
     ds->classes = 10;
+    ds->input = PX_INPUT_VALUES;
+    ds->label_values = 1;
+    ds->channels = 1;
     /* per-pixel mean and standard deviation of the Fashion-MNIST training set */
     ds->mean = 0.2860f;
     ds->std = 0.3530f;
@@ -285,8 +288,17 @@ static px_status px__open_fmnist(px_dataset *ds, const px_data_source *src, int 
     return px_fmnist_load(ds, src->path, want_train, want_test, src->train_limit, src->test_limit);
 }
 
+static px_status px__open_fortunes(px_dataset *ds, const px_data_source *src, int want_train,
+                                   int want_test)
+{
+    return px_fortunes_load(ds, src->path, src->window, src->train_limit, src->test_limit);
+}
+
 static const px_dataset_kind px__kinds[] = {
-    {"fashion_mnist", "Fashion-MNIST: 28 x 28 grey images, 10 classes (IDX .gz)", px__open_fmnist},
+    {"fashion_mnist", "Fashion-MNIST: 28 x 28 grey images, 10 classes (IDX .gz)",
+     "/usr/share/datasets/fashion-mnist", px__open_fmnist},
+    {"fortunes", "English text of Debian's fortunes, as characters", "/usr/share/games/fortunes",
+     px__open_fortunes},
 };
 
 #define PX__KINDS (sizeof px__kinds / sizeof px__kinds[0])
@@ -306,7 +318,41 @@ px_status px_dataset_open(px_dataset *ds, const char *name, const px_data_source
     if (!k)
         return px_error(PX_EINVAL, "config: data.dataset \"%s\" is not a dataset of this build",
                         name ? name : "");
-    PX_CHECK(k->open(ds, src, want_train, want_test));
+    px_data_source where = *src;
+    if (!where.path || !where.path[0]) where.path = k->default_path;
+    PX_CHECK(k->open(ds, &where, want_train, want_test));
     ds->kind = k->name;
     return PX_OK;
+}
+
+void px_dataset_gather(const px_dataset *ds, const px_split *split, const uint32_t *idx, size_t n,
+                       const px_batch_io *io)
+{
+    if (ds->input == PX_INPUT_VALUES) {
+        px_split_gather(ds, split, idx, n, io->x, io->y);
+        return;
+    }
+    size_t T = split->features; /* a window of T tokens predicts the next T */
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *w = split->images + (size_t)idx[i] * split->stride;
+        for (size_t t = 0; t < T; t++) {
+            io->tokens[i * T + t] = w[t];
+            io->y[i * T + t] = w[t + 1];
+        }
+    }
+}
+
+void px_dataset_slice(const px_dataset *ds, const px_split *split, size_t first, size_t n,
+                      const px_batch_io *io)
+{
+    if (ds->input == PX_INPUT_VALUES) {
+        px_split_slice(ds, split, first, n, io->x, io->y);
+        return;
+    }
+    size_t T = split->features;
+    for (size_t i = 0; i < n; i++)
+        for (size_t t = 0; t < T; t++) {
+            io->tokens[i * T + t] = split->images[(first + i) * split->stride + t];
+            io->y[i * T + t] = split->images[(first + i) * split->stride + t + 1];
+        }
 }

@@ -22,15 +22,26 @@ typedef struct {
     size_t count;      /* number of examples (known even when the split is not loaded) */
     size_t features;   /* values per example (28 * 28) */
     size_t rows, cols; /* image shape */
+    size_t stride;     /* text: tokens between the starts of two examples (1, or the window) */
     uint8_t *images;   /* count x features, row-major, 0..255; NULL when not loaded */
     uint8_t *labels;   /* count, each < classes; NULL when not loaded */
 } px_split;
 
+/* What one example is: values (image pixels, as normalised floats) or tokens (a text window,
+ * as token ids whose labels are the next tokens). */
+typedef enum { PX_INPUT_VALUES = 0, PX_INPUT_TOKENS = 1 } px_input_kind;
+
 typedef struct {
     const char *kind; /* registry name ("fashion_mnist") */
     px_split train, test;
-    size_t classes;
-    float mean, std; /* normalisation: x = (pixel / 255 - mean) / std */
+    size_t classes;      /* classes, or the vocabulary's size */
+    float mean, std;     /* normalisation: x = (pixel / 255 - mean) / std */
+    px_input_kind input; /* values or tokens */
+    size_t label_values; /* labels per example: 1, or the window's length for text */
+    size_t channels;     /* image channels (1) */
+    /* text: a split's images hold its token ids (count + window values), labels are NULL, and
+     * vocab maps a token id back to its byte */
+    uint8_t vocab[256];
 } px_dataset;
 
 /* Reads one IDX file compressed with gzip (the format of the MNIST family): magic 0x00000801
@@ -53,13 +64,38 @@ void px_dataset_free(px_dataset *ds);
 
 /* Where a dataset comes from (the data section of the config, as plain values). */
 typedef struct {
-    const char *path;
+    const char *path;               /* "" = the dataset's standard location */
     size_t train_limit, test_limit; /* 0 = all */
+    size_t window;                  /* text: characters per example (model.context) */
 } px_data_source;
+
+/* Where a batch goes: values x (n x features) or tokens (n x window), and labels y
+ * (n x label_values). Only the pointer matching the dataset's input kind is read. */
+typedef struct {
+    float *x;
+    int32_t *tokens;
+    uint8_t *y;
+} px_batch_io;
+
+/* Examples idx[0..n) of `split` into io (training batches). */
+void px_dataset_gather(const px_dataset *ds, const px_split *split, const uint32_t *idx, size_t n,
+                       const px_batch_io *io);
+
+/* The contiguous examples [first, first + n) (evaluation). */
+void px_dataset_slice(const px_dataset *ds, const px_split *split, size_t first, size_t n,
+                      const px_batch_io *io);
+
+/* Loads the fortunes of Debian's fortunes package from `dir` as text (data_text.c): see
+ * phalanx.Data.FORTUNES in proto/config.proto. The vocabulary is every byte that occurs,
+ * sorted; both splits are loaded (they are small). Refuses a missing directory naming the
+ * package, a directory without fortunes, and a window longer than a split. */
+px_status px_fortunes_load(px_dataset *ds, const char *dir, size_t window, size_t train_limit,
+                           size_t test_limit);
 
 typedef struct {
     const char *name;
     const char *summary;
+    const char *default_path; /* where Debian puts it */
     px_status (*open)(px_dataset *ds, const px_data_source *src, int want_train, int want_test);
 } px_dataset_kind;
 

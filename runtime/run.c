@@ -71,7 +71,7 @@ static px_status px__setup_data_and_transport(px__run *R)
                         "config: data.batch_size = %u is larger than the %zu training examples "
                         "(data.train_limit = %u)",
                         cfg->data->batch_size, R->data.train.count, cfg->data->train_limit);
-    px_model_spec mspec = px_config_model_spec(cfg, R->data.train.features, R->data.classes);
+    px_model_spec mspec = px_config_model_spec(cfg, &R->data);
     PX_CHECK(px_model_create(&R->model, kinds.model, &mspec));
     PX_CHECK(px_config_codecs(cfg, &R->up_spec, &R->down_spec));
     size_t d = R->model->n_params;

@@ -42,7 +42,7 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
     s->n = cfg->cluster->workers;
     px_config_kinds kinds;
     px_config_kind_names(cfg, &kinds);
-    px_model_spec mspec = px_config_model_spec(cfg, data->test.features, data->classes);
+    px_model_spec mspec = px_config_model_spec(cfg, data);
     PX_CHECK(px_model_create(&s->model, kinds.model, &mspec));
     s->d = s->model->n_params;
     s->params_msg_len = PX_WIRE_HEADER_BYTES + s->d * sizeof(float);
@@ -111,13 +111,18 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
 
     int threads = px_pool_size(pool);
     s->eval_work = calloc((size_t)threads, sizeof *s->eval_work);
-    size_t chunks = (data->test.count + PX_EVAL_CHUNK - 1) / PX_EVAL_CHUNK;
+    /* about PX_EVAL_CHUNK predictions per forward pass: examples of a text hold many */
+    s->eval_chunk = PX_EVAL_CHUNK / data->label_values ? PX_EVAL_CHUNK / data->label_values : 1;
+    s->eval_labels = px_alloc((size_t)threads * s->eval_chunk * data->label_values,
+                              "evaluation labels");
+    if (!s->eval_labels) return PX_ENOMEM;
+    size_t chunks = (data->test.count + s->eval_chunk - 1) / s->eval_chunk;
     s->eval_loss = calloc(chunks ? chunks : 1, sizeof *s->eval_loss);
     s->eval_correct = calloc(chunks ? chunks : 1, sizeof *s->eval_correct);
     if (!s->eval_work || !s->eval_loss || !s->eval_correct)
         return px_error(PX_ENOMEM, "server: cannot allocate");
     for (int t = 0; t < threads; t++)
-        if (!(s->eval_work[t] = s->model->ops->work_create(s->model, PX_EVAL_CHUNK)))
+        if (!(s->eval_work[t] = s->model->ops->work_create(s->model, s->eval_chunk)))
             return PX_ENOMEM;
     return PX_OK;
 }
@@ -146,6 +151,7 @@ void px_server_free(px_server *s)
     px_model_destroy(s->model);
     free(s->eval_work);
     free(s->eval_loss);
+    px_free(s->eval_labels);
     free(s->eval_correct);
     memset(s, 0, sizeof *s);
 }
@@ -378,10 +384,13 @@ static void px__eval_chunk(void *arg, size_t c, int thread)
     px_server *s = ((px__eval_job *)arg)->s;
     const px_model *m = s->model;
     void *w = s->eval_work[thread];
-    size_t first = c * PX_EVAL_CHUNK, count = s->data->test.count - first;
-    if (count > PX_EVAL_CHUNK) count = PX_EVAL_CHUNK;
-    uint8_t labels[PX_EVAL_CHUNK];
-    px_split_slice(s->data, &s->data->test, first, count, m->ops->input(w), labels);
+    size_t first = c * s->eval_chunk, count = s->data->test.count - first;
+    if (count > s->eval_chunk) count = s->eval_chunk;
+    uint8_t *labels = s->eval_labels + (size_t)thread * s->eval_chunk * s->data->label_values;
+    px_batch_io io = {.x = m->ops->input ? m->ops->input(w) : NULL,
+                      .tokens = m->ops->tokens ? m->ops->tokens(w) : NULL,
+                      .y = labels};
+    px_dataset_slice(s->data, &s->data->test, first, count, &io);
     double loss = 0;
     size_t correct = 0;
     m->ops->evaluate(m, w, s->params, labels, count, &loss, &correct);
@@ -392,7 +401,7 @@ static void px__eval_chunk(void *arg, size_t c, int thread)
 void px_server_evaluate(px_server *s, double *test_loss, double *test_acc)
 {
     size_t n = s->data->test.count;
-    size_t chunks = (n + PX_EVAL_CHUNK - 1) / PX_EVAL_CHUNK;
+    size_t chunks = (n + s->eval_chunk - 1) / s->eval_chunk;
     px__eval_job job = {s};
     px_pool_run(s->pool, chunks, px__eval_chunk, &job);
     double loss = 0;
@@ -401,8 +410,10 @@ void px_server_evaluate(px_server *s, double *test_loss, double *test_acc)
         loss += s->eval_loss[c];
         correct += s->eval_correct[c];
     }
-    *test_loss = n ? loss / (double)n : NAN;
-    *test_acc = n ? (double)correct / (double)n : NAN;
+    /* per label: per example for a classifier, per predicted character for text */
+    double labels = (double)n * (double)s->data->label_values;
+    *test_loss = n ? loss / labels : NAN;
+    *test_acc = n ? (double)correct / labels : NAN;
 }
 
 /* ---- run state ---- */

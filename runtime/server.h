@@ -27,7 +27,7 @@
 #include "runtime/nn/model.h"
 #include "runtime/nn/optimizer.h"
 
-#define PX_EVAL_CHUNK 500 /* test examples per forward pass */
+#define PX_EVAL_CHUNK 500 /* predictions per evaluation forward pass */
 
 typedef struct {
     const px_config *cfg;
@@ -70,6 +70,8 @@ typedef struct {
     uint64_t warnings;       /* step warnings logged (the first few in full) */
     uint64_t steps_skipped;  /* steps without an update (nothing valid, or not aggregated) */
     void **eval_work;        /* the model's work areas, one per pool thread */
+    size_t eval_chunk;       /* test examples per forward pass */
+    uint8_t *eval_labels;    /* per pool thread: eval_chunk x label_values labels */
     double *eval_loss;       /* per evaluation chunk */
     size_t *eval_correct;
 } px_server;

@@ -13,7 +13,7 @@ struct px_update {
     px_sampler sampler;  /* the worker's data order: a function of (seed, worker, step) */
     void *work;          /* the model's activations */
     uint32_t *batch_idx; /* batch indices */
-    uint8_t *labels;     /* batch labels */
+    uint8_t *labels;     /* batch labels (batch x label_values) */
 };
 
 static void px__minibatch_destroy(px_update *u)
@@ -37,7 +37,7 @@ static px_status px__minibatch_create(px_update **out, const px_update_setup *su
     PX_CHECK_GOTO(px_sampler_init(&u->sampler, su->seed, worker, su->data->train.count), st, fail);
     u->work = su->model->ops->work_create(su->model, su->batch);
     u->batch_idx = px_alloc(su->batch * sizeof *u->batch_idx, "batch indices");
-    u->labels = px_alloc(su->batch, "batch labels");
+    u->labels = px_alloc(su->batch * su->data->label_values, "batch labels");
     if (!u->work || !u->batch_idx || !u->labels) {
         st = PX_ENOMEM;
         goto fail;
@@ -55,9 +55,12 @@ static float px__minibatch_compute(px_update *u, const float *params, uint32_t s
     const px_update_setup *su = u->su;
     const px_model *m = su->model;
     px_sampler_batch(&u->sampler, step, su->batch, u->batch_idx);
-    px_split_gather(su->data, &su->data->train, u->batch_idx, su->batch, m->ops->input(u->work),
-                    u->labels);
-    if (hook && hook->labels) hook->labels(hook->user, u->labels, su->batch);
+    px_batch_io io = {.x = m->ops->input ? m->ops->input(u->work) : NULL,
+                      .tokens = m->ops->tokens ? m->ops->tokens(u->work) : NULL,
+                      .y = u->labels};
+    px_dataset_gather(su->data, &su->data->train, u->batch_idx, su->batch, &io);
+    if (hook && hook->labels)
+        hook->labels(hook->user, u->labels, su->batch * su->data->label_values);
     return m->ops->loss_grad(m, u->work, params, u->labels, su->batch, active, out);
 }
 

@@ -265,7 +265,6 @@ static void test_validation_rules(void **state)
         {"cluster.device=CUDA", "cluster.device = CUDA"},
         {"aggregator.rule=krum9", "unknown aggregation rule 'krum9'"},
         {"optimizer.warmup_steps=5000", "optimizer.warmup_steps = 5000"},
-        {"data.path=", "data.path must not be empty"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         px_config *cfg;

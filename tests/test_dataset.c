@@ -243,6 +243,89 @@ static void test_sampler(void **state)
     px_sampler_free(&c);
 }
 
+/* A tiny fortunes directory: the split, the vocabulary and the windows by hand. */
+static void test_fortunes_by_hand(void **state)
+{
+    (void)state;
+    char path[300];
+    /* files in name order (a, then b): 10 fortunes in all, and the 10th (k = 9) is the
+     * validation split's only one */
+    snprintf(path, sizeof path, "%s/a", tmpdir);
+    FILE *f = fopen(path, "w");
+    fputs("ab\n%\nba\n%\naab\n%\nbb\n%\na\n", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/b", tmpdir);
+    f = fopen(path, "w");
+    fputs("b\n%\nab\n%\nba\n%\nb\n%\ncab\n%\n", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/b.dat", tmpdir); /* an index: ignored */
+    f = fopen(path, "w");
+    fputs("zzzz", f);
+    fclose(f);
+    px_dataset ds;
+    assert_int_equal(px_fortunes_load(&ds, tmpdir, 3, 0, 0), PX_OK);
+    /* bytes seen: '\n' 'a' 'b' 'c' -> ids 0 1 2 3 */
+    assert_int_equal(ds.classes, 4);
+    assert_memory_equal(ds.vocab, "\nabc", 4);
+    assert_int_equal(ds.input, PX_INPUT_TOKENS);
+    assert_int_equal(ds.label_values, 3);
+    /* training text: "ab\n\nba\n\naab\n\nbb\n\na\n\nb\n\nab\n\nba\n\nb\n\n" (37 chars) */
+    const char *train = "ab\n\nba\n\naab\n\nbb\n\na\n\nb\n\nab\n\nba\n\nb\n\n";
+    size_t len = strlen(train);
+    assert_int_equal(ds.train.count, len - 3);
+    /* validation: "cab\n\n" (5 chars), disjoint windows of 3 with their next char: 1 */
+    assert_int_equal(ds.test.count, 1);
+    int32_t tok[2 * 3];
+    uint8_t y[2 * 3];
+    uint32_t idx[2] = {0, 7};
+    px_batch_io io = {.tokens = tok, .y = y};
+    px_dataset_gather(&ds, &ds.train, idx, 2, &io);
+    int32_t want_tok[6];
+    uint8_t want_y[6];
+    for (int i = 0; i < 2; i++)
+        for (int t = 0; t < 3; t++) {
+            const char *at = train + idx[i] + t;
+            want_tok[i * 3 + t] = at[0] == '\n' ? 0 : at[0] - 'a' + 1;
+            want_y[i * 3 + t] = (uint8_t)(at[1] == '\n' ? 0 : at[1] - 'a' + 1);
+        }
+    assert_memory_equal(tok, want_tok, sizeof tok);
+    assert_memory_equal(y, want_y, sizeof y);
+    px_dataset_slice(&ds, &ds.test, 0, 1, &io);
+    int32_t cab[3] = {3, 1, 2};
+    uint8_t ab_nl[3] = {1, 2, 0};
+    assert_memory_equal(tok, cab, sizeof cab);
+    assert_memory_equal(y, ab_nl, sizeof ab_nl);
+    px_dataset_free(&ds);
+    /* a window longer than the validation text */
+    assert_int_equal(px_fortunes_load(&ds, tmpdir, 8, 0, 0), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "validation text has 5 characters"));
+}
+
+static void test_fortunes_missing(void **state)
+{
+    (void)state;
+    px_dataset ds;
+    assert_int_equal(px_fortunes_load(&ds, "/nonexistent/fortunes", 64, 0, 0), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "Debian package fortunes"));
+    assert_int_equal(px_fortunes_load(&ds, tmpdir, 64, 0, 0), PX_EINVAL); /* empty dir */
+    assert_non_null(strstr(px_errmsg(), "no fortune files"));
+}
+
+static void test_real_fortunes(void **state)
+{
+    (void)state;
+    px_dataset ds;
+    px_data_source src = {.path = "", .window = 64};
+    if (access("/usr/share/games/fortunes/fortunes", R_OK) != 0) skip();
+    assert_int_equal(px_dataset_open(&ds, "fortunes", &src, 1, 1), PX_OK);
+    /* English text: letters, digits, punctuation, newline; at most the 256 byte values */
+    assert_true(ds.classes > 60 && ds.classes <= 256);
+    /* about one fortune in ten is held out: the validation text is near a ninth of training */
+    double ratio = (double)(ds.test.count * 64) / (double)ds.train.count;
+    assert_true(ratio > 0.07 && ratio < 0.16);
+    px_dataset_free(&ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +335,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_labels_refused, setup, teardown),
         cmocka_unit_test(test_real_fashion_mnist),
         cmocka_unit_test(test_sampler),
+        cmocka_unit_test_setup_teardown(test_fortunes_by_hand, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fortunes_missing, setup, teardown),
+        cmocka_unit_test(test_real_fortunes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

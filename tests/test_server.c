@@ -37,6 +37,11 @@ static int setup(void **state)
     f->data.std = 1;
     f->data.test.count = 2;
     f->data.test.features = FEATURES;
+    f->data.train.features = FEATURES; /* known from the headers, not loaded */
+    f->data.train.count = 100;
+    f->data.input = PX_INPUT_VALUES;
+    f->data.label_values = 1;
+    f->data.channels = 1;
     f->data.test.images = calloc(2 * FEATURES, 1);
     f->data.test.labels = calloc(2, 1);
     if (px_server_create(&f->s, f->cfg, &f->data, 3 /* MPI world: ranks 1, 2 host workers */,

@@ -218,6 +218,9 @@ double px_mlp_step_flops(const px_mlp *m, size_t batch)
 
 px_status px_mlp_check(const px_model_spec *spec)
 {
+    if (spec->tokens || spec->label_values > 1)
+        return px_error(PX_EINVAL, "config: model.kind = MLP classifies values; this dataset "
+                                   "gives token windows (use model.kind = GPT)");
     if (spec->n_hidden > PX_MLP_MAX_HIDDEN)
         return px_error(PX_EINVAL, "config: model.hidden has %zu layers; at most %d are allowed",
                         spec->n_hidden, PX_MLP_MAX_HIDDEN);
@@ -287,6 +290,7 @@ static const px_model_ops px__mlp_ops = {
     .work_create = px__mlp_work_create,
     .work_free = px__mlp_work_free,
     .input = px__mlp_input,
+    .tokens = NULL,
     .loss_grad = px__mlp_loss_grad,
     .evaluate = px__mlp_evaluate,
     .flops_per_sample = px__mlp_flops,
@@ -316,6 +320,7 @@ px_status px_mlp_model_create(px_model **out, const px_model_spec *spec)
     m->n_params = mlp->n_params;
     m->input_values = spec->input_values;
     m->classes = spec->classes;
+    m->label_values = 1;
     m->tensors = mlp->table;
     m->n_groups = mlp->n_linear;
     m->groups = mlp->groups;

@@ -33,10 +33,21 @@ typedef struct {
 /* Everything a model kind may read to shape itself: the data's shape and the model section of
  * the config, as plain values (runtime/nn does not read the config schema). */
 typedef struct {
-    size_t input_values; /* values per example (784 for 28 x 28 images) */
-    size_t classes;      /* outputs */
+    /* the data */
+    int tokens;          /* 1: an example is token ids (text); 0: values (pixels) */
+    size_t input_values; /* values or tokens per example (784 for 28 x 28 images) */
+    size_t channels, rows, cols; /* image shape (channels x rows x cols = input_values) */
+    size_t classes;      /* outputs per position: classes, or the vocabulary's size */
+    size_t label_values; /* labels per example: 1, or the window's length */
+    /* the model section */
     const uint32_t *hidden;
-    size_t n_hidden; /* model.hidden: widths of the hidden layers (MLP) */
+    size_t n_hidden; /* model.hidden: hidden widths (MLP), the first linear width (CNN) */
+    const uint32_t *conv;
+    size_t n_conv;  /* model.channels: filters of the convolutions (CNN) */
+    size_t blocks;  /* transformer blocks (GPT) */
+    size_t width;   /* embedding width (GPT) */
+    size_t heads;   /* attention heads (GPT) */
+    size_t context; /* context length (GPT) */
 } px_model_spec;
 
 typedef struct px_model px_model;
@@ -49,16 +60,19 @@ typedef struct {
     /* A work area for batches of up to batch_max examples; NULL on failure (message set). */
     void *(*work_create)(const px_model *m, size_t batch_max);
     void (*work_free)(void *work);
-    /* Where the caller writes a batch: batch x input_values floats. */
+    /* Where the caller writes a batch: batch x input_values floats (value models), or batch x
+     * input_values token ids (token models); the other is NULL. */
     float *(*input)(void *work);
-    /* Forward and backward on the batch in input(work) with labels y: writes the gradient of the
-     * mean loss into grad (n_params floats) and returns the mean loss. `active` (NULL = every
+    int32_t *(*tokens)(void *work);
+    /* Forward and backward on the batch in input(work) with labels y (batch x label_values):
+     * writes the gradient of the mean loss (over every label) into grad (n_params floats) and
+     * returns that mean loss. `active` (NULL = every
      * group) marks the layer groups whose gradient is wanted; an inactive group's gradient is
      * written as zeros and its weight-gradient products are skipped. */
     float (*loss_grad)(const px_model *m, void *work, const float *params, const uint8_t *y,
                        size_t batch, const uint8_t *active, float *grad);
-    /* Forward only: adds the batch's summed loss to *loss_sum and its correct top-1 predictions
-     * to *correct. */
+    /* Forward only: adds the batch's loss summed over every label to *loss_sum and its correct
+     * top-1 predictions to *correct. */
     void (*evaluate)(const px_model *m, void *work, const float *params, const uint8_t *y,
                      size_t batch, double *loss_sum, size_t *correct);
     /* Multiply-adds of one forward + backward pass per example (for throughput figures). */
@@ -70,7 +84,8 @@ struct px_model {
     const char *kind; /* registry name */
     const px_model_ops *ops;
     size_t n_params;
-    size_t input_values, classes;
+    size_t input_values, classes, label_values;
+    int tokens; /* reads token ids, not values */
     px_layer_table tensors; /* named tensors ("fc1.weight"), for per-layer aggregation */
     size_t n_groups;
     const px_layer_group *groups;
