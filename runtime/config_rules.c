@@ -399,8 +399,14 @@ px_model_spec px_config_model_spec(const px_config *cfg, const px_dataset *data)
 px_optimizer_spec px_config_optimizer_spec(const px_config *cfg)
 {
     const Phalanx__Optimizer *o = cfg->optimizer;
-    return (px_optimizer_spec){
-        .momentum = o->momentum, .weight_decay = o->weight_decay, .nesterov = o->nesterov};
+    return (px_optimizer_spec){.momentum = o->momentum,
+                               .weight_decay = o->weight_decay,
+                               .nesterov = o->nesterov,
+                               .beta1 = o->beta1,
+                               .beta2 = o->beta2,
+                               .eps = o->eps,
+                               .keep_frozen_state =
+                                   cfg->lisa->state_policy == PHALANX__LISA__STATE_POLICY__KEEP};
 }
 
 px_data_source px_config_data_source(const px_config *cfg)

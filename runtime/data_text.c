@@ -17,7 +17,7 @@
 
 #include "dataset.h"
 
-#define PX_FORTUNES_PACKAGE "fortunes"
+#define PX_FORTUNES_PACKAGE  "fortunes"
 #define PX__VALIDATION_EVERY 10
 
 /* A growing byte buffer. */
@@ -47,7 +47,8 @@ static int px__by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The names of the fortune files of dir, sorted; *count of them (caller frees each and the list). */
+/* The names of the fortune files of dir, sorted; *count of them (caller frees each and the list).
+ */
 static px_status px__list_files(const char *dir, char ***names, size_t *count)
 {
     *names = NULL;
@@ -79,13 +80,16 @@ static px_status px__list_files(const char *dir, char ***names, size_t *count)
             }
             *names = p;
         }
-        if (!((*names)[*count] = strdup(e->d_name))) st = px_error(PX_ENOMEM, "fortunes: strdup");
-        else (*count)++;
+        if (!((*names)[*count] = strdup(e->d_name)))
+            st = px_error(PX_ENOMEM, "fortunes: strdup");
+        else
+            (*count)++;
     }
     closedir(d);
     if (st == PX_OK && *count == 0)
-        st = px_error(PX_EINVAL, "fortunes: %s holds no fortune files (install the Debian package %s)",
-                      dir, PX_FORTUNES_PACKAGE);
+        st = px_error(PX_EINVAL,
+                      "fortunes: %s holds no fortune files (install the Debian package %s)", dir,
+                      PX_FORTUNES_PACKAGE);
     if (st == PX_OK) qsort(*names, *count, sizeof **names, px__by_name);
     return st;
 }
@@ -175,8 +179,7 @@ px_status px_fortunes_load(px_dataset *ds, const char *dir, size_t window, size_
             }
         st = px__make_split(&ds->train, &train, id_of, window, 1, train_limit, "training");
         if (st == PX_OK)
-            st = px__make_split(&ds->test, &valid, id_of, window, window, test_limit,
-                                "validation");
+            st = px__make_split(&ds->test, &valid, id_of, window, window, test_limit, "validation");
     }
     for (size_t i = 0; i < n_files; i++)
         free(names[i]);

@@ -150,6 +150,10 @@ static void px__write_line(px__run *R, uint32_t done, float lr, px__interval *iv
     if (evaluated) {
         px_json_num(&j, "test_loss", test_loss);
         px_json_num(&j, "test_acc", test_acc);
+        if (R->data.input == PX_INPUT_TOKENS) { /* text: the held-out characters */
+            px_json_num(&j, "val_loss", test_loss);
+            px_json_num(&j, "bits_per_char", test_loss / M_LN2);
+        }
     }
     double k = iv->steps ? (double)iv->steps : 1.0;
     px_json_num(&j, "step_ms", iv->step_ms / k);
@@ -165,6 +169,13 @@ static void px__write_line(px__run *R, uint32_t done, float lr, px__interval *iv
     if (R->server.byz_on) px_json_int(&j, "byzantine_injected", (long long)iv->injected_last);
     px_json_int(&j, "workers_alive", (long long)R->server.n_alive);
     px_json_num(&j, "compression_ratio", R->compression_ratio);
+    size_t groups = 0;
+    for (size_t g = 0; g < R->server.model->n_groups; g++)
+        groups += R->server.active_mask[g];
+    px_json_int(&j, "active_layers", (long long)groups);
+    px_json_num(&j, "trained_fraction", (double)R->server.n_active / (double)R->server.d);
+    px_json_int(&j, "optimizer_state_bytes",
+                (long long)R->server.opt->ops->state_bytes(R->server.opt));
     px_json_end(&j);
     px_status st = px_metrics_write(&R->metrics, &j);
     if (st < 0) px_log(PX_LOG_WARN, "%s", px_errmsg());
@@ -223,6 +234,7 @@ static void px__account(px__run *R, const px__step_figures *fig, px__interval *i
     const px_server *s = &R->server;
     R->bytes_totals[0] += (uint64_t)fig->bytes_up;
     R->bytes_totals[1] += (uint64_t)fig->bytes_down;
+    R->trained_values += (double)s->n_active;
     iv->steps++;
     iv->step_ms += fig->step_ms;
     iv->agg_ms += fig->res.agg_ms;

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "comm/wire.h"
 #include "runtime/npy.h"
@@ -122,7 +123,11 @@ static px_status px__setup_workers(px__run *R)
 {
     const px_config *cfg = R->cfg;
     PX_CHECK(px_config_byz_spec(cfg, &R->byz));
+    const Phalanx__Lisa *lc = cfg->lisa;
+    PX_CHECK(px_lisa_init(&R->lisa, lc->enabled, lc->gamma, lc->period, cfg->run->seed,
+                          R->model->groups, R->model->n_groups));
     px_worker_setup setup = {.model = R->model,
+                             .lisa = &R->lisa,
                              .data = &R->data,
                              .batch = cfg->data->batch_size,
                              .seed = cfg->run->seed,
@@ -246,6 +251,19 @@ static void px__write_done(px__run *R, const px_run_summary *sum)
                 cfg->byzantine->count ? px_attack_name((px_attack)cfg->byzantine->attack) : "none");
     px_json_int(&j, "byzantine", cfg->byzantine->count);
     if (R->first_step) px_json_int(&j, "resumed_at", R->first_step);
+    if (R->data.input == PX_INPUT_TOKENS) {
+        px_json_num(&j, "val_loss", sum->test_loss);
+        px_json_num(&j, "bits_per_char", sum->test_loss / M_LN2);
+    }
+    px_json_int(&j, "lisa", R->server.lisa.on);
+    px_json_num(&j, "trained_fraction",
+                sum->steps > R->first_step
+                    ? R->trained_values / ((double)R->server.d * (sum->steps - R->first_step))
+                    : NAN);
+    px_json_int(&j, "optimizer_state_bytes",
+                (long long)R->server.opt->ops->state_bytes(R->server.opt));
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) px_json_num(&j, "peak_rss_mb", ru.ru_maxrss / 1024.0);
     px_json_end(&j);
     px_status st = px_metrics_write(&R->metrics, &j);
     if (st < 0) px_log(PX_LOG_WARN, "%s", px_errmsg());

@@ -26,6 +26,7 @@ typedef struct {
     px_pool *pool;
     px_dataset data;
     px_model *model; /* the workers' model (the server has its own) */
+    px_lisa lisa;    /* the workers' LISA plan (the server has its own) */
     px_transport *t;
     px_codec_spec up_spec, down_spec;
     px_byz_spec byz;
@@ -40,6 +41,7 @@ typedef struct {
     px_metrics metrics;
     uint32_t first_step;      /* 0, or the step a loaded state resumes at */
     uint64_t bytes_totals[2]; /* up, down, since the start of the run (a resumed one too) */
+    double trained_values;    /* active values summed over the steps run (LISA's share) */
     int *expected, *got;      /* per rank: messages due and received this step (MPI) */
     uint64_t drops_seen, late_seen, nonfinite_seen; /* already put in an interval */
     double compression_ratio; /* uplink message bytes over those of a float32 message */

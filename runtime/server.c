@@ -70,8 +70,18 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
     }
 
     const Phalanx__Optimizer *o = cfg->optimizer;
+    const Phalanx__Lisa *lc = cfg->lisa;
+    PX_CHECK(px_lisa_init(&s->lisa, lc->enabled, lc->gamma, lc->period, cfg->run->seed,
+                          s->model->groups, s->model->n_groups));
+    s->active_mask = calloc(s->model->n_groups, 1);
+    if (!s->active_mask) return px_error(PX_ENOMEM, "server: cannot allocate");
+    if (s->lisa.on) {
+        s->compact = px_alloc(s->d * sizeof(float), "the active groups' gradient");
+        if (!s->compact) return PX_ENOMEM;
+    }
     px_optimizer_spec ospec = px_config_optimizer_spec(cfg);
-    PX_CHECK(px_optimizer_create(&s->opt, kinds.optimizer, &ospec, s->d));
+    PX_CHECK(px_optimizer_create(&s->opt, kinds.optimizer, &ospec, s->d, s->model->groups,
+                                 s->model->n_groups));
     s->schedule = (px_lr_schedule){
         .kind = (px_lr_kind)o->schedule,
         .lr = o->lr,
@@ -113,8 +123,8 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
     s->eval_work = calloc((size_t)threads, sizeof *s->eval_work);
     /* about PX_EVAL_CHUNK predictions per forward pass: examples of a text hold many */
     s->eval_chunk = PX_EVAL_CHUNK / data->label_values ? PX_EVAL_CHUNK / data->label_values : 1;
-    s->eval_labels = px_alloc((size_t)threads * s->eval_chunk * data->label_values,
-                              "evaluation labels");
+    s->eval_labels =
+        px_alloc((size_t)threads * s->eval_chunk * data->label_values, "evaluation labels");
     if (!s->eval_labels) return PX_ENOMEM;
     size_t chunks = (data->test.count + s->eval_chunk - 1) / s->eval_chunk;
     s->eval_loss = calloc(chunks ? chunks : 1, sizeof *s->eval_loss);
@@ -136,6 +146,8 @@ void px_server_free(px_server *s)
     px_free(s->replica_msg);
     free(s->needs_full);
     px_optimizer_destroy(s->opt);
+    free(s->active_mask);
+    px_free(s->compact);
     px_agg_destroy(s->agg);
     px_free(s->agg_out);
     px_free(s->rows);
@@ -160,6 +172,9 @@ px_status px_server_begin_step(px_server *s, uint32_t step, const unsigned char 
                                const unsigned char **full, size_t *full_len)
 {
     s->step = step;
+    s->n_active = px_lisa_active(&s->lisa, step, s->active_mask);
+    s->step_payload_bytes = px_codec_payload_bytes(&s->uplink, s->n_active);
+    s->active = s->lisa.on ? s->active_mask : NULL;
     memset(s->have, 0, s->n);
     px_msg_header h = {
         .kind = PX_MSG_PARAMS,
@@ -223,8 +238,8 @@ px_drop_reason px_server_accept(px_server *s, const unsigned char *msg, size_t l
             .kind = PX_MSG_GRADIENT,
             .step = s->step,
             .n_workers = (uint32_t)s->n,
-            .elem_count = s->d,
-            .payload_bytes = s->up_payload_bytes,
+            .elem_count = s->n_active,
+            .payload_bytes = s->step_payload_bytes,
             .codec = px_codec_wire_id(&s->uplink),
         };
         r = px_wire_expect(&h, &e);
@@ -237,10 +252,15 @@ px_drop_reason px_server_accept(px_server *s, const unsigned char *msg, size_t l
     if (r == PX_DROP_NONE) {
         /* every worker's payload is decoded on its own, with its own scales, to float32 */
         px_codec_stream cs = {s->cfg->run->seed, h.step, h.worker};
-        if (px_codec_decode(s->up_codec, &cs, msg + PX_WIRE_HEADER_BYTES, s->up_payload_bytes,
-                            s->rows + (size_t)h.worker * s->d, s->d) < 0) {
+        float *row = s->rows + (size_t)h.worker * s->d;
+        if (px_codec_decode(s->up_codec, &cs, msg + PX_WIRE_HEADER_BYTES, s->step_payload_bytes,
+                            s->lisa.on ? s->compact : row, s->n_active) < 0) {
             r = PX_DROP_NONFINITE;
             snprintf(why, sizeof why, "worker %u: %s", h.worker, px_errmsg());
+        } else if (s->lisa.on) {
+            /* the frozen groups' places hold zeros: every rule, and the Gram matrix of the
+             * Gram-form rules, then sees the active slice alone */
+            px_lisa_scatter(&s->lisa, s->active_mask, s->compact, row, 1);
         }
     }
     if (r != PX_DROP_NONE) {
@@ -351,7 +371,7 @@ static int px__aggregate_stage(px_server *s, size_t k, px_step_result *r)
 /* Stage: the server optimizer applies the aggregate. */
 static void px__optimizer_stage(px_server *s, float lr, px_step_result *r)
 {
-    r->refused = s->opt->ops->step(s->opt, s->params, s->agg_out, lr);
+    r->refused = s->opt->ops->step(s->opt, s->params, s->agg_out, lr, s->active);
     s->update_refused += r->refused;
     if (r->refused)
         px__step_warn(s, "the update of %zu parameters would overflow; they keep their values",

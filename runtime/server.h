@@ -23,6 +23,7 @@
 #include "faults/byzantine.h"
 #include "runtime/config.h"
 #include "runtime/dataset.h"
+#include "runtime/lisa.h"
 #include "base/pool.h"
 #include "runtime/nn/model.h"
 #include "runtime/nn/optimizer.h"
@@ -48,6 +49,12 @@ typedef struct {
     uint8_t *needs_full; /* per rank: must get the full replica next (delta downlink) */
     float *params;
     px_optimizer *opt;
+    uint8_t *active; /* per layer group: trains this step (LISA); NULL = every group */
+    px_lisa lisa;
+    uint8_t *active_mask;      /* the step's active groups (all when LISA is off) */
+    size_t n_active;           /* values of the active groups: what a gradient message holds */
+    size_t step_payload_bytes; /* the uplink payload of n_active values */
+    float *compact;            /* LISA: a decoded payload before it is scattered into its row */
     px_lr_schedule schedule;
     px_agg *agg;
     float *agg_out;

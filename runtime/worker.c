@@ -31,7 +31,9 @@ px_status px_worker_group_create(px_worker_group *g, const px_worker_setup *setu
     g->workers = calloc(count, sizeof *g->workers);
     if (!g->workers) return px_error(PX_ENOMEM, "workers: cannot allocate");
     g->count = count;
-    int compressed = setup->uplink.format != PX_CODEC_FP32;
+    int compressed = setup->uplink.format != PX_CODEC_FP32, lisa = setup->lisa->on;
+    g->active = calloc(setup->model->n_groups, 1);
+    if (!g->active) return px_error(PX_ENOMEM, "workers: cannot allocate");
     g->payload_bytes = px_codec_payload_bytes(&setup->uplink, d);
     for (size_t i = 0; i < count; i++) {
         px_worker *w = &g->workers[i];
@@ -40,14 +42,25 @@ px_status px_worker_group_create(px_worker_group *g, const px_worker_setup *setu
         w->msg_len = PX_WIRE_HEADER_BYTES + g->payload_bytes;
         w->msg = px_alloc(w->msg_len, "a gradient message");
         if (!w->msg) return PX_ENOMEM;
+        if (compressed || lisa) {
+            /* the payload is not the gradient itself: compute it beside */
+            w->grad = px_alloc(d * sizeof(float), "a gradient");
+            if (!w->grad) return PX_ENOMEM;
+        }
         if (compressed) {
             /* each worker encodes on its own pool thread: its own context, no inner pool */
             PX_CHECK(px_codec_create(&w->codec, &setup->uplink, d, NULL));
-            w->grad = px_alloc(d * sizeof(float), "a gradient");
-            if (!w->grad) return PX_ENOMEM;
             if (setup->error_feedback) {
                 w->residual = px_alloc(d * sizeof(float), "an error-feedback residual");
                 if (!w->residual) return PX_ENOMEM;
+            }
+        }
+        if (compressed && lisa) {
+            w->compact = px_alloc(d * sizeof(float), "the active groups' gradient");
+            if (!w->compact) return PX_ENOMEM;
+            if (w->residual) {
+                w->compact_residual = px_alloc(d * sizeof(float), "the active groups' residual");
+                if (!w->compact_residual) return PX_ENOMEM;
             }
         }
     }
@@ -62,9 +75,12 @@ void px_worker_group_free(px_worker_group *g)
         px_free(w->msg);
         px_free(w->grad);
         px_free(w->residual);
+        px_free(w->compact);
+        px_free(w->compact_residual);
         px_codec_destroy(w->codec);
     }
     free(g->workers);
+    free(g->active);
     px_free(g->replica);
     px_codec_destroy(g->down_codec);
     memset(g, 0, sizeof *g);
@@ -132,13 +148,27 @@ static void px__fault_stage(const px_worker_group *g, const px_worker *w, int ba
         px_byz_local_gradient(byz, w->id, g->step, update, g->setup.model->n_params);
 }
 
-/* Stage 3, encoding: the uplink codec writes the payload (float32 is already in place). */
+/* Stage 3, encoding: the uplink codec writes the payload (float32 is already in place). Under
+ * LISA the payload holds the active groups' values only, as one vector; error feedback carries
+ * the frozen groups' residuals over to their next turn. */
 static px_status px__encode_stage(const px_worker_group *g, px_worker *w, const float *update)
 {
-    if (!w->codec) return PX_OK;
+    const px_lisa *lisa = g->setup.lisa;
+    void *payload = w->msg + PX_WIRE_HEADER_BYTES;
+    if (!w->codec) {
+        if (lisa->on) px_lisa_gather(lisa, g->active, update, payload);
+        return PX_OK;
+    }
     px_codec_stream cs = {g->setup.seed, g->step, w->id};
-    return px_codec_encode(w->codec, &cs, update, g->setup.model->n_params, w->residual,
-                           w->msg + PX_WIRE_HEADER_BYTES, g->payload_bytes);
+    if (!lisa->on)
+        return px_codec_encode(w->codec, &cs, update, g->setup.model->n_params, w->residual,
+                               payload, g->payload_bytes);
+    px_lisa_gather(lisa, g->active, update, w->compact);
+    if (w->residual) px_lisa_gather(lisa, g->active, w->residual, w->compact_residual);
+    PX_CHECK(px_codec_encode(w->codec, &cs, w->compact, g->n_active, w->compact_residual, payload,
+                             g->payload_bytes));
+    if (w->residual) px_lisa_scatter(lisa, g->active, w->compact_residual, w->residual, 0);
+    return PX_OK;
 }
 
 /* Stage 4, sealing: the header, then what a faulty worker does to its message. */
@@ -152,15 +182,15 @@ static void px__seal_stage(const px_worker_group *g, px_worker *w, int bad, floa
         .codec = px_codec_wire_id(&su->uplink),
         .step = g->step - w->plan.step_back,
         .worker = w->id,
-        .elem_count = su->model->n_params,
+        .elem_count = g->n_active,
         .block_size = px_codec_wire_block(&su->uplink),
         .loss = loss,
     };
     px_wire_seal(w->msg, &h, g->payload_bytes);
-    w->send_len = w->msg_len;
+    w->send_len = PX_WIRE_HEADER_BYTES + g->payload_bytes;
     if (bad && w->plan.send)
         w->send_len =
-            px_byz_tamper(su->byz, w->id, g->step, PX_WIRE_HEADER_BYTES, w->msg, w->msg_len);
+            px_byz_tamper(su->byz, w->id, g->step, PX_WIRE_HEADER_BYTES, w->msg, w->send_len);
 }
 
 static void px__worker_task(void *arg, size_t i, int thread)
@@ -175,7 +205,7 @@ static void px__worker_task(void *arg, size_t i, int thread)
     px_batch_hook poison = {px__flip_labels, g};
     float *update = w->grad ? w->grad : (float *)(w->msg + PX_WIRE_HEADER_BYTES);
     float loss =
-        g->update->compute(w->update, g->params, g->step, NULL,
+        g->update->compute(w->update, g->params, g->step, g->setup.lisa->on ? g->active : NULL,
                            bad && byz->attack == PX_ATTACK_LABEL_FLIP ? &poison : NULL, update);
     px__fault_stage(g, w, bad, update);
     w->status = px__encode_stage(g, w, update);
@@ -188,6 +218,8 @@ px_status px_worker_group_step(px_worker_group *g, const float *params, uint32_t
 {
     g->params = params;
     g->step = step;
+    g->n_active = px_lisa_active(g->setup.lisa, step, g->active);
+    g->payload_bytes = px_codec_payload_bytes(&g->setup.uplink, g->n_active);
     for (size_t i = 0; i < g->count; i++)
         g->workers[i].active = !t->in_flight(t, g->workers[i].msg);
     px_pool_run(g->pool, g->count, px__worker_task, g);

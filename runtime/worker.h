@@ -22,6 +22,7 @@
 #include "base/common.h"
 #include "base/pool.h"
 #include "runtime/dataset.h"
+#include "runtime/lisa.h"
 #include "runtime/nn/model.h"
 #include "runtime/update.h"
 
@@ -32,7 +33,8 @@ typedef struct {
     size_t msg_len;
     float *grad;     /* float32 gradient before encoding (NULL: computed in msg) */
     float *residual; /* error feedback (NULL when off): the worker's run state */
-    px_codec *codec; /* uplink encoder of this worker */
+    float *compact, *compact_residual; /* LISA: the active groups' values (NULL when off) */
+    px_codec *codec;                   /* uplink encoder of this worker */
     /* this step */
     int active;            /* computes this step (not while its last message is on its way) */
     size_t send_len;       /* bytes to send (a faulty worker may send fewer) */
@@ -47,6 +49,7 @@ typedef struct {
     size_t batch;
     uint64_t seed;
     const char *update;     /* the update kind (update.h): "minibatch" */
+    const px_lisa *lisa;    /* which layer groups train at a step (off: all) */
     const px_byz_spec *byz; /* fault injection, or NULL */
     px_codec_spec uplink;   /* FP32 = send the float32 gradient itself */
     px_codec_spec downlink; /* FP32 = parameters in full; otherwise quantised deltas */
@@ -60,7 +63,9 @@ typedef struct {
     size_t count;
     px_worker *workers;
     px_pool *pool;
-    size_t payload_bytes; /* uplink payload of one message */
+    size_t payload_bytes; /* uplink payload of one message this step */
+    uint8_t *active;      /* per layer group: trains this step */
+    size_t n_active;      /* values of the active groups: what a message carries */
     float *replica;       /* parameters rebuilt from downlink deltas (NULL with FP32) */
     px_codec *down_codec;
     int replica_valid; /* a full parameter message has been applied */

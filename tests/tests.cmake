@@ -29,7 +29,7 @@ px_unit_test(test_byzantine "px_faults;px_comm;px_nn")
 px_unit_test(test_mlp px_nn)
 px_unit_test(test_model px_nn)
 px_unit_test(test_optimizer px_nn)
-foreach(t test_config test_dataset test_npy test_server test_state)
+foreach(t test_config test_dataset test_lisa test_npy test_server test_state)
   px_unit_test(${t} px_runtime)
 endforeach()
 

@@ -34,11 +34,11 @@ typedef struct {
  * the config, as plain values (runtime/nn does not read the config schema). */
 typedef struct {
     /* the data */
-    int tokens;          /* 1: an example is token ids (text); 0: values (pixels) */
-    size_t input_values; /* values or tokens per example (784 for 28 x 28 images) */
+    int tokens;                  /* 1: an example is token ids (text); 0: values (pixels) */
+    size_t input_values;         /* values or tokens per example (784 for 28 x 28 images) */
     size_t channels, rows, cols; /* image shape (channels x rows x cols = input_values) */
-    size_t classes;      /* outputs per position: classes, or the vocabulary's size */
-    size_t label_values; /* labels per example: 1, or the window's length */
+    size_t classes;              /* outputs per position: classes, or the vocabulary's size */
+    size_t label_values;         /* labels per example: 1, or the window's length */
     /* the model section */
     const uint32_t *hidden;
     size_t n_hidden; /* model.hidden: hidden widths (MLP), the first linear width (CNN) */
@@ -85,7 +85,7 @@ struct px_model {
     const px_model_ops *ops;
     size_t n_params;
     size_t input_values, classes, label_values;
-    int tokens; /* reads token ids, not values */
+    int tokens;             /* reads token ids, not values */
     px_layer_table tensors; /* named tensors ("fc1.weight"), for per-layer aggregation */
     size_t n_groups;
     const px_layer_group *groups;
