@@ -100,6 +100,14 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "--print-config")) {
             print_config = 1;
+        } else if (!strcmp(a, "--sample")) {
+            if (i + 1 >= argc) {
+                if (!quiet) fprintf(stderr, "trainer: --sample needs a number of characters\n");
+                return 2;
+            }
+            static char set[64];
+            snprintf(set, sizeof set, "logging.sample_chars=%s", argv[++i]);
+            sets[n_sets++] = set;
         } else if (!strcmp(a, "--load-state")) {
             if (i + 1 >= argc) {
                 if (!quiet) fprintf(stderr, "trainer: --load-state needs a directory\n");

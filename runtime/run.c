@@ -269,11 +269,38 @@ static void px__write_done(px__run *R, const px_run_summary *sum)
     if (st < 0) px_log(PX_LOG_WARN, "%s", px_errmsg());
 }
 
-/* Rank 0 after the loop: the done line and the final parameters. */
+/* logging.sample_chars (trainer --sample N): characters sampled from the final model, after a
+ * newline, to stdout. */
+static px_status px__sample_text(px__run *R)
+{
+    size_t n = R->cfg->logging->sample_chars;
+    const px_model *m = R->server.model;
+    if (!n) return PX_OK;
+    if (!m->ops->generate || R->data.input != PX_INPUT_TOKENS)
+        return px_error(PX_EINVAL, "logging.sample_chars: model.kind = %s does not generate text",
+                        m->kind);
+    int32_t *out = malloc(n * sizeof *out);
+    if (!out) return px_error(PX_ENOMEM, "cannot allocate %zu sampled tokens", n);
+    int32_t start = 0;
+    for (size_t v = 0; v < R->data.classes; v++)
+        if (R->data.vocab[v] == '\n') start = (int32_t)v;
+    m->ops->generate(m, R->server.eval_work[0], R->server.params, R->cfg->run->seed, start, n,
+                     out);
+    printf("---- %zu characters sampled from the final model ----\n", n);
+    for (size_t i = 0; i < n; i++)
+        putchar(R->data.vocab[out[i]]);
+    printf("\n----\n");
+    fflush(stdout);
+    free(out);
+    return PX_OK;
+}
+
+/* Rank 0 after the loop: the done line, the final parameters, a text sample. */
 static px_status px__outputs(px__run *R, px_run_summary *sum, double t_start)
 {
     sum->wall_s = (px_now_ms() - t_start) / 1000.0;
     px__write_done(R, sum);
+    PX_CHECK(px__sample_text(R));
     if (!R->cfg->logging->save_params) {
         sum->params_path[0] = 0;
         return PX_OK;

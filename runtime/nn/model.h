@@ -75,6 +75,10 @@ typedef struct {
      * top-1 predictions to *correct. */
     void (*evaluate)(const px_model *m, void *work, const float *params, const uint8_t *y,
                      size_t batch, double *loss_sum, size_t *correct);
+    /* Optional (text models): samples n tokens following `start` from the model's predictions,
+     * with random draws from the stream of `seed`, into out; returns how many. */
+    size_t (*generate)(const px_model *m, void *work, const float *params, uint64_t seed,
+                       int32_t start, size_t n, int32_t *out);
     /* Multiply-adds of one forward + backward pass per example (for throughput figures). */
     double (*flops_per_sample)(const px_model *m);
     void (*destroy)(px_model *m);

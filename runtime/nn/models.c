@@ -5,9 +5,19 @@
 #include "runtime/nn/mlp.h"
 #include "runtime/nn/model.h"
 
+/* the kinds' entry points (each in its own file) */
+px_status px_cnn_check(const px_model_spec *spec);
+px_status px_cnn_model_create(px_model **out, const px_model_spec *spec);
+px_status px_gpt_check(const px_model_spec *spec);
+px_status px_gpt_model_create(px_model **out, const px_model_spec *spec);
+
 static const px_model_kind px__kinds[] = {
     {"mlp", "multi-layer perceptron: [Linear, ReLU] per model.hidden width, then Linear",
      px_mlp_check, px_mlp_model_create},
+    {"cnn", "LeNet-style CNN: two [conv 5x5, ReLU, max-pool], then two Linear", px_cnn_check,
+     px_cnn_model_create},
+    {"gpt", "character-level transformer: embeddings, pre-norm blocks, final norm, head",
+     px_gpt_check, px_gpt_model_create},
 };
 
 #define PX__KINDS (sizeof px__kinds / sizeof px__kinds[0])
