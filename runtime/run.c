@@ -284,8 +284,7 @@ static px_status px__sample_text(px__run *R)
     int32_t start = 0;
     for (size_t v = 0; v < R->data.classes; v++)
         if (R->data.vocab[v] == '\n') start = (int32_t)v;
-    m->ops->generate(m, R->server.eval_work[0], R->server.params, R->cfg->run->seed, start, n,
-                     out);
+    m->ops->generate(m, R->server.eval_work[0], R->server.params, R->cfg->run->seed, start, n, out);
     printf("---- %zu characters sampled from the final model ----\n", n);
     for (size_t i = 0; i < n; i++)
         putchar(R->data.vocab[out[i]]);

@@ -164,6 +164,147 @@ static void test_active_mask(void **state)
     px_model_destroy(m);
 }
 
+/* Central differences of the model's float loss against its gradient, at 4 coordinates of every
+ * named tensor (so that no small tensor, a bias, escapes). In float the differences carry about
+ * 1e-7 / h of rounding noise; h = 2e-3 keeps that near 1e-4 while staying small enough that a
+ * step rarely crosses a ReLU kink or flips a max-pool choice (h = 1e-2 does, on the CNN's first
+ * layer), so a tolerance of 2e-3 absolute plus 5% relative separates a right gradient from a
+ * wrong one: a dropped bias gradient in a GPT block and a max-pool routed through the wrong
+ * indices both fail it. */
+static void check_model_gradient(const char *kind, const px_model_spec *spec, size_t B)
+{
+    px_model *m;
+    assert_int_equal(px_model_create(&m, kind, spec), PX_OK);
+    size_t n = m->n_params;
+    float *p = malloc(n * sizeof *p), *g = malloc(n * sizeof *g), *h = malloc(n * sizeof *h);
+    m->ops->init(m, p, 9);
+    void *work = m->ops->work_create(m, B);
+    assert_non_null(work);
+    size_t L = B * m->label_values;
+    uint8_t *y = malloc(L);
+    px_rng r;
+    px_rng_init(&r, 5, 98, 0, 0);
+    for (size_t i = 0; i < L; i++)
+        y[i] = (uint8_t)px_rng_below(&r, m->classes);
+    /* the inputs stay in the work area across calls: fill them once */
+    if (m->ops->input) {
+        float *x = m->ops->input(work);
+        for (size_t i = 0; i < B * m->input_values; i++)
+            x[i] = (float)(2 * px_rng_uniform(&r) - 1);
+    } else {
+        int32_t *t = m->ops->tokens(work);
+        for (size_t i = 0; i < B * m->input_values; i++)
+            t[i] = (int32_t)px_rng_below(&r, m->classes);
+    }
+    m->ops->loss_grad(m, work, p, y, B, NULL, g);
+    size_t checked = 0;
+    for (size_t ti = 0; ti < m->tensors.count; ti++) { /* every tensor, so none can hide */
+        const px_layer *G = &m->tensors.layers[ti];
+        for (size_t k = 0; k < 4; k++) {
+            size_t i = G->offset + (size_t)px_rng_below(&r, G->size);
+            float keep = p[i];
+            const float step = 2e-3f;
+            p[i] = keep + step;
+            double up = m->ops->loss_grad(m, work, p, y, B, NULL, h);
+            p[i] = keep - step;
+            double down = m->ops->loss_grad(m, work, p, y, B, NULL, h);
+            p[i] = keep;
+            double fd = (up - down) / (2.0 * step);
+            if (fabs(fd - g[i]) > 2e-3 + 0.05 * fabs(fd))
+                fail_msg("%s: tensor %s, parameter %zu: gradient %g, central difference %g", kind,
+                         G->name, i, (double)g[i], fd);
+            checked++;
+        }
+    }
+    assert_true(checked == 4 * m->tensors.count);
+    /* the active-group mask: frozen groups zero, the others exactly the full gradient */
+    uint8_t *active = calloc(m->n_groups, 1);
+    active[0] = active[m->n_groups - 1] = 1;
+    if (m->n_groups > 3) active[2] = 1;
+    float loss_full = m->ops->loss_grad(m, work, p, y, B, NULL, g);
+    float loss_part = m->ops->loss_grad(m, work, p, y, B, active, h);
+    assert_true(loss_full == loss_part);
+    for (size_t grp = 0; grp < m->n_groups; grp++) {
+        const px_layer_group *G = &m->groups[grp];
+        if (active[grp]) {
+            assert_memory_equal(h + G->offset, g + G->offset, G->size * sizeof(float));
+        } else {
+            for (size_t i = 0; i < G->size; i++)
+                assert_true(h[G->offset + i] == 0.0f);
+        }
+    }
+    /* evaluation sees the same loss the training pass does */
+    double ls = 0;
+    size_t correct = 0;
+    m->ops->evaluate(m, work, p, y, B, &ls, &correct);
+    assert_true(fabs(ls / (double)L - loss_full) < 1e-4);
+    assert_true(correct <= L);
+    free(active);
+    free(y);
+    m->ops->work_free(work);
+    free(p), free(g), free(h);
+    px_model_destroy(m);
+}
+
+static void test_cnn_gradient(void **state)
+{
+    (void)state;
+    uint32_t conv[] = {3, 4}, hidden[] = {6};
+    px_model_spec spec = {.input_values = 14 * 14,
+                          .channels = 1,
+                          .rows = 14,
+                          .cols = 14,
+                          .classes = 5,
+                          .label_values = 1,
+                          .hidden = hidden,
+                          .n_hidden = 1,
+                          .conv = conv,
+                          .n_conv = 2};
+    check_model_gradient("cnn", &spec, 3);
+    /* LeNet on 28 x 28: 6*25+6 + 16*6*25+16 + 120*400+120 + 10*120+10, by hand */
+    px_model *m;
+    px_model_spec lenet = {.input_values = 784,
+                           .channels = 1,
+                           .rows = 28,
+                           .cols = 28,
+                           .classes = 10,
+                           .label_values = 1};
+    assert_int_equal(px_model_create(&m, "cnn", &lenet), PX_OK);
+    assert_int_equal(m->n_params, 156 + 2416 + 48120 + 1210);
+    assert_int_equal(m->n_groups, 4);
+    px_model_destroy(m);
+    /* it classifies images, not text */
+    lenet.tokens = 1;
+    assert_int_equal(px_model_create(&m, "cnn", &lenet), PX_EINVAL);
+}
+
+static void test_gpt_gradient(void **state)
+{
+    (void)state;
+    px_model_spec spec = {.tokens = 1,
+                          .input_values = 5,
+                          .classes = 7,
+                          .label_values = 5,
+                          .blocks = 3,
+                          .width = 8,
+                          .heads = 2,
+                          .context = 5};
+    check_model_gradient("gpt", &spec, 2);
+    px_model *m;
+    assert_int_equal(px_model_create(&m, "gpt", &spec), PX_OK);
+    /* groups: embed, block0..2, head; sizes by hand for V=7, T=5, C=8 */
+    assert_int_equal(m->n_groups, 5);
+    assert_int_equal(m->groups[0].size, 7 * 8 + 5 * 8);
+    assert_int_equal(m->groups[1].size,
+                     8 * 2 + 24 * 8 + 24 + 64 + 8 + 8 * 2 + 32 * 8 + 32 + 8 * 32 + 8);
+    assert_int_equal(m->groups[4].size, 8 * 2 + 7 * 8);
+    assert_int_equal(m->groups[4].role, PX_GROUP_HEAD);
+    px_model_destroy(m);
+    spec.width = 9; /* not a multiple of the heads */
+    assert_int_equal(px_model_create(&m, "gpt", &spec), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "model.width = 9"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -171,6 +312,8 @@ int main(void)
         cmocka_unit_test(test_groups_tile_the_parameters),
         cmocka_unit_test(test_interface_matches_the_mlp),
         cmocka_unit_test(test_active_mask),
+        cmocka_unit_test(test_cnn_gradient),
+        cmocka_unit_test(test_gpt_gradient),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

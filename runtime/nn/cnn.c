@@ -51,16 +51,18 @@ static const char *px__cnn_names[8] = {"conv1.weight", "conv1.bias", "conv2.weig
 static px_status px__cnn_check(const px_model_spec *s)
 {
     if (s->n_conv != 0 && s->n_conv != 2)
-        return px_error(PX_EINVAL, "config: model.channels has %zu values; the CNN takes 2 (or "
-                                   "none for 6,16)",
+        return px_error(PX_EINVAL,
+                        "config: model.channels has %zu values; the CNN takes 2 (or "
+                        "none for 6,16)",
                         s->n_conv);
     for (size_t i = 0; i < s->n_conv; i++)
         if (s->conv[i] < 1 || s->conv[i] > 1024)
             return px_error(PX_EINVAL, "config: model.channels[%zu] = %u must be in [1, 1024]", i,
                             s->conv[i]);
     if (s->n_hidden > 1)
-        return px_error(PX_EINVAL, "config: model.hidden has %zu widths; the CNN takes 1 (or "
-                                   "none for 120)",
+        return px_error(PX_EINVAL,
+                        "config: model.hidden has %zu widths; the CNN takes 1 (or "
+                        "none for 120)",
                         s->n_hidden);
     if (s->n_hidden == 1 && (s->hidden[0] < 1 || s->hidden[0] > 65536))
         return px_error(PX_EINVAL, "config: model.hidden[0] = %u must be in [1, 65536]",
@@ -97,8 +99,8 @@ static void px__cnn_work_free(void *work)
 {
     px__cnn_work *w = work;
     if (!w) return;
-    float *f[] = {w->x, w->c1, w->p1, w->c2, w->p2, w->h, w->logits, w->probs, w->col,
-                  w->dh, w->dp2, w->dc2, w->dp1, w->dc1};
+    float *f[] = {w->x,     w->c1,  w->p1, w->c2,  w->p2,  w->h,   w->logits,
+                  w->probs, w->col, w->dh, w->dp2, w->dc2, w->dp1, w->dc1};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         px_free(f[i]);
     px_free(w->a1);
@@ -134,8 +136,9 @@ static void *px__cnn_work_create(const px_model *m, size_t B)
     w->dc2 = px_alloc(s2 * sizeof(float), "cnn gradients");
     w->dp1 = px_alloc(q1 * sizeof(float), "cnn gradients");
     w->dc1 = px_alloc(s1 * sizeof(float), "cnn gradients");
-    if (!w->x || !w->c1 || !w->p1 || !w->c2 || !w->p2 || !w->h || !w->logits || !w->probs || !w->a1 ||
-        !w->a2 || !w->col || !w->targets || !w->dh || !w->dp2 || !w->dc2 || !w->dp1 || !w->dc1) {
+    if (!w->x || !w->c1 || !w->p1 || !w->c2 || !w->p2 || !w->h || !w->logits || !w->probs ||
+        !w->a1 || !w->a2 || !w->col || !w->targets || !w->dh || !w->dp2 || !w->dc2 || !w->dp1 ||
+        !w->dc1) {
         px__cnn_work_free(w);
         return NULL;
     }
@@ -149,8 +152,8 @@ static float *px__cnn_input(void *work)
 
 static void px__cnn_forward(const px__cnn *c, px__cnn_work *w, const float *p, size_t B)
 {
-    px_conv2d_forward(w->c1, w->col, w->x, p + c->w1, p + c->b1, B, c->C, c->H, c->W, c->c1,
-                      PX__K, 2);
+    px_conv2d_forward(w->c1, w->col, w->x, p + c->w1, p + c->b1, B, c->C, c->H, c->W, c->c1, PX__K,
+                      2);
     px_relu_forward(w->c1, w->c1, B * c->c1 * c->H1 * c->W1);
     px_maxpool_forward(w->p1, w->a1, w->c1, B, c->c1, c->H1, c->W1);
     px_conv2d_forward(w->c2, w->col, w->p1, p + c->w2, p + c->b2, B, c->c1, c->P1h, c->P1w, c->c2,
@@ -293,8 +296,14 @@ px_status px_cnn_model_create(px_model **out, const px_model_spec *s)
     c->P2h = c->H2 / 2;
     c->P2w = c->W2 / 2;
     c->flat = c->c2 * c->P2h * c->P2w;
-    const size_t sizes[8] = {c->c1 * c->C * PX__K * PX__K, c->c1, c->c2 * c->c1 * PX__K * PX__K,
-                             c->c2, c->h * c->flat, c->h, c->k * c->h, c->k};
+    const size_t sizes[8] = {c->c1 * c->C * PX__K * PX__K,
+                             c->c1,
+                             c->c2 * c->c1 * PX__K * PX__K,
+                             c->c2,
+                             c->h * c->flat,
+                             c->h,
+                             c->k * c->h,
+                             c->k};
     size_t *offs[8] = {&c->w1, &c->b1, &c->w2, &c->b2, &c->w3, &c->b3, &c->w4, &c->b4};
     size_t off = 0;
     for (int t = 0; t < 8; t++) {
@@ -305,11 +314,11 @@ px_status px_cnn_model_create(px_model **out, const px_model_spec *s)
     c->n = off;
     static const char *gnames[4] = {"conv1", "conv2", "fc1", "fc2"};
     for (int l = 0; l < 4; l++)
-        c->groups[l] = (px_layer_group){gnames[l], c->tensors[2 * l].offset,
-                                        sizes[2 * l] + sizes[2 * l + 1],
-                                        l == 0 ? PX_GROUP_INPUT
-                                        : l == 3 ? PX_GROUP_HEAD
-                                                 : PX_GROUP_MIDDLE};
+        c->groups[l] =
+            (px_layer_group){gnames[l], c->tensors[2 * l].offset, sizes[2 * l] + sizes[2 * l + 1],
+                             l == 0   ? PX_GROUP_INPUT
+                             : l == 3 ? PX_GROUP_HEAD
+                                      : PX_GROUP_MIDDLE};
     m->ops = &px__cnn_ops;
     m->impl = c;
     m->n_params = c->n;

@@ -246,8 +246,8 @@ static void px__gpt_forward(const px__gpt *g, px__gpt_work *w, const float *p, s
     for (size_t l = 0; l < g->L; l++) {
         const px__block *b = &g->blk[l];
         px__acts *a = &w->a[l];
-        px_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, stream, p + b->ln1w, p + b->ln1b,
-                             BT, C);
+        px_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, stream, p + b->ln1w, p + b->ln1b, BT,
+                             C);
         px_linear_forward(a->qkv, a->ln1, p + b->qkvw, p + b->qkvb, BT, C, 3 * C);
         px_attention_forward(a->atty, NULL, a->att, a->qkv, B, T, C, g->NH);
         px_linear_forward(a->attproj, a->atty, p + b->projw, p + b->projb, BT, C, C);
@@ -260,8 +260,7 @@ static void px__gpt_forward(const px__gpt *g, px__gpt_work *w, const float *p, s
         px_residual_forward(a->res3, a->res2, a->fcproj, BT * C);
         stream = a->res3;
     }
-    px_layernorm_forward(w->lnf, w->lnf_mean, w->lnf_rstd, stream, p + g->lnfw, p + g->lnfb, BT,
-                         C);
+    px_layernorm_forward(w->lnf, w->lnf_mean, w->lnf_rstd, stream, p + g->lnfw, p + g->lnfb, BT, C);
     px_linear_forward(w->logits, w->lnf, p + g->headw, NULL, BT, C, g->V);
 }
 
@@ -282,8 +281,8 @@ static void px__block_backward(const px__gpt *g, px__gpt_work *w, const float *p
     memset(w->dfch, 0, BT * 4 * C * sizeof(float));
     px_gelu_backward(w->dfch, a->fch, w->dfchg, BT * 4 * C);
     memset(w->dln2, 0, BT * C * sizeof(float));
-    px_linear_backward(w->dln2, PX__SLOT(b->fcw), PX__SLOT(b->fcb), w->dfch, a->ln2, p + b->fcw,
-                       BT, C, 4 * C);
+    px_linear_backward(w->dln2, PX__SLOT(b->fcw), PX__SLOT(b->fcb), w->dfch, a->ln2, p + b->fcw, BT,
+                       C, 4 * C);
     px_layernorm_backward(w->dres, PX__SLOT(b->ln2w), PX__SLOT(b->ln2b), w->dln2, a->res2,
                           p + b->ln2w, a->ln2_mean, a->ln2_rstd, BT, C);
     /* attention: dres is now the gradient of res2 = in + attproj */
@@ -291,11 +290,10 @@ static void px__block_backward(const px__gpt *g, px__gpt_work *w, const float *p
     px_linear_backward(w->datty, PX__SLOT(b->projw), PX__SLOT(b->projb), w->dres, a->atty,
                        p + b->projw, BT, C, C);
     memset(w->dqkv, 0, BT * 3 * C * sizeof(float));
-    px_attention_backward(w->dqkv, w->dpreatt, w->datt, w->datty, a->qkv, a->att, B, T, C,
-                          g->NH);
+    px_attention_backward(w->dqkv, w->dpreatt, w->datt, w->datty, a->qkv, a->att, B, T, C, g->NH);
     memset(w->dln1, 0, BT * C * sizeof(float));
-    px_linear_backward(w->dln1, PX__SLOT(b->qkvw), PX__SLOT(b->qkvb), w->dqkv, a->ln1,
-                       p + b->qkvw, BT, C, 3 * C);
+    px_linear_backward(w->dln1, PX__SLOT(b->qkvw), PX__SLOT(b->qkvb), w->dqkv, a->ln1, p + b->qkvw,
+                       BT, C, 3 * C);
     px_layernorm_backward(w->dres, PX__SLOT(b->ln1w), PX__SLOT(b->ln1b), w->dln1, in, p + b->ln1w,
                           a->ln1_mean, a->ln1_rstd, BT, C);
 }
@@ -322,8 +320,8 @@ static float px__gpt_loss_grad(const px_model *m, void *work, const float *p, co
                        g->V);
     memset(w->dres, 0, BT * C * sizeof(float));
     const float *top = g->L ? w->a[g->L - 1].res3 : w->encoded;
-    px_layernorm_backward(w->dres, PX__SLOT(g->lnfw), PX__SLOT(g->lnfb), w->dlnf, top,
-                          p + g->lnfw, w->lnf_mean, w->lnf_rstd, BT, C);
+    px_layernorm_backward(w->dres, PX__SLOT(g->lnfw), PX__SLOT(g->lnfb), w->dlnf, top, p + g->lnfw,
+                          w->lnf_mean, w->lnf_rstd, BT, C);
     for (size_t l = g->L; l-- > 0 && l + 1 >= lowest;)
         px__block_backward(g, w, p, grad, l, !active || active[l + 1], B, T);
     if (!active || active[0])
@@ -393,7 +391,7 @@ static double px__gpt_flops(const px_model *m)
     const px__gpt *g = m->impl;
     double C = (double)g->C, T = (double)g->T;
     double per_token = g->L * (12 * C * C + 2 * T * C) + C * g->V; /* matmuls + attention */
-    return 3 * per_token * T;                                       /* forward + 2x backward */
+    return 3 * per_token * T;                                      /* forward + 2x backward */
 }
 
 static void px__gpt_destroy(px_model *m)
