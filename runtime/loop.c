@@ -173,6 +173,16 @@ static void px__write_line(px__run *R, uint32_t done, float lr, px__interval *iv
     for (size_t g = 0; g < R->server.model->n_groups; g++)
         groups += R->server.active_mask[g];
     px_json_int(&j, "active_layers", (long long)groups);
+    px_json_int(&j, "active_values", (long long)R->server.n_active);
+    if (R->server.lisa.on) { /* which groups: the names, in order */
+        char names[1024] = "";
+        for (size_t g = 0; g < R->server.model->n_groups; g++) {
+            if (!R->server.active_mask[g]) continue;
+            if (names[0]) strncat(names, ",", sizeof names - strlen(names) - 1);
+            strncat(names, R->server.model->groups[g].name, sizeof names - strlen(names) - 1);
+        }
+        px_json_str(&j, "active", names);
+    }
     px_json_num(&j, "trained_fraction", (double)R->server.n_active / (double)R->server.d);
     px_json_int(&j, "optimizer_state_bytes",
                 (long long)R->server.opt->ops->state_bytes(R->server.opt));

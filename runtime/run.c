@@ -256,6 +256,15 @@ static void px__write_done(px__run *R, const px_run_summary *sum)
         px_json_num(&j, "bits_per_char", sum->test_loss / M_LN2);
     }
     px_json_int(&j, "lisa", R->server.lisa.on);
+    px_json_int(&j, "params", (long long)R->server.d);
+    char groups[2048] = "";
+    for (size_t g = 0; g < s->model->n_groups; g++) { /* name@offset+size: the layout */
+        char one[96];
+        const px_layer_group *G = &s->model->groups[g];
+        snprintf(one, sizeof one, "%s%s@%zu+%zu", g ? "," : "", G->name, G->offset, G->size);
+        strncat(groups, one, sizeof groups - strlen(groups) - 1);
+    }
+    px_json_str(&j, "layer_groups", groups);
     px_json_num(&j, "trained_fraction",
                 sum->steps > R->first_step
                     ? R->trained_values / ((double)R->server.d * (sum->steps - R->first_step))
