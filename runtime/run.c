@@ -257,6 +257,7 @@ static void px__write_done(px__run *R, const px_run_summary *sum)
     }
     px_json_int(&j, "lisa", R->server.lisa.on);
     px_json_int(&j, "params", (long long)R->server.d);
+    px_json_int(&j, "classes", (long long)R->data.classes); /* the vocabulary, for text */
     char groups[2048] = "";
     for (size_t g = 0; g < s->model->n_groups; g++) { /* name@offset+size: the layout */
         char one[96];
