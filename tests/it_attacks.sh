@@ -39,7 +39,9 @@ for rule in median trimmed_mean flag; do
   done
 done
 
-rules=$("$TRAINER" --help | awk '/^aggregation rules/ {on = 1; next} on && /^  [a-z]/ {print $1} on && /^$/ {exit}')
+# the help text first, whole: awk leaving early would end the trainer's write with SIGPIPE
+help=$("$TRAINER" --help)
+rules=$(awk '/^aggregation rules/ {on = 1; next} on && /^  [a-z]/ {print $1} on && /^$/ {exit}' <<<"$help")
 for rule in $rules; do
   # bulyan needs n >= 4f+3: with 7 workers it is told f = 1 (the 2 dropped senders use it up)
   extra=()
