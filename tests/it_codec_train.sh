@@ -47,7 +47,8 @@ echo "ok: one process == MPI with codecs"
 "$TRAINER" --print-config "$EX/quickstart.pb" | grep -v '^  name:' | sed '/^compression {/,/^}/d' >qs.txt
 "$TRAINER" --print-config "$EX/quickstart_int8.pb" | grep -v '^  name:' | sed '/^compression {/,/^}/d' >qs8.txt
 diff qs.txt qs8.txt || fail "quickstart_int8 is not the quickstart with another uplink"
-"$TRAINER" --print-config "$EX/quickstart_int8.pb" | grep -q "uplink: INT8" || fail "quickstart_int8 has no int8 uplink"
+printed=$("$TRAINER" --print-config "$EX/quickstart_int8.pb") # whole: grep -q would cut it short
+grep -q "uplink: INT8" <<<"$printed" || fail "quickstart_int8 has no int8 uplink"
 echo "ok: quickstart_int8 = quickstart + int8 uplink"
 
 # bad compression settings are refused at load time

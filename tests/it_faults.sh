@@ -9,8 +9,8 @@ cd "$WORK"
 
 # all_finite FILE: the float32 values of a .npy written by the trainer (128-byte header) hold no
 # NaN or Inf
-all_finite() {
-  ! od -A n -t f4 -v -j 128 "$1" | grep -qiE 'nan|inf'
+all_finite() { # grep -c reads everything (grep -q would stop early and od die of SIGPIPE)
+  [ "$(od -A n -t f4 -v -j 128 "$1" | grep -ciE 'nan|inf')" = 0 ]
 }
 
 # drops FILE REASON: the count of REASON in the done line's "drops"
