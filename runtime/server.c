@@ -445,7 +445,7 @@ static void px__shape(const px_server *s, uint64_t shape[6])
     shape[1] = s->n;
     shape[2] = px_codec_wire_id(&s->uplink);
     shape[3] = px_codec_wire_id(&s->downlink);
-    shape[4] = s->opt->ops->state_bytes(s->opt);
+    shape[4] = s->model->n_groups;
     shape[5] = s->cfg->run->seed;
 }
 
@@ -476,14 +476,13 @@ px_status px_server_save(const px_server *s, uint32_t next_step, const uint64_t 
         px_free(agg);
         return st;
     }
+    char kinds[64];
+    snprintf(kinds, sizeof kinds, "%s/%s", s->model->kind, s->opt->kind);
     px_state_section sec[] = {
-        {"SHAP", shape, sizeof shape},
-        {"STEP", &step, sizeof step},
-        {"PRMS", s->params, s->d * sizeof(float)},
-        {"OPTM", opt, opt_bytes},
-        {"REPL", s->replica, s->replica ? s->d * sizeof(float) : 0},
-        {"AGGS", agg, agg_bytes},
-        {"CNTR", counters, sizeof counters},
+        {"SHAP", shape, sizeof shape}, {"KIND", kinds, strlen(kinds)},
+        {"STEP", &step, sizeof step},  {"PRMS", s->params, s->d * sizeof(float)},
+        {"OPTM", opt, opt_bytes},      {"REPL", s->replica, s->replica ? s->d * sizeof(float) : 0},
+        {"AGGS", agg, agg_bytes},      {"CNTR", counters, sizeof counters},
     };
     char path[4200];
     snprintf(path, sizeof path, "%s/server.pxs", dir);
@@ -521,12 +520,18 @@ static px_status px__load_sections(px_server *s, const px_state_file *f, uint32_
         return px_error(
             PX_EINVAL,
             "state: saved by a run of %llu parameters, %llu workers, codecs %llu/%llu, "
-            "optimizer state %llu bytes, seed %llu; this run has %llu, %llu, "
+            "%llu layer groups, seed %llu; this run has %llu, %llu, "
             "%llu/%llu, %llu, %llu",
             (unsigned long long)got[0], (unsigned long long)got[1], (unsigned long long)got[2],
             (unsigned long long)got[3], (unsigned long long)got[4], (unsigned long long)got[5],
             (unsigned long long)want[0], (unsigned long long)want[1], (unsigned long long)want[2],
             (unsigned long long)want[3], (unsigned long long)want[4], (unsigned long long)want[5]);
+    char kinds[64];
+    snprintf(kinds, sizeof kinds, "%s/%s", s->model->kind, s->opt->kind);
+    PX_CHECK(px_state_get(f, "KIND", SIZE_MAX, &data, &bytes));
+    if (bytes != strlen(kinds) || memcmp(data, kinds, bytes) != 0)
+        return px_error(PX_EINVAL, "state: saved by a run of model/optimizer %.*s; this run has %s",
+                        (int)(bytes < 64 ? bytes : 64), (const char *)data, kinds);
     PX_CHECK(px_state_get(f, "STEP", sizeof step, &data, NULL));
     memcpy(&step, data, sizeof step);
     if (step > s->cfg->schedule->steps)

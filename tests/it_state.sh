@@ -48,6 +48,18 @@ run local_from_mpi env -- --load-state runs/mpi_whole/state_step23
 cmp runs/whole/params.npy runs/local_from_mpi/params.npy || fail "MPI state resumed alone differs"
 echo "ok: a state saved on 4 ranks resumes on 3 ranks and in one process, bit-identical"
 
+# a GPT with LISA and AdamW: the per-group moments and step counts, and the plan (a function
+# of seed and step) continue as if never interrupted
+gpt=(--set model.kind=GPT --set model.blocks=3 --set model.width=16 --set model.heads=2
+  --set model.context=16 --set data.dataset=FORTUNES --set data.path= --set data.batch_size=4
+  --set data.test_limit=16 --set optimizer.kind=ADAMW --set optimizer.lr=0.003
+  --set lisa.enabled=true --set lisa.gamma=1 --set lisa.period=5 --set compression.uplink=FP32
+  --set compression.error_feedback=false --set compression.downlink=FP32)
+run gpt_whole env -- "${gpt[@]}" --set logging.save_state_step=13
+run gpt_resumed "${MPI[@]}" -np 3 -- "${gpt[@]}" --load-state runs/gpt_whole/state_step13
+cmp runs/gpt_whole/params.npy runs/gpt_resumed/params.npy || fail "GPT + LISA + AdamW: resumed differs"
+echo "ok: a GPT with LISA and AdamW saved at step 13 and resumed under MPI: bit-identical"
+
 # refusals: another shape of run, a corrupt section, a missing worker file
 expect_exit 2 "seed" "$TRAINER" "${cfg[@]}" --set run.name=bad --set run.seed=8 \
   --load-state runs/whole/state_step17 "$EX/tiny.pb"
