@@ -61,7 +61,7 @@ static float px__minibatch_compute(px_update *u, const float *params, uint32_t s
     px_dataset_gather(su->data, &su->data->train, u->batch_idx, su->batch, &io);
     if (hook && hook->labels)
         hook->labels(hook->user, u->labels, su->batch * su->data->label_values);
-    return m->ops->loss_grad(m, u->work, params, u->labels, su->batch, active, out);
+    return m->ops->loss_grad(m, u->work, params, u->labels, su->batch, active, NULL, out);
 }
 
 static const px_update_kind px__kinds[] = {

@@ -105,7 +105,7 @@ static void test_interface_matches_the_mlp(void **state)
     uint8_t y[B];
     fill_batch(m, work, y, B, 5);
     memcpy(px_mlp_input(&dw), m->ops->input(work), B * 9 * sizeof(float));
-    float l1 = m->ops->loss_grad(m, work, p, y, B, NULL, g1);
+    float l1 = m->ops->loss_grad(m, work, p, y, B, NULL, NULL, g1);
     float l2 = px_mlp_loss_grad(&direct, &dw, q, y, B, g2);
     assert_true(l1 == l2);
     assert_memory_equal(g1, g2, m->n_params * sizeof *g1);
@@ -135,14 +135,14 @@ static void test_active_mask(void **state)
     void *work = m->ops->work_create(m, B);
     uint8_t y[B];
     fill_batch(m, work, y, B, 7);
-    float lf = m->ops->loss_grad(m, work, p, y, B, NULL, full);
+    float lf = m->ops->loss_grad(m, work, p, y, B, NULL, NULL, full);
     /* masks: only the head; the head and one middle group; only the input group */
     const uint8_t masks[][4] = {{0, 0, 0, 1}, {0, 1, 0, 1}, {1, 0, 0, 0}, {0, 0, 0, 0}};
     for (size_t k = 0; k < sizeof masks / sizeof masks[0]; k++) {
         fill_batch(m, work, y, B, 7);
         for (size_t i = 0; i < n; i++)
             part[i] = NAN; /* every value must be written */
-        float lp = m->ops->loss_grad(m, work, p, y, B, masks[k], part);
+        float lp = m->ops->loss_grad(m, work, p, y, B, masks[k], NULL, part);
         assert_true(lp == lf); /* the forward pass is the same */
         for (size_t g = 0; g < m->n_groups; g++) {
             const px_layer_group *G = &m->groups[g];
@@ -171,7 +171,8 @@ static void test_active_mask(void **state)
  * layer), so a tolerance of 2e-3 absolute plus 5% relative separates a right gradient from a
  * wrong one: a dropped bias gradient in a GPT block and a max-pool routed through the wrong
  * indices both fail it. */
-static void check_model_gradient(const char *kind, const px_model_spec *spec, size_t B)
+static void check_model_gradient(const char *kind, const px_model_spec *spec, size_t B,
+                                 const px_loss_terms *terms)
 {
     px_model *m;
     assert_int_equal(px_model_create(&m, kind, spec), PX_OK);
@@ -196,7 +197,7 @@ static void check_model_gradient(const char *kind, const px_model_spec *spec, si
         for (size_t i = 0; i < B * m->input_values; i++)
             t[i] = (int32_t)px_rng_below(&r, m->classes);
     }
-    m->ops->loss_grad(m, work, p, y, B, NULL, g);
+    m->ops->loss_grad(m, work, p, y, B, NULL, terms, g);
     size_t checked = 0;
     for (size_t ti = 0; ti < m->tensors.count; ti++) { /* every tensor, so none can hide */
         const px_layer *G = &m->tensors.layers[ti];
@@ -205,9 +206,9 @@ static void check_model_gradient(const char *kind, const px_model_spec *spec, si
             float keep = p[i];
             const float step = 2e-3f;
             p[i] = keep + step;
-            double up = m->ops->loss_grad(m, work, p, y, B, NULL, h);
+            double up = m->ops->loss_grad(m, work, p, y, B, NULL, terms, h);
             p[i] = keep - step;
-            double down = m->ops->loss_grad(m, work, p, y, B, NULL, h);
+            double down = m->ops->loss_grad(m, work, p, y, B, NULL, terms, h);
             p[i] = keep;
             double fd = (up - down) / (2.0 * step);
             if (fabs(fd - g[i]) > 2e-3 + 0.05 * fabs(fd))
@@ -221,8 +222,8 @@ static void check_model_gradient(const char *kind, const px_model_spec *spec, si
     uint8_t *active = calloc(m->n_groups, 1);
     active[0] = active[m->n_groups - 1] = 1;
     if (m->n_groups > 3) active[2] = 1;
-    float loss_full = m->ops->loss_grad(m, work, p, y, B, NULL, g);
-    float loss_part = m->ops->loss_grad(m, work, p, y, B, active, h);
+    float loss_full = m->ops->loss_grad(m, work, p, y, B, NULL, terms, g);
+    float loss_part = m->ops->loss_grad(m, work, p, y, B, active, terms, h);
     assert_true(loss_full == loss_part);
     for (size_t grp = 0; grp < m->n_groups; grp++) {
         const px_layer_group *G = &m->groups[grp];
@@ -237,12 +238,34 @@ static void check_model_gradient(const char *kind, const px_model_spec *spec, si
     double ls = 0;
     size_t correct = 0;
     m->ops->evaluate(m, work, p, y, B, &ls, &correct);
-    assert_true(fabs(ls / (double)L - loss_full) < 1e-4);
+    if (!terms) assert_true(fabs(ls / (double)L - loss_full) < 1e-4); /* eval: the plain loss */
     assert_true(correct <= L);
     free(active);
     free(y);
     m->ops->work_free(work);
     free(p), free(g), free(h);
+    px_model_destroy(m);
+}
+
+static void test_mlp_margin_gradient(void **state)
+{
+    (void)state;
+    uint32_t hidden[] = {7};
+    px_model_spec spec = {.input_values = 6, .classes = 4, .label_values = 1, .hidden = hidden,
+                          .n_hidden = 1};
+    px_loss_terms margin = {.margin_lambda = 0.5f};
+    check_model_gradient("mlp", &spec, 5, &margin);
+    /* the term's value by hand: uniform logits (zero parameters) give p = 1/4 everywhere, so
+     * S = B * 4 / 16 and the loss is ln 4 + lambda ln(1 + S) */
+    px_model *m;
+    assert_int_equal(px_model_create(&m, "mlp", &spec), PX_OK);
+    float *p = calloc(m->n_params, sizeof *p), *g = calloc(m->n_params, sizeof *g);
+    void *work = m->ops->work_create(m, 5);
+    uint8_t y[5] = {0, 1, 2, 3, 0};
+    float loss = m->ops->loss_grad(m, work, p, y, 5, NULL, &margin, g);
+    assert_true(fabs(loss - (log(4.0) + 0.5 * log(1.0 + 5 * 4 / 16.0))) < 1e-5);
+    m->ops->work_free(work);
+    free(p), free(g);
     px_model_destroy(m);
 }
 
@@ -260,7 +283,9 @@ static void test_cnn_gradient(void **state)
                           .n_hidden = 1,
                           .conv = conv,
                           .n_conv = 2};
-    check_model_gradient("cnn", &spec, 3);
+    check_model_gradient("cnn", &spec, 3, NULL);
+    px_loss_terms margin = {.margin_lambda = 0.3f}; /* FedLD's margin control, exaggerated */
+    check_model_gradient("cnn", &spec, 3, &margin);
     /* LeNet on 28 x 28: 6*25+6 + 16*6*25+16 + 120*400+120 + 10*120+10, by hand */
     px_model *m;
     px_model_spec lenet = {.input_values = 784,
@@ -289,7 +314,9 @@ static void test_gpt_gradient(void **state)
                           .width = 8,
                           .heads = 2,
                           .context = 5};
-    check_model_gradient("gpt", &spec, 2);
+    check_model_gradient("gpt", &spec, 2, NULL);
+    px_loss_terms margin = {.margin_lambda = 0.3f};
+    check_model_gradient("gpt", &spec, 2, &margin);
     px_model *m;
     assert_int_equal(px_model_create(&m, "gpt", &spec), PX_OK);
     /* groups: embed, block0..2, head; sizes by hand for V=7, T=5, C=8 */
@@ -312,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_groups_tile_the_parameters),
         cmocka_unit_test(test_interface_matches_the_mlp),
         cmocka_unit_test(test_active_mask),
+        cmocka_unit_test(test_mlp_margin_gradient),
         cmocka_unit_test(test_cnn_gradient),
         cmocka_unit_test(test_gpt_gradient),
     };

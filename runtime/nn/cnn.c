@@ -173,7 +173,8 @@ static float *px__slot(const px__cnn *c, float *grad, const uint8_t *active, int
 }
 
 static float px__cnn_loss_grad(const px_model *m, void *work, const float *p, const uint8_t *y,
-                               size_t B, const uint8_t *active, float *grad)
+                               size_t B, const uint8_t *active, const px_loss_terms *terms,
+                               float *grad)
 {
     const px__cnn *c = m->impl;
     px__cnn_work *w = work;
@@ -181,7 +182,10 @@ static float px__cnn_loss_grad(const px_model *m, void *work, const float *p, co
     for (size_t i = 0; i < B; i++)
         w->targets[i] = y[i];
     double loss = px_crossentropy_forward(w->probs, w->logits, w->targets, B, c->k);
-    px_crossentropy_backward(w->probs, w->probs, w->targets, B, c->k); /* dlogits, in place */
+    float *dlogits = w->logits; /* the logits are spent */
+    px_crossentropy_backward(dlogits, w->probs, w->targets, B, c->k);
+    if (terms && terms->margin_lambda != 0.0f)
+        loss += px_margin_backward(dlogits, w->probs, B, c->k, terms->margin_lambda);
     memset(grad, 0, c->n * sizeof(float));
     /* the backward pass stops below the lowest active layer */
     int lowest = 0;
@@ -189,7 +193,7 @@ static float px__cnn_loss_grad(const px_model *m, void *work, const float *p, co
         lowest++;
     memset(w->dh, 0, B * c->h * sizeof(float));
     px_linear_backward(lowest < 3 ? w->dh : NULL, px__slot(c, grad, active, 3, 0),
-                       px__slot(c, grad, active, 3, 1), w->probs, w->h, p + c->w4, B, c->h, c->k);
+                       px__slot(c, grad, active, 3, 1), dlogits, w->h, p + c->w4, B, c->h, c->k);
     if (lowest > 2) return (float)loss;
     /* ReLU backward in place: dh *= (h > 0) */
     for (size_t i = 0; i < B * c->h; i++)

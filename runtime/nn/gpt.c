@@ -299,7 +299,8 @@ static void px__block_backward(const px__gpt *g, px__gpt_work *w, const float *p
 }
 
 static float px__gpt_loss_grad(const px_model *m, void *work, const float *p, const uint8_t *y,
-                               size_t B, const uint8_t *active, float *grad)
+                               size_t B, const uint8_t *active, const px_loss_terms *terms,
+                               float *grad)
 {
     const px__gpt *g = m->impl;
     px__gpt_work *w = work;
@@ -308,7 +309,10 @@ static float px__gpt_loss_grad(const px_model *m, void *work, const float *p, co
     for (size_t i = 0; i < BT; i++)
         w->targets[i] = y[i];
     double loss = px_crossentropy_forward(w->probs, w->logits, w->targets, BT, g->V);
-    px_crossentropy_backward(w->probs, w->probs, w->targets, BT, g->V);
+    float *dlogits = w->logits; /* the logits are spent */
+    px_crossentropy_backward(dlogits, w->probs, w->targets, BT, g->V);
+    if (terms && terms->margin_lambda != 0.0f)
+        loss += px_margin_backward(dlogits, w->probs, BT, g->V, terms->margin_lambda);
     memset(grad, 0, g->n * sizeof(float));
     /* groups: 0 embed, 1 + l block l, L + 1 head; the pass goes down to the lowest active one */
     size_t lowest = 0, G = g->L + 2;
@@ -316,7 +320,7 @@ static float px__gpt_loss_grad(const px_model *m, void *work, const float *p, co
         lowest++;
     int on = !active || active[G - 1];
     memset(w->dlnf, 0, BT * C * sizeof(float));
-    px_linear_backward(w->dlnf, PX__SLOT(g->headw), NULL, w->probs, w->lnf, p + g->headw, BT, C,
+    px_linear_backward(w->dlnf, PX__SLOT(g->headw), NULL, dlogits, w->lnf, p + g->headw, BT, C,
                        g->V);
     memset(w->dres, 0, BT * C * sizeof(float));
     const float *top = g->L ? w->a[g->L - 1].res3 : w->encoded;

@@ -523,3 +523,25 @@ void px_crossentropy_backward(float *dlogits, const float *probs, const int32_t 
             d[j] = px_lm_ce_dlogit(p[j], j == target, inv_n);
     }
 }
+
+/* ---- margin control (FedLD, ALGORITHMS.md 2.1) ---- */
+
+double px_margin_backward(float *dlogits, const float *probs, size_t N, size_t V, float lambda)
+{
+    /* S = sum over the whole batch of p^2 (not per sample, not divided by N) */
+    double S = 0;
+    for (size_t i = 0; i < N * V; i++)
+        S += (double)probs[i] * probs[i];
+    if (dlogits) {
+        const double scale = 2.0 * lambda / (1.0 + S);
+        for (size_t n = 0; n < N; n++) {
+            const float *p = probs + n * V;
+            double q = 0; /* q_n = sum_c p_nc^2 */
+            for (size_t j = 0; j < V; j++)
+                q += (double)p[j] * p[j];
+            for (size_t j = 0; j < V; j++)
+                dlogits[n * V + j] += (float)(scale * p[j] * ((double)p[j] - q));
+        }
+    }
+    return lambda * log1p(S);
+}

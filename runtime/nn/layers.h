@@ -182,4 +182,12 @@ double px_crossentropy_forward(float *probs, const float *logits, const int32_t 
 void px_crossentropy_backward(float *dlogits, const float *probs, const int32_t *targets, size_t N,
                               size_t V);
 
+/* ---- margin control (FedLD's local objective, ALGORITHMS.md section 2.1) --------------------- */
+
+/* The term lambda * log(1 + S), S = the sum of probs^2 over the whole batch (N,V) (not per row,
+ * not divided by N), which penalises confident predictions: returns its value, and adds its
+ * gradient with respect to the logits to dlogits (N,V) (NULL: the value only),
+ * 2 lambda p_nk (p_nk - q_n) / (1 + S) with q_n = sum_c p_nc^2. */
+double px_margin_backward(float *dlogits, const float *probs, size_t N, size_t V, float lambda);
+
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/rng.h"
+#include "runtime/nn/layers.h"
 
 px_status px_mlp_shape(px_mlp *m, size_t inputs, const uint32_t *hidden, size_t n_hidden,
                        size_t classes)
@@ -128,11 +129,12 @@ static double px__lse(const float *z, size_t c)
 float px_mlp_loss_grad(const px_mlp *m, px_mlp_work *w, const float *params, const uint8_t *y,
                        size_t batch, float *grad)
 {
-    return px_mlp_loss_grad_active(m, w, params, y, batch, NULL, grad);
+    return px_mlp_loss_grad_active(m, w, params, y, batch, NULL, 0.0f, grad);
 }
 
 float px_mlp_loss_grad_active(const px_mlp *m, px_mlp_work *w, const float *params,
-                              const uint8_t *y, size_t batch, const uint8_t *active, float *grad)
+                              const uint8_t *y, size_t batch, const uint8_t *active, float margin,
+                              float *grad)
 {
     px__forward(m, w, params, batch);
     size_t L = m->n_linear, C = m->dims[L];
@@ -149,6 +151,19 @@ float px_mlp_loss_grad_active(const px_mlp *m, px_mlp_work *w, const float *para
             double p = exp((double)z[j] - lse);
             dz[i * C + j] = (float)((p - (j == y[i] ? 1.0 : 0.0)) * inv_b);
         }
+    }
+    double extra = 0;
+    if (margin != 0.0f) {
+        /* FedLD's margin control on the batch's probabilities (the scratch of the backward
+         * pass holds them until it starts) */
+        float *probs = w->delta[1];
+        for (size_t i = 0; i < batch; i++) {
+            const float *z = logits + i * C;
+            double lse = px__lse(z, C);
+            for (size_t j = 0; j < C; j++)
+                probs[i * C + j] = (float)exp((double)z[j] - lse);
+        }
+        extra = px_margin_backward(dz, probs, batch, C, margin);
     }
     /* the backward pass goes down to the lowest active layer, no further */
     size_t lowest = 0;
@@ -185,7 +200,7 @@ float px_mlp_loss_grad_active(const px_mlp *m, px_mlp_work *w, const float *para
             if (!(a[k] > 0.0f)) da[k] = 0.0f;
         cur = 1 - cur;
     }
-    return (float)(loss * inv_b);
+    return (float)(loss * inv_b + extra);
 }
 
 void px_mlp_evaluate(const px_mlp *m, px_mlp_work *w, const float *params, const uint8_t *y,
@@ -262,10 +277,12 @@ static float *px__mlp_input(void *work)
     return px_mlp_input(work);
 }
 
-static float px__mlp_loss_grad(const px_model *m, void *work, const float *params, const uint8_t *y,
-                               size_t batch, const uint8_t *active, float *grad)
+static float px__mlp_loss_grad(const px_model *m, void *work, const float *params,
+                               const uint8_t *y, size_t batch, const uint8_t *active,
+                               const px_loss_terms *terms, float *grad)
 {
-    return px_mlp_loss_grad_active(m->impl, work, params, y, batch, active, grad);
+    return px_mlp_loss_grad_active(m->impl, work, params, y, batch, active,
+                                   terms ? terms->margin_lambda : 0.0f, grad);
 }
 
 static void px__mlp_evaluate(const px_model *m, void *work, const float *params, const uint8_t *y,

@@ -67,9 +67,11 @@ float px_mlp_loss_grad(const px_mlp *m, px_mlp_work *w, const float *params, con
 
 /* The same with an active-group mask (one flag per linear layer; NULL = all): an inactive
  * layer's gradient is zero and its weight-gradient products are skipped, and the backward pass
- * stops below the lowest active layer. */
+ * stops below the lowest active layer; and with FedLD's margin-control term of weight margin
+ * (0 = none) added to the loss. */
 float px_mlp_loss_grad_active(const px_mlp *m, px_mlp_work *w, const float *params,
-                              const uint8_t *y, size_t batch, const uint8_t *active, float *grad);
+                              const uint8_t *y, size_t batch, const uint8_t *active, float margin,
+                              float *grad);
 
 /* Forward pass only: adds the batch's summed cross-entropy to *loss_sum and its number of
  * correct top-1 predictions to *correct. */

@@ -52,6 +52,11 @@ typedef struct {
 
 typedef struct px_model px_model;
 
+/* Terms a local objective adds to the model's loss (federated clients); zero = none. */
+typedef struct {
+    float margin_lambda; /* FedLD's margin control: lambda log(1 + ||softmax||_F^2) */
+} px_loss_terms;
+
 /* The operations of one model kind. `work` is the kind's own work-area type. */
 typedef struct {
     /* Initial parameters from the run seed (streams PX_STREAM_INIT): a function of the seed only.
@@ -68,9 +73,11 @@ typedef struct {
      * writes the gradient of the mean loss (over every label) into grad (n_params floats) and
      * returns that mean loss. `active` (NULL = every
      * group) marks the layer groups whose gradient is wanted; an inactive group's gradient is
-     * written as zeros and its weight-gradient products are skipped. */
+     * written as zeros and its weight-gradient products are skipped. `terms` (NULL = none) adds
+     * a local objective's terms to the loss and its gradient. */
     float (*loss_grad)(const px_model *m, void *work, const float *params, const uint8_t *y,
-                       size_t batch, const uint8_t *active, float *grad);
+                       size_t batch, const uint8_t *active, const px_loss_terms *terms,
+                       float *grad);
     /* Forward only: adds the batch's loss summed over every label to *loss_sum and its correct
      * top-1 predictions to *correct. */
     void (*evaluate)(const px_model *m, void *work, const float *params, const uint8_t *y,
