@@ -12,6 +12,10 @@
  * a stack array of this many entries, and px_byz_check refuses a spec with more workers. */
 #define PX_MAX_WORKERS 4096u
 
+/* Most federated clients (federated.clients): Byzantine clients are drawn like workers, so the
+ * same bound. */
+#define PX_MAX_CLIENTS PX_MAX_WORKERS
+
 /* Most threads of one process (cluster.threads, aggregate --threads). */
 #define PX_MAX_THREADS 1024u
 

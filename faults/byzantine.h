@@ -108,6 +108,11 @@ void px_byz_server_free(px_byz_server *b);
  * gradient attacks act here; the others are the workers'. */
 size_t px_byz_server_apply(px_byz_server *b, uint32_t step, float *rows, uint8_t *have);
 
+/* The same for rows whose membership the caller wrote into b->is_byz[0..n) (n <= the spec's
+ * n): a federated round's slots, each Byzantine if the client it plays is. */
+size_t px_byz_server_apply_rows(px_byz_server *b, uint32_t step, float *rows, uint8_t *have,
+                                size_t n);
+
 /* ---- the worker side ---- */
 
 /* LOCAL mode: rewrites worker w's own gradient g (d floats) for a gradient attack. SIGN_FLIP

@@ -86,6 +86,7 @@ typedef struct {
     const uint8_t *honest; /* per worker: 1 if its row is an honest gradient of this step */
     size_t k;              /* honest rows */
     int want_std;
+    size_t n; /* rows */
 } px__stats_job;
 
 /* per-coordinate mean and (unbiased) standard deviation of the honest rows, in double */
@@ -94,7 +95,7 @@ static void px__stats_tile(void *arg, size_t t, int thread)
     (void)thread;
     px__stats_job *j = arg;
     size_t d = j->b->d, lo = t * PX__TILE, hi = lo + PX__TILE < d ? lo + PX__TILE : d;
-    size_t n = j->b->spec.n;
+    size_t n = j->n;
     for (size_t c = lo; c < hi; c++) {
         double s = 0;
         for (size_t w = 0; w < n; w++)
@@ -160,7 +161,16 @@ size_t px_byz_server_apply(px_byz_server *b, uint32_t step, float *rows, uint8_t
     const px_byz_spec *s = &b->spec;
     if (!s->omniscient || !px_attack_is_vector(s->attack)) return 0;
     px_byz_members(s, step, b->is_byz);
-    size_t n = s->n, d = b->d, k = 0, replaced = 0;
+    return px_byz_server_apply_rows(b, step, rows, have, s->n);
+}
+
+size_t px_byz_server_apply_rows(px_byz_server *b, uint32_t step, float *rows, uint8_t *have,
+                                size_t n)
+{
+    const px_byz_spec *s = &b->spec;
+    if (!s->omniscient || !px_attack_is_vector(s->attack)) return 0;
+    (void)step;
+    size_t d = b->d, k = 0, replaced = 0;
     uint8_t *honest = b->honest;
     for (size_t w = 0; w < n; w++) {
         honest[w] = have[w] && !b->is_byz[w];
@@ -170,7 +180,7 @@ size_t px_byz_server_apply(px_byz_server *b, uint32_t step, float *rows, uint8_t
     int needs_stats = a == PX_ATTACK_SIGN_FLIP || a == PX_ATTACK_IPM || a == PX_ATTACK_ALIE;
     if (needs_stats) {
         if (k == 0) return 0; /* nothing honest to compute from */
-        px__stats_job j = {b, rows, honest, k, a == PX_ATTACK_ALIE};
+        px__stats_job j = {b, rows, honest, k, a == PX_ATTACK_ALIE, n};
         px_pool_run(b->pool, (d + PX__TILE - 1) / PX__TILE, px__stats_tile, &j);
     }
     size_t target = s->mimic_target;

@@ -145,6 +145,7 @@ int main(int argc, char **argv)
     px_status st = px_config_load(config_path, &cfg);
     for (int i = 0; st == PX_OK && i < n_sets; i++)
         st = px_config_set(cfg, sets[i]);
+    if (st == PX_OK) px_config_resolve(cfg);
     if (st == PX_OK) st = px_config_validate(cfg);
     if (st < 0) {
         if (!quiet) fprintf(stderr, "trainer: %s\n", px_errmsg());

@@ -58,6 +58,11 @@ px_status px_config_set(px_config *cfg, const char *assignment);
  * workers). The first broken rule is reported. */
 px_status px_config_validate(const px_config *cfg);
 
+/* Sets the fields other fields decide: in federated mode, cluster.workers = the clients per
+ * round (round(clients x sample_fraction), at least 1). The trainer calls it after --set and
+ * before px_config_validate. */
+void px_config_resolve(px_config *cfg);
+
 /* Prints the effective config in protobuf text format: every field, defaults included. The
  * output encodes back to an equivalent config.pb with protoc --encode=phalanx.Config. */
 void px_config_print_text(FILE *out, const px_config *cfg);

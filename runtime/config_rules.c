@@ -12,6 +12,7 @@
 #include "aggregators/aggregator.h"
 #include "base/limits.h"
 #include "config.h"
+#include "fl/clients.h"
 
 #define PX__RULE(cond, ...)                                                                        \
     do {                                                                                           \
@@ -173,7 +174,8 @@ px_status px_config_byz_spec(const px_config *cfg, px_byz_spec *s)
     memset(s, 0, sizeof *s);
     s->attack = (px_attack)b->attack;
     s->omniscient = b->mode == PHALANX__BYZANTINE__MODE__OMNISCIENT;
-    s->n = cfg->cluster->workers;
+    /* federated: the Byzantine are clients (a round's slot is Byzantine when its client is) */
+    s->n = cfg->federated->enabled ? cfg->federated->clients : cfg->cluster->workers;
     s->count = b->count;
     s->rotate = b->rotate;
     s->start_step = b->start_step;
@@ -342,8 +344,42 @@ static px_status px__validate_aggregator(const px_config *cfg)
     return PX_OK;
 }
 
+/* federated: the section's ranges; the slots per round are set by px_config_resolve */
+static px_status px__validate_federated(const px_config *cfg)
+{
+    const Phalanx__Federated *f = cfg->federated;
+    if (!f->enabled) return PX_OK;
+    PX__RULE(f->clients >= 1 && f->clients <= PX_MAX_CLIENTS,
+             "config: federated.clients = %u must be in [1, %u]", f->clients, PX_MAX_CLIENTS);
+    PX__RULE(isfinite(f->sample_fraction) && f->sample_fraction > 0 && f->sample_fraction <= 1,
+             "config: federated.sample_fraction = %g must be in (0, 1]",
+             (double)f->sample_fraction);
+    PX__RULE(f->local_steps >= 1 || f->local_epochs >= 1,
+             "config: federated.local_steps and local_epochs are both 0: a client would not train");
+    PX__RULE(isfinite(f->local_lr) && f->local_lr > 0, "config: federated.local_lr = %g must be > 0",
+             (double)f->local_lr);
+    PX__RULE(isfinite(f->prox_mu) && f->prox_mu >= 0, "config: federated.prox_mu = %g must be >= 0",
+             (double)f->prox_mu);
+    PX__RULE(isfinite(f->margin_lambda) && f->margin_lambda >= 0,
+             "config: federated.margin_lambda = %g must be >= 0", (double)f->margin_lambda);
+    size_t m = px_fl_clients_per_round(f->clients, f->sample_fraction);
+    PX__RULE(cfg->cluster->workers == m,
+             "config: federated: %u clients at sample_fraction %g give %zu per round, but "
+             "cluster.workers = %u (the trainer sets it; px_config_resolve)",
+             f->clients, (double)f->sample_fraction, m, cfg->cluster->workers);
+    return PX_OK;
+}
+
+void px_config_resolve(px_config *cfg)
+{
+    const Phalanx__Federated *f = cfg->federated;
+    if (f->enabled && f->clients >= 1 && f->sample_fraction > 0 && f->sample_fraction <= 1)
+        cfg->cluster->workers = (uint32_t)px_fl_clients_per_round(f->clients, f->sample_fraction);
+}
+
 px_status px_config_validate(const px_config *cfg)
 {
+    PX_CHECK(px__validate_federated(cfg));
     PX_CHECK(px__validate_run_and_kinds(cfg));
     PX_CHECK(px__validate_data_and_optimizer(cfg));
     PX_CHECK(px__validate_cluster(cfg));

@@ -244,9 +244,18 @@ px_status px_sampler_init(px_sampler *s, uint64_t seed, uint32_t worker, size_t 
     s->seed = seed;
     s->worker = worker;
     s->n = n;
+    s->cap = n;
     s->epoch = UINT64_MAX;
     s->perm = px_alloc(n * sizeof *s->perm, "the sampler's permutation");
     return s->perm ? PX_OK : PX_ENOMEM;
+}
+
+void px_sampler_retarget(px_sampler *s, uint32_t worker, size_t n)
+{
+    if (s->worker == worker && s->n == n) return; /* its permutation is still good */
+    s->worker = worker;
+    s->n = n <= s->cap ? n : s->cap;
+    s->epoch = UINT64_MAX;
 }
 
 void px_sampler_free(px_sampler *s)

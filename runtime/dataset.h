@@ -122,12 +122,17 @@ void px_split_slice(const px_dataset *ds, const px_split *split, size_t first, s
 typedef struct {
     uint64_t seed;
     uint32_t worker;
-    size_t n;       /* training examples */
+    size_t n;       /* examples drawn from */
+    size_t cap;     /* the permutation's capacity (the largest n) */
     uint32_t *perm; /* permutation of the current epoch */
     uint64_t epoch; /* epoch held in perm (UINT64_MAX = none yet) */
 } px_sampler;
 
 px_status px_sampler_init(px_sampler *s, uint64_t seed, uint32_t worker, size_t n);
+
+/* The same sampler drawing for another worker or client over n <= the n it was made for
+ * (federated slots play a different client each round): no allocation. */
+void px_sampler_retarget(px_sampler *s, uint32_t worker, size_t n);
 void px_sampler_free(px_sampler *s);
 
 /* Writes the B example indices of `step` into idx. */

@@ -142,9 +142,14 @@ static void px__write_line(px__run *R, uint32_t done, float lr, px__interval *iv
     const px_config *cfg = R->cfg;
     px_json j;
     px_json_begin(&j);
-    px_json_int(&j, "step", done);
-    double samples = (double)done * cfg->cluster->workers * cfg->data->batch_size;
-    px_json_num(&j, "epoch", samples / (double)R->server.data->train.count);
+    if (R->federated) { /* a step is a round */
+        px_json_int(&j, "round", done);
+        px_json_int(&j, "clients", (long long)iv->received_last);
+    } else {
+        px_json_int(&j, "step", done);
+        double samples = (double)done * cfg->cluster->workers * cfg->data->batch_size;
+        px_json_num(&j, "epoch", samples / (double)R->server.data->train.count);
+    }
     px_json_num(&j, "lr", lr);
     px_json_num(&j, "train_loss", iv->loss_n ? iv->loss_sum / iv->loss_n : NAN);
     if (evaluated) {

@@ -57,6 +57,46 @@ static px_status px__setup_threads(px__run *R)
     return PX_OK;
 }
 
+/* The parts of the training set: one per federated client, or per worker with data.partition.
+ * Every rank makes the same (a function of the seed and the labels). */
+static px_status px__setup_partition(px__run *R)
+{
+    const px_config *cfg = R->cfg;
+    int kind = cfg->data->partition;
+    if (!R->federated && kind == PHALANX__DATA__PARTITION__WHOLE) return PX_OK;
+    px_partition_kind pk = kind == PHALANX__DATA__PARTITION__DIRICHLET ? PX_PARTITION_DIRICHLET
+                           : kind == PHALANX__DATA__PARTITION__SHARDS  ? PX_PARTITION_SHARDS
+                                                                       : PX_PARTITION_IID;
+    size_t parts = R->federated ? cfg->federated->clients : cfg->cluster->workers;
+    const uint8_t *labels = R->data.input == PX_INPUT_VALUES ? R->data.train.labels : NULL;
+    if (pk != PX_PARTITION_IID && !labels)
+        return px_error(PX_EINVAL, "config: data.partition DIRICHLET and SHARDS split by label; "
+                                   "this dataset's examples have none (use IID)");
+    px_status st = px_partition_make(&R->partition, pk, labels, R->data.train.count,
+                                     R->data.classes, parts, cfg->data->alpha, cfg->run->seed);
+    if (st < 0) return px_error_context(st, "config: data.partition");
+    R->has_partition = 1;
+    return PX_OK;
+}
+
+/* Rank 0 at start: the parts' label histogram, summarised on the terminal and written whole to
+ * the run directory (partition.csv). */
+static void px__report_partition(px__run *R, const px_run_summary *sum)
+{
+    if (!R->has_partition || R->rank != 0 || !R->data.train.labels) return;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s/partition.csv", R->cfg->run->output_dir,
+             R->cfg->run->name);
+    if (px_partition_write_csv(&R->partition, R->data.train.labels, R->data.classes, path) < 0)
+        px_log(PX_LOG_WARN, "%s", px_errmsg());
+    if (R->env->progress) {
+        px_partition_summary(&R->partition, R->data.train.labels, R->data.classes,
+                             R->env->progress);
+        fprintf(R->env->progress, "phalanx: the parts' label histogram -> %s\n", path);
+    }
+    (void)sum;
+}
+
 /* The dataset (the splits this process uses; both shapes checked), the workers' model, the
  * codecs and the transport, sized by the largest legal message. */
 static px_status px__setup_data_and_transport(px__run *R)
@@ -65,13 +105,15 @@ static px_status px__setup_data_and_transport(px__run *R)
     px_config_kinds kinds;
     px_config_kind_names(cfg, &kinds);
     px_data_source src = px_config_data_source(cfg);
-    int want_train = !R->is_mpi || R->rank > 0, want_test = R->rank == 0;
+    /* the server of a federated run weighs clients by their parts: it needs the labels too */
+    int want_train = !R->is_mpi || R->rank > 0 || R->federated, want_test = R->rank == 0;
     PX_CHECK(px_dataset_open(&R->data, kinds.dataset, &src, want_train, want_test));
     if (R->data.train.count < cfg->data->batch_size)
         return px_error(PX_EINVAL,
                         "config: data.batch_size = %u is larger than the %zu training examples "
                         "(data.train_limit = %u)",
                         cfg->data->batch_size, R->data.train.count, cfg->data->train_limit);
+    PX_CHECK(px__setup_partition(R));
     px_model_spec mspec = px_config_model_spec(cfg, &R->data);
     PX_CHECK(px_model_create(&R->model, kinds.model, &mspec));
     PX_CHECK(px_config_codecs(cfg, &R->up_spec, &R->down_spec));
@@ -95,6 +137,8 @@ static px_status px__setup_server(px__run *R, px_run_summary *sum)
     px_status st = px_server_create(&R->server, cfg, &R->data, R->world, R->pool);
     R->has_server = 1;
     PX_CHECK(st);
+    if (R->federated)
+        PX_CHECK(px_server_federate(&R->server, &R->partition, cfg->federated->weighted));
     R->compression_ratio = (double)(PX_WIRE_HEADER_BYTES + R->server.up_payload_bytes) /
                            (double)(PX_WIRE_HEADER_BYTES + R->server.d * sizeof(float));
     px_codec_describe(&R->up_spec, R->uplink, sizeof R->uplink);
@@ -128,10 +172,24 @@ static px_status px__setup_workers(px__run *R)
                           R->model->groups, R->model->n_groups));
     px_worker_setup setup = {.model = R->model,
                              .lisa = &R->lisa,
+                             .partition = R->has_partition ? &R->partition : NULL,
+                             .slots = cfg->cluster->workers,
+                             .clients = R->federated ? cfg->federated->clients : 0,
+                             .local_steps = cfg->federated->local_steps,
+                             .local_epochs = cfg->federated->local_epochs,
+                             .local_lr = cfg->federated->local_lr,
+                             .prox_mu = cfg->federated->objective ==
+                                                PHALANX__FEDERATED__OBJECTIVE__FEDPROX
+                                            ? cfg->federated->prox_mu
+                                            : 0.0f,
+                             .margin_lambda = cfg->federated->objective ==
+                                                      PHALANX__FEDERATED__OBJECTIVE__FEDLD
+                                                  ? cfg->federated->margin_lambda
+                                                  : 0.0f,
                              .data = &R->data,
                              .batch = cfg->data->batch_size,
                              .seed = cfg->run->seed,
-                             .update = "minibatch",
+                             .update = R->federated ? "local" : "minibatch",
                              .byz = &R->byz,
                              .uplink = R->up_spec,
                              .downlink = R->down_spec,
@@ -200,6 +258,15 @@ static void px__announce(const px__run *R, const px_run_summary *sum)
     if (R->first_step)
         fprintf(out, "phalanx: resuming at step %u from %s\n", R->first_step,
                 R->env->load_state_dir);
+    if (R->federated)
+        fprintf(out,
+                "phalanx: federated: %u clients, %u per round, %s local objective; rounds = "
+                "schedule.steps\n",
+                R->cfg->federated->clients, n,
+                R->cfg->federated->objective == PHALANX__FEDERATED__OBJECTIVE__FEDLD ? "FedLD"
+                : R->cfg->federated->objective == PHALANX__FEDERATED__OBJECTIVE__FEDPROX
+                    ? "FedProx"
+                    : "FedAvg");
     fflush(out);
 }
 
@@ -220,6 +287,7 @@ static void px__write_done(px__run *R, const px_run_summary *sum)
     px_json_begin(&j);
     px_json_str(&j, "event", "done");
     px_json_int(&j, "steps", sum->steps);
+    if (R->federated) px_json_int(&j, "rounds", sum->steps);
     px_json_num(&j, "wall_s", sum->wall_s);
     px_json_num(&j, "train_s", sum->train_s);
     px_json_num(&j, "step_ms_mean", steps_run > 0 ? 1000.0 * sum->train_s / steps_run : NAN);
@@ -330,6 +398,7 @@ static void px__teardown(px__run *R)
     free(R->got);
     free(R->ids);
     px_model_destroy(R->model);
+    if (R->has_partition) px_partition_free(&R->partition);
     px_dataset_free(&R->data);
     px_pool_destroy(R->pool);
 }
@@ -346,10 +415,12 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
     R.rank = env->rank;
     R.is_mpi = env->world >= 2;
     R.is_local = !R.is_mpi;
+    R.federated = cfg->federated->enabled;
 
     px_status st = px__agree(&R, px__setup(&R, sum), sum);
     if (st == PX_OK) {
         px__announce(&R, sum);
+        px__report_partition(&R, sum);
         sum->started = 1;
         if (R.rank == 0) {
             st = px__server_loop(&R, sum);

@@ -10,6 +10,7 @@
 #include "comm/codec.h"
 #include "comm/transport.h"
 #include "faults/byzantine.h"
+#include "fl/partition.h"
 #include "runtime/dataset.h"
 #include "runtime/metrics.h"
 #include "runtime/nn/model.h"
@@ -27,6 +28,9 @@ typedef struct {
     px_dataset data;
     px_model *model; /* the workers' model (the server has its own) */
     px_lisa lisa;    /* the workers' LISA plan (the server has its own) */
+    px_partition partition; /* the parts of the training set (federated, data.partition) */
+    int has_partition;
+    int federated;
     px_transport *t;
     px_codec_spec up_spec, down_spec;
     px_byz_spec byz;

@@ -147,6 +147,9 @@ void px_server_free(px_server *s)
     free(s->needs_full);
     px_optimizer_destroy(s->opt);
     free(s->active_mask);
+    free(s->round_clients);
+    free(s->client_scratch);
+    px_free(s->agg_acc);
     px_free(s->compact);
     px_agg_destroy(s->agg);
     px_free(s->agg_out);
@@ -173,6 +176,9 @@ px_status px_server_begin_step(px_server *s, uint32_t step, const unsigned char 
 {
     s->step = step;
     s->n_active = px_lisa_active(&s->lisa, step, s->active_mask);
+    if (s->clients)
+        px_fl_round_clients(s->cfg->run->seed, step, s->clients, s->n, s->client_scratch,
+                            s->round_clients);
     s->step_payload_bytes = px_codec_payload_bytes(&s->uplink, s->n_active);
     s->active = s->lisa.on ? s->active_mask : NULL;
     memset(s->have, 0, s->n);
@@ -330,7 +336,14 @@ static double px__reported_loss(const px_server *s)
  * take part, in worker order. Returns how many. */
 static size_t px__attack_stage(px_server *s, px_step_result *r)
 {
-    if (s->byz_on) r->injected = px_byz_server_apply(&s->byz, s->step, s->rows, s->have);
+    if (s->byz_on && s->clients) {
+        /* a slot is Byzantine when the client it plays this round is */
+        for (size_t w = 0; w < s->n; w++)
+            s->byz.is_byz[w] = (uint8_t)px_byz_is_member(&s->byz_spec, s->round_clients[w], s->step);
+        r->injected = px_byz_server_apply_rows(&s->byz, s->step, s->rows, s->have, s->n);
+    } else if (s->byz_on) {
+        r->injected = px_byz_server_apply(&s->byz, s->step, s->rows, s->have);
+    }
     size_t k = 0;
     for (size_t w = 0; w < s->n; w++)
         if (s->have[w]) s->present[k++] = s->rows + w * s->d;
@@ -352,8 +365,51 @@ static void px__save_gradients(const px_server *s, size_t k)
 /* Stage: pre-aggregation and aggregation of the k present rows into agg_out. A failure (too
  * few inputs for the rule, or a numerical failure on hostile inputs such as an eigen-solver
  * that does not converge on values near the float limit) skips the step, never the run. */
+/* FedAvg: the mean of the present rows weighted by their clients' sample counts, in double;
+ * a row holding NaN or Inf is dropped (and counted), as the library's rules do. */
+static int px__weighted_mean(px_server *s, px_step_result *r)
+{
+    double total = 0;
+    size_t used = 0;
+    memset(s->agg_out, 0, s->d * sizeof(float));
+    double *acc = s->agg_acc;
+    memset(acc, 0, s->d * sizeof(double));
+    for (size_t w = 0; w < s->n; w++) {
+        if (!s->have[w]) continue;
+        const float *x = s->rows + w * s->d;
+        int finite = 1;
+        for (size_t i = 0; i < s->d && finite; i++)
+            finite = isfinite(x[i]);
+        if (!finite) {
+            r->nonfinite++;
+            s->drops[PX_DROP_NONFINITE]++;
+            continue;
+        }
+        uint32_t c = s->round_clients[w];
+        double weight = (double)(s->partition->offsets[c + 1] - s->partition->offsets[c]);
+        for (size_t i = 0; i < s->d; i++)
+            acc[i] += weight * x[i];
+        total += weight;
+        used++;
+    }
+    if (!used || total <= 0) {
+        s->steps_skipped++;
+        px__step_warn(s, "no finite update to average; parameters unchanged");
+        return 0;
+    }
+    for (size_t i = 0; i < s->d; i++)
+        s->agg_out[i] = (float)(acc[i] / total);
+    return 1;
+}
+
 static int px__aggregate_stage(px_server *s, size_t k, px_step_result *r)
 {
+    if (s->weighted) {
+        double t0 = px_now_ms();
+        int ok = px__weighted_mean(s, r);
+        r->agg_ms = px_now_ms() - t0;
+        return ok;
+    }
     double t0 = px_now_ms();
     px_agg_report rep = {0};
     px_status st = px_agg_run(s->agg, s->present, k, s->step, s->agg_out, &rep);
@@ -568,6 +624,21 @@ px_status px_server_load(px_server *s, const char *dir, uint32_t *next_step, uin
     if (s->down_codec) {
         memset(s->needs_full, 1, s->world > 1 ? (size_t)s->world : 1);
         if (s->world > 1) s->needs_full[0] = 0;
+    }
+    return PX_OK;
+}
+
+px_status px_server_federate(px_server *s, const px_partition *partition, int weighted)
+{
+    s->clients = partition->parts;
+    s->partition = partition;
+    s->weighted = weighted && !strcmp(s->cfg->aggregator->rule, "mean");
+    s->round_clients = calloc(s->n, sizeof *s->round_clients);
+    s->client_scratch = calloc(s->clients, sizeof *s->client_scratch);
+    if (!s->round_clients || !s->client_scratch) return px_error(PX_ENOMEM, "server: cannot allocate");
+    if (s->weighted) {
+        s->agg_acc = px_alloc(s->d * sizeof(double), "the weighted mean's sums");
+        if (!s->agg_acc) return PX_ENOMEM;
     }
     return PX_OK;
 }

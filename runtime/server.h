@@ -23,6 +23,8 @@
 #include "faults/byzantine.h"
 #include "runtime/config.h"
 #include "runtime/dataset.h"
+#include "fl/clients.h"
+#include "fl/partition.h"
 #include "runtime/lisa.h"
 #include "base/pool.h"
 #include "runtime/nn/model.h"
@@ -55,6 +57,12 @@ typedef struct {
     size_t n_active;           /* values of the active groups: what a gradient message holds */
     size_t step_payload_bytes; /* the uplink payload of n_active values */
     float *compact;            /* LISA: a decoded payload before it is scattered into its row */
+    /* federated mode: the slots play clients, drawn per round */
+    size_t clients;                /* K (0: distributed mode) */
+    const px_partition *partition; /* the clients' parts (sample counts weight FedAvg) */
+    uint32_t *round_clients, *client_scratch;
+    int weighted;    /* FedAvg: the mean weighted by the clients' sample counts */
+    double *agg_acc; /* its sums */
     px_lr_schedule schedule;
     px_agg *agg;
     float *agg_out;
@@ -89,6 +97,11 @@ typedef struct {
 px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset *data, int world,
                            px_pool *pool);
 void px_server_free(px_server *s);
+
+/* Federated mode: the n slots play clients of `partition` (K = partition->parts), a new draw
+ * every round; with `weighted` and aggregator.rule "mean" the aggregate weights each client by
+ * its sample count (FedAvg). */
+px_status px_server_federate(px_server *s, const px_partition *partition, int weighted);
 
 /* Starts step `step`: builds the step's parameter message (msg/len) and forgets the previous
  * step's gradients. With a float32 downlink the message holds the parameters and *full is

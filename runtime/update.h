@@ -1,10 +1,14 @@
 /* update.h - the update seam: how a logical worker turns the parameters it was sent into the
  * update it sends back.
  *
- * The server treats every update as a gradient. Today's kind, "minibatch", is one minibatch
- * gradient of the model's loss; the federated issue adds local steps with a local objective
- * (update = global - local). What happens to an update afterwards -- faults, encoding, sealing
- * -- is the worker's (worker.c), in separate stages after this one.
+ * The server treats every update as a gradient. Two kinds:
+ * - "minibatch": one minibatch gradient of the model's loss (distributed mode), drawn from the
+ *   whole training set or, with a partition, from the worker's own part;
+ * - "local": a federated client's round: local SGD steps from the global model on the client's
+ *   part, with its local objective (FedProx's proximal term, FedLD's margin control), and the
+ *   update global - local.
+ * What happens to an update afterwards -- faults, encoding, sealing -- is the worker's
+ * (worker.c), in separate stages after this one.
  *
  * An update context belongs to one logical worker and holds every buffer it needs (the
  * model's work area, the batch indices and labels), allocated once at create. Contexts of
@@ -17,6 +21,8 @@
 #include <stdint.h>
 
 #include "base/common.h"
+#include "fl/clients.h"
+#include "fl/partition.h"
 #include "runtime/dataset.h"
 #include "runtime/nn/model.h"
 
@@ -26,6 +32,13 @@ typedef struct {
     const px_dataset *data;
     size_t batch; /* examples per minibatch */
     uint64_t seed;
+    const px_partition *partition; /* the parts workers or clients draw from; NULL: all data */
+    /* "local" (federated clients) */
+    uint32_t local_steps;  /* per round (0: local_epochs over the client's part) */
+    uint32_t local_epochs; /* per round, when local_steps is 0 */
+    float local_lr;        /* the clients' SGD */
+    float prox_mu;         /* FedProx (0: none) */
+    px_loss_terms terms;   /* FedLD's margin control (0: none) */
 } px_update_setup;
 
 /* A hook on the drawn batch before the gradient (data poisoning by a faulty worker): may
@@ -40,15 +53,16 @@ typedef struct px_update px_update;
 typedef struct {
     const char *name;
     px_status (*create)(px_update **out, const px_update_setup *su, uint32_t worker);
-    /* Writes worker's update at `params` for `step` into out (n_params floats) and returns the
-     * loss it measured on the way (NaN when none). `active` is the active-group mask (NULL =
-     * all groups); `hook` may be NULL. */
-    float (*compute)(px_update *u, const float *params, uint32_t step, const uint8_t *active,
-                     const px_batch_hook *hook, float *out);
+    /* Writes the update of worker or client `who` at `params` for `step` (a round, for
+     * clients) into out (n_params floats) and returns the loss it measured on the way (NaN when
+     * none). `active` is the active-group mask (NULL = all groups); `hook` may be NULL. A
+     * context serves one worker ("minibatch") or, round after round, any client ("local"). */
+    float (*compute)(px_update *u, uint32_t who, const float *params, uint32_t step,
+                     const uint8_t *active, const px_batch_hook *hook, float *out);
     void (*destroy)(px_update *u);
 } px_update_kind;
 
-/* The registry ("minibatch"); NULL if unknown. */
+/* The registry ("minibatch", "local"); NULL if unknown. */
 const px_update_kind *px_update_find(const char *name);
 
 #endif

@@ -19,8 +19,22 @@ px_status px_worker_group_create(px_worker_group *g, const px_worker_setup *setu
     g->pool = pool;
     g->update = px_update_find(setup->update);
     if (!g->update) return px_error(PX_EINVAL, "workers: no update kind \"%s\"", setup->update);
-    g->update_setup = (px_update_setup){
-        .model = setup->model, .data = setup->data, .batch = setup->batch, .seed = setup->seed};
+    g->update_setup = (px_update_setup){.model = setup->model,
+                                        .data = setup->data,
+                                        .batch = setup->batch,
+                                        .seed = setup->seed,
+                                        .partition = setup->partition,
+                                        .local_steps = setup->local_steps,
+                                        .local_epochs = setup->local_epochs,
+                                        .local_lr = setup->local_lr,
+                                        .prox_mu = setup->prox_mu,
+                                        .terms = {.margin_lambda = setup->margin_lambda}};
+    if (setup->clients) {
+        g->round_clients = calloc(setup->slots ? setup->slots : 1, sizeof *g->round_clients);
+        g->client_scratch = calloc(setup->clients, sizeof *g->client_scratch);
+        if (!g->round_clients || !g->client_scratch)
+            return px_error(PX_ENOMEM, "workers: cannot allocate");
+    }
     size_t d = setup->model->n_params;
     if (setup->downlink.format != PX_CODEC_FP32) {
         g->replica = px_alloc(d * sizeof(float), "the parameter replica");
@@ -81,6 +95,8 @@ void px_worker_group_free(px_worker_group *g)
     }
     free(g->workers);
     free(g->active);
+    free(g->round_clients);
+    free(g->client_scratch);
     px_free(g->replica);
     px_codec_destroy(g->down_codec);
     memset(g, 0, sizeof *g);
@@ -145,7 +161,7 @@ static void px__fault_stage(const px_worker_group *g, const px_worker *w, int ba
 {
     const px_byz_spec *byz = g->setup.byz;
     if (bad && !byz->omniscient && px_attack_is_vector(byz->attack))
-        px_byz_local_gradient(byz, w->id, g->step, update, g->setup.model->n_params);
+        px_byz_local_gradient(byz, w->who, g->step, update, g->setup.model->n_params);
 }
 
 /* Stage 3, encoding: the uplink codec writes the payload (float32 is already in place). Under
@@ -176,7 +192,7 @@ static void px__seal_stage(const px_worker_group *g, px_worker *w, int bad, floa
 {
     const px_worker_setup *su = &g->setup;
     w->plan = (px_byz_send_plan){1, 0.0, 0};
-    if (bad) w->plan = px_byz_plan_send(su->byz, w->id, g->step);
+    if (bad) w->plan = px_byz_plan_send(su->byz, w->who, g->step);
     px_msg_header h = {
         .kind = PX_MSG_GRADIENT,
         .codec = px_codec_wire_id(&su->uplink),
@@ -190,7 +206,7 @@ static void px__seal_stage(const px_worker_group *g, px_worker *w, int bad, floa
     w->send_len = PX_WIRE_HEADER_BYTES + g->payload_bytes;
     if (bad && w->plan.send)
         w->send_len =
-            px_byz_tamper(su->byz, w->id, g->step, PX_WIRE_HEADER_BYTES, w->msg, w->send_len);
+            px_byz_tamper(su->byz, w->who, g->step, PX_WIRE_HEADER_BYTES, w->msg, w->send_len);
 }
 
 static void px__worker_task(void *arg, size_t i, int thread)
@@ -201,11 +217,11 @@ static void px__worker_task(void *arg, size_t i, int thread)
     px_worker *w = &g->workers[i];
     w->status = PX_OK;
     if (!w->active) return;
-    int bad = byz && px_byz_is_member(byz, w->id, g->step);
+    int bad = byz && px_byz_is_member(byz, w->who, g->step);
     px_batch_hook poison = {px__flip_labels, g};
     float *update = w->grad ? w->grad : (float *)(w->msg + PX_WIRE_HEADER_BYTES);
     float loss =
-        g->update->compute(w->update, g->params, g->step, g->setup.lisa->on ? g->active : NULL,
+        g->update->compute(w->update, w->who, g->params, g->step, g->setup.lisa->on ? g->active : NULL,
                            bad && byz->attack == PX_ATTACK_LABEL_FLIP ? &poison : NULL, update);
     px__fault_stage(g, w, bad, update);
     w->status = px__encode_stage(g, w, update);
@@ -219,6 +235,12 @@ px_status px_worker_group_step(px_worker_group *g, const float *params, uint32_t
     g->params = params;
     g->step = step;
     g->n_active = px_lisa_active(g->setup.lisa, step, g->active);
+    if (g->setup.clients) /* the slots play this round's clients (every rank draws the same) */
+        px_fl_round_clients(g->setup.seed, step, g->setup.clients, g->setup.slots,
+                            g->client_scratch, g->round_clients);
+    for (size_t i = 0; i < g->count; i++)
+        g->workers[i].who =
+            g->setup.clients ? g->round_clients[g->workers[i].id] : g->workers[i].id;
     g->payload_bytes = px_codec_payload_bytes(&g->setup.uplink, g->n_active);
     for (size_t i = 0; i < g->count; i++)
         g->workers[i].active = !t->in_flight(t, g->workers[i].msg);

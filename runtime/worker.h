@@ -27,7 +27,8 @@
 #include "runtime/update.h"
 
 typedef struct {
-    uint32_t id;        /* logical worker id in [0, n) */
+    uint32_t id;        /* logical worker id in [0, n): a federated round's slot */
+    uint32_t who;       /* the worker itself, or the client the slot plays this round */
     px_update *update;  /* the update seam's context of this worker */
     unsigned char *msg; /* header + payload */
     size_t msg_len;
@@ -50,6 +51,12 @@ typedef struct {
     uint64_t seed;
     const char *update;     /* the update kind (update.h): "minibatch" */
     const px_lisa *lisa;    /* which layer groups train at a step (off: all) */
+    const px_partition *partition; /* parts of the training set (NULL: all of it) */
+    size_t slots;                  /* logical workers of the run (every rank's) */
+    size_t clients;                /* federated: clients K (0: distributed mode) */
+    /* federated: the clients' local training */
+    uint32_t local_steps, local_epochs;
+    float local_lr, prox_mu, margin_lambda;
     const px_byz_spec *byz; /* fault injection, or NULL */
     px_codec_spec uplink;   /* FP32 = send the float32 gradient itself */
     px_codec_spec downlink; /* FP32 = parameters in full; otherwise quantised deltas */
@@ -65,6 +72,7 @@ typedef struct {
     px_pool *pool;
     size_t payload_bytes; /* uplink payload of one message this step */
     uint8_t *active;      /* per layer group: trains this step */
+    uint32_t *round_clients, *client_scratch; /* federated: the round's clients (slots, K) */
     size_t n_active;      /* values of the active groups: what a message carries */
     float *replica;       /* parameters rebuilt from downlink deltas (NULL with FP32) */
     px_codec *down_codec;
