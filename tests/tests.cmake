@@ -26,6 +26,7 @@ foreach(t test_codec test_codec_formats test_codec_hostile test_codec_rht test_c
   px_unit_test(${t} px_comm)
 endforeach()
 px_unit_test(test_byzantine "px_faults;px_comm;px_nn")
+px_unit_test(test_partition px_fl)
 px_unit_test(test_layers px_nn)
 px_unit_test(test_mlp px_nn)
 px_unit_test(test_model px_nn)
