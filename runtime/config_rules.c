@@ -356,8 +356,8 @@ static px_status px__validate_federated(const px_config *cfg)
              (double)f->sample_fraction);
     PX__RULE(f->local_steps >= 1 || f->local_epochs >= 1,
              "config: federated.local_steps and local_epochs are both 0: a client would not train");
-    PX__RULE(isfinite(f->local_lr) && f->local_lr > 0, "config: federated.local_lr = %g must be > 0",
-             (double)f->local_lr);
+    PX__RULE(isfinite(f->local_lr) && f->local_lr > 0,
+             "config: federated.local_lr = %g must be > 0", (double)f->local_lr);
     PX__RULE(isfinite(f->prox_mu) && f->prox_mu >= 0, "config: federated.prox_mu = %g must be >= 0",
              (double)f->prox_mu);
     PX__RULE(isfinite(f->margin_lambda) && f->margin_lambda >= 0,

@@ -85,8 +85,7 @@ static void px__report_partition(px__run *R, const px_run_summary *sum)
 {
     if (!R->has_partition || R->rank != 0 || !R->data.train.labels) return;
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s/partition.csv", R->cfg->run->output_dir,
-             R->cfg->run->name);
+    snprintf(path, sizeof path, "%s/%s/partition.csv", R->cfg->run->output_dir, R->cfg->run->name);
     if (px_partition_write_csv(&R->partition, R->data.train.labels, R->data.classes, path) < 0)
         px_log(PX_LOG_WARN, "%s", px_errmsg());
     if (R->env->progress) {
@@ -170,30 +169,29 @@ static px_status px__setup_workers(px__run *R)
     const Phalanx__Lisa *lc = cfg->lisa;
     PX_CHECK(px_lisa_init(&R->lisa, lc->enabled, lc->gamma, lc->period, cfg->run->seed,
                           R->model->groups, R->model->n_groups));
-    px_worker_setup setup = {.model = R->model,
-                             .lisa = &R->lisa,
-                             .partition = R->has_partition ? &R->partition : NULL,
-                             .slots = cfg->cluster->workers,
-                             .clients = R->federated ? cfg->federated->clients : 0,
-                             .local_steps = cfg->federated->local_steps,
-                             .local_epochs = cfg->federated->local_epochs,
-                             .local_lr = cfg->federated->local_lr,
-                             .prox_mu = cfg->federated->objective ==
-                                                PHALANX__FEDERATED__OBJECTIVE__FEDPROX
-                                            ? cfg->federated->prox_mu
-                                            : 0.0f,
-                             .margin_lambda = cfg->federated->objective ==
-                                                      PHALANX__FEDERATED__OBJECTIVE__FEDLD
-                                                  ? cfg->federated->margin_lambda
-                                                  : 0.0f,
-                             .data = &R->data,
-                             .batch = cfg->data->batch_size,
-                             .seed = cfg->run->seed,
-                             .update = R->federated ? "local" : "minibatch",
-                             .byz = &R->byz,
-                             .uplink = R->up_spec,
-                             .downlink = R->down_spec,
-                             .error_feedback = cfg->compression->error_feedback};
+    px_worker_setup setup = {
+        .model = R->model,
+        .lisa = &R->lisa,
+        .partition = R->has_partition ? &R->partition : NULL,
+        .slots = cfg->cluster->workers,
+        .clients = R->federated ? cfg->federated->clients : 0,
+        .local_steps = cfg->federated->local_steps,
+        .local_epochs = cfg->federated->local_epochs,
+        .local_lr = cfg->federated->local_lr,
+        .prox_mu = cfg->federated->objective == PHALANX__FEDERATED__OBJECTIVE__FEDPROX
+                       ? cfg->federated->prox_mu
+                       : 0.0f,
+        .margin_lambda = cfg->federated->objective == PHALANX__FEDERATED__OBJECTIVE__FEDLD
+                             ? cfg->federated->margin_lambda
+                             : 0.0f,
+        .data = &R->data,
+        .batch = cfg->data->batch_size,
+        .seed = cfg->run->seed,
+        .update = R->federated ? "local" : "minibatch",
+        .byz = &R->byz,
+        .uplink = R->up_spec,
+        .downlink = R->down_spec,
+        .error_feedback = cfg->compression->error_feedback};
     px_status st = px_worker_group_create(&R->group, &setup, R->ids, R->hosted, R->pool);
     R->has_group = 1;
     PX_CHECK(st);

@@ -26,8 +26,8 @@ typedef struct {
     int world, rank, is_mpi, is_local, threads;
     px_pool *pool;
     px_dataset data;
-    px_model *model; /* the workers' model (the server has its own) */
-    px_lisa lisa;    /* the workers' LISA plan (the server has its own) */
+    px_model *model;        /* the workers' model (the server has its own) */
+    px_lisa lisa;           /* the workers' LISA plan (the server has its own) */
     px_partition partition; /* the parts of the training set (federated, data.partition) */
     int has_partition;
     int federated;

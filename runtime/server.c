@@ -339,7 +339,8 @@ static size_t px__attack_stage(px_server *s, px_step_result *r)
     if (s->byz_on && s->clients) {
         /* a slot is Byzantine when the client it plays this round is */
         for (size_t w = 0; w < s->n; w++)
-            s->byz.is_byz[w] = (uint8_t)px_byz_is_member(&s->byz_spec, s->round_clients[w], s->step);
+            s->byz.is_byz[w] =
+                (uint8_t)px_byz_is_member(&s->byz_spec, s->round_clients[w], s->step);
         r->injected = px_byz_server_apply_rows(&s->byz, s->step, s->rows, s->have, s->n);
     } else if (s->byz_on) {
         r->injected = px_byz_server_apply(&s->byz, s->step, s->rows, s->have);
@@ -635,7 +636,8 @@ px_status px_server_federate(px_server *s, const px_partition *partition, int we
     s->weighted = weighted && !strcmp(s->cfg->aggregator->rule, "mean");
     s->round_clients = calloc(s->n, sizeof *s->round_clients);
     s->client_scratch = calloc(s->clients, sizeof *s->client_scratch);
-    if (!s->round_clients || !s->client_scratch) return px_error(PX_ENOMEM, "server: cannot allocate");
+    if (!s->round_clients || !s->client_scratch)
+        return px_error(PX_ENOMEM, "server: cannot allocate");
     if (s->weighted) {
         s->agg_acc = px_alloc(s->d * sizeof(double), "the weighted mean's sums");
         if (!s->agg_acc) return PX_ENOMEM;

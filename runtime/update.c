@@ -144,8 +144,8 @@ static float px__local_compute(px_update *u, uint32_t client, const float *globa
     size_t d = su->model->n_params, n;
     px__part(su, client, &n);
     size_t B = su->batch < n ? su->batch : n;
-    uint64_t steps = su->local_steps ? su->local_steps
-                                     : (uint64_t)su->local_epochs * (n / B ? n / B : 1);
+    uint64_t steps =
+        su->local_steps ? su->local_steps : (uint64_t)su->local_epochs * (n / B ? n / B : 1);
     memcpy(u->local, global, d * sizeof(float));
     double loss_sum = 0;
     for (uint64_t s = 0; s < steps; s++) {

@@ -220,9 +220,9 @@ static void px__worker_task(void *arg, size_t i, int thread)
     int bad = byz && px_byz_is_member(byz, w->who, g->step);
     px_batch_hook poison = {px__flip_labels, g};
     float *update = w->grad ? w->grad : (float *)(w->msg + PX_WIRE_HEADER_BYTES);
-    float loss =
-        g->update->compute(w->update, w->who, g->params, g->step, g->setup.lisa->on ? g->active : NULL,
-                           bad && byz->attack == PX_ATTACK_LABEL_FLIP ? &poison : NULL, update);
+    float loss = g->update->compute(
+        w->update, w->who, g->params, g->step, g->setup.lisa->on ? g->active : NULL,
+        bad && byz->attack == PX_ATTACK_LABEL_FLIP ? &poison : NULL, update);
     px__fault_stage(g, w, bad, update);
     w->status = px__encode_stage(g, w, update);
     if (w->status < 0) return;

@@ -49,8 +49,8 @@ typedef struct {
     const px_dataset *data;
     size_t batch;
     uint64_t seed;
-    const char *update;     /* the update kind (update.h): "minibatch" */
-    const px_lisa *lisa;    /* which layer groups train at a step (off: all) */
+    const char *update;            /* the update kind (update.h): "minibatch" */
+    const px_lisa *lisa;           /* which layer groups train at a step (off: all) */
     const px_partition *partition; /* parts of the training set (NULL: all of it) */
     size_t slots;                  /* logical workers of the run (every rank's) */
     size_t clients;                /* federated: clients K (0: distributed mode) */
@@ -70,11 +70,11 @@ typedef struct {
     size_t count;
     px_worker *workers;
     px_pool *pool;
-    size_t payload_bytes; /* uplink payload of one message this step */
-    uint8_t *active;      /* per layer group: trains this step */
+    size_t payload_bytes;                     /* uplink payload of one message this step */
+    uint8_t *active;                          /* per layer group: trains this step */
     uint32_t *round_clients, *client_scratch; /* federated: the round's clients (slots, K) */
-    size_t n_active;      /* values of the active groups: what a message carries */
-    float *replica;       /* parameters rebuilt from downlink deltas (NULL with FP32) */
+    size_t n_active; /* values of the active groups: what a message carries */
+    float *replica;  /* parameters rebuilt from downlink deltas (NULL with FP32) */
     px_codec *down_codec;
     int replica_valid; /* a full parameter message has been applied */
     /* the step being computed (read by the pool tasks) */
