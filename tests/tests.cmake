@@ -27,6 +27,7 @@ foreach(t test_codec test_codec_formats test_codec_hostile test_codec_rht test_c
 endforeach()
 px_unit_test(test_byzantine "px_faults;px_comm;px_nn")
 px_unit_test(test_partition px_fl)
+px_unit_test(test_clients px_fl)
 px_unit_test(test_layers px_nn)
 px_unit_test(test_mlp px_nn)
 px_unit_test(test_model px_nn)
@@ -49,6 +50,6 @@ target_link_libraries(hostile_rank PRIVATE px_comm MPI::MPI_C)
 set_target_properties(hostile_rank PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 
 foreach(t it_layers it_data it_aggregate it_attacks it_cli it_codec_cuda it_codec_train
-          it_determinism it_faults it_hostile_rank it_lisa it_models it_quickstart it_stall it_state it_train_mpi)
+          it_determinism it_faults it_federated it_hostile_rank it_lisa it_models it_quickstart it_stall it_state it_train_mpi)
   px_integration_test(${t} 600)
 endforeach()
