@@ -156,8 +156,9 @@ void px_progress_update(px_metrics *m, uint32_t step, double train_loss, double 
         return;
     }
     if (evaluated_now || step % m->line_every == 0 || step == m->total_steps) {
-        fprintf(m->out, "step %u/%u  train_loss %.4f%s  %.1f ms/step  %.1f s\n", step,
-                m->total_steps, train_loss, acc, step_ms, elapsed);
+        const char *unit = m->unit ? m->unit : "step";
+        fprintf(m->out, "%s %u/%u  train_loss %.4f%s  %.1f ms/%s  %.1f s\n", unit, step,
+                m->total_steps, train_loss, acc, step_ms, unit, elapsed);
         fflush(m->out);
     }
 }

@@ -42,6 +42,7 @@ typedef struct {
     char path[4096];
     FILE *out; /* progress stream (stderr) */
     px_progress_mode mode;
+    const char *unit; /* what a step is called in progress lines ("step", "round") */
     uint32_t total_steps;
     uint32_t line_every; /* plain-line mode: a line every this many steps */
     double start_ms;

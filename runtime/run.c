@@ -156,8 +156,10 @@ static px_status px__setup_server(px__run *R, px_run_summary *sum)
     else
         snprintf(sum->metrics_path, sizeof sum->metrics_path, "%s/%s/metrics.jsonl", out, name);
     snprintf(sum->params_path, sizeof sum->params_path, "%s/%s/params.npy", out, name);
-    return px_metrics_open(&R->metrics, sum->metrics_path, R->env->progress,
-                           (px_progress_mode)cfg->logging->progress, cfg->schedule->steps);
+    PX_CHECK(px_metrics_open(&R->metrics, sum->metrics_path, R->env->progress,
+                             (px_progress_mode)cfg->logging->progress, cfg->schedule->steps));
+    R->metrics.unit = R->federated ? "round" : "step";
+    return PX_OK;
 }
 
 /* Every process that hosts workers (every worker rank, if only to follow the server, and the

@@ -66,5 +66,12 @@ for rule in median flag; do
   ge "$a" 0.7 || fail "$rule under 2 reversed clients reaches $a"
   echo "ok: $rule keeps training with 2 of 10 clients Byzantine: $a (the mean: $m)"
 done
+# the same partitioners in distributed mode: heterogeneous workers, each on its own part
+"$TRAINER" "${q[@]}" --set run.name=hetero --set data.partition=DIRICHLET --set data.alpha=0.1 \
+  --set schedule.steps=100 "$EX/tiny.pb" >hetero.log 2>&1 || { cat hetero.log; fail "distributed Dirichlet run failed"; }
+[ "$(wc -l <runs/hetero/partition.csv)" = 6 ] || fail "no partition.csv for the 5 workers"
+a=$(json_num runs/hetero/metrics.jsonl test_acc)
+ge "$a" 0.5 || fail "5 workers on Dirichlet(0.1) parts reach $a"
+echo "ok: distributed mode with Dirichlet(0.1) parts per worker: test_acc $a"
 expect_exit 2 "federated.sample_fraction = 0" "$TRAINER" --set federated.sample_fraction=0 "$EX/fl_dirichlet.pb"
 echo PASS
