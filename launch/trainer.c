@@ -63,7 +63,9 @@ static void usage(FILE *out)
         }
         px_config_free(def);
     }
-    fprintf(out, "\nexit status: 0 success, 2 bad command line or config, 1 run-time failure\n");
+    fprintf(out, "\nexit status: 0 success, 2 bad command line or config, 1 run-time failure,\n"
+                 "             3 preempted (SIGTERM or SIGUSR1): checkpoint written, continue\n"
+                 "             with --resume latest\n");
 }
 
 /* Rank and size as the launcher announces them, before MPI is initialised. */
@@ -84,7 +86,7 @@ int main(int argc, char **argv)
     int quiet = env_rank != 0;
     const char *config_path = NULL;
     int print_config = 0;
-    const char *load_state = NULL;
+    const char *load_state = NULL, *resume = NULL;
     const char **sets = calloc((size_t)argc, sizeof *sets);
     int n_sets = 0;
 
@@ -108,6 +110,14 @@ int main(int argc, char **argv)
             static char set[64];
             snprintf(set, sizeof set, "logging.sample_chars=%s", argv[++i]);
             sets[n_sets++] = set;
+        } else if (!strcmp(a, "--resume")) {
+            if (i + 1 >= argc) {
+                if (!quiet)
+                    fprintf(stderr, "trainer: --resume needs a checkpoint directory or 'latest'\n");
+                free(sets);
+                return 2;
+            }
+            resume = argv[++i];
         } else if (!strcmp(a, "--load-state")) {
             if (i + 1 >= argc) {
                 if (!quiet) fprintf(stderr, "trainer: --load-state needs a directory\n");
@@ -158,7 +168,8 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    px_run_env env = {.world = 1, .rank = 0, .progress = stderr, .load_state_dir = load_state};
+    px_run_env env = {
+        .world = 1, .rank = 0, .progress = stderr, .load_state_dir = load_state, .resume = resume};
     if (under_mpi) {
         int provided;
         MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
@@ -175,6 +186,7 @@ int main(int argc, char **argv)
     px_run_summary sum;
     st = px_run(cfg, &env, &sum);
     int code = sum.exit_code;
+    if (st == PX_OK && sum.preempted) code = 3; /* checkpointed: requeue and --resume latest */
     if (st == PX_OK) {
         if (env.rank == 0) {
             char acc[32] = "n/a", tl[32] = "n/a", trl[32] = "n/a";

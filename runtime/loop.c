@@ -2,10 +2,12 @@
  * (parameters out, collect, attack + aggregate + update, metrics, evaluation, state), and the
  * worker ranks'. */
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "comm/wire.h"
+#include "runtime/checkpoint.h"
 #include "runtime/run_internal.h"
 
 /* Accumulates the per-step figures between two metrics lines. */
@@ -284,14 +286,47 @@ static px_status px__save_state(px__run *R, uint32_t done)
     return PX_OK;
 }
 
-/* The end of the loop: every worker rank is told to stop. A rank that stopped listening cannot
- * spoil the finished training, but the job cannot end normally with it either (trainer.c). */
-static void px__stop_workers(px__run *R, px_run_summary *sum)
+/* Preemption: SIGTERM and SIGUSR1 set this (px_run installs the handlers); the server checks it
+ * at every step boundary. */
+volatile sig_atomic_t px__preempt_signal;
+
+/* The server's part of a checkpoint after `done` steps: its state and the config into the
+ * .tmp directory, and (one process) the workers' state too. */
+static px_status px__checkpoint_begin(px__run *R, uint32_t done)
+{
+    char dir[4200];
+    px_checkpoint_path(R->cfg, done, 1, dir, sizeof dir);
+    PX_CHECK(px_state_mkdir(dir));
+    PX_CHECK(px_server_save(&R->server, done, R->bytes_totals, dir));
+    PX_CHECK(px_checkpoint_write_config(R->cfg, dir));
+    if (R->is_local) PX_CHECK(px_worker_group_save(&R->group, dir));
+    return PX_OK;
+}
+
+/* ... and its end, once the worker ranks have written theirs: a checkpoint that cannot be
+ * completed is abandoned (the previous ones stay) and the run goes on. */
+static void px__checkpoint_end(px__run *R, uint32_t done)
+{
+    double deadline = px_now_ms() + R->cfg->cluster->timeout_ms;
+    px_status st = px_checkpoint_commit(R->cfg, done, R->server.n,
+                                        R->is_local ? NULL : R->server.alive, deadline);
+    if (st < 0)
+        px_log(PX_LOG_WARN, "%s", px_errmsg());
+    else
+        px_log(PX_LOG_INFO, "step %u: checkpoint written", done);
+}
+
+/* The end of the loop: every worker rank is told to stop (and, when preempted, to save its
+ * state first). A rank that stopped listening cannot spoil the finished training, but the job
+ * cannot end normally with it either (trainer.c). */
+static void px__stop_workers(px__run *R, px_run_summary *sum, uint32_t steps, int save)
 {
     px_server *s = &R->server;
-    uint32_t steps = R->cfg->schedule->steps;
-    px_msg_header stop = {
-        .kind = PX_MSG_STOP, .step = steps, .worker = PX_WIRE_SERVER, .loss = NAN};
+    px_msg_header stop = {.kind = PX_MSG_STOP,
+                          .step = steps,
+                          .worker = PX_WIRE_SERVER,
+                          .elem_count = save ? 1 : 0,
+                          .loss = NAN};
     px_wire_seal(s->params_msg, &stop, 0);
     px_status st = R->t->send_stop(R->t, s->params_msg, PX_WIRE_HEADER_BYTES, px_wire_is_bye,
                                    px_now_ms() + 2.0 * R->cfg->cluster->timeout_ms);
@@ -315,7 +350,9 @@ px_status px__server_loop(px__run *R, px_run_summary *sum)
     R->late_seen = s->drops[PX_DROP_STEP];
     R->nonfinite_seen = s->drops[PX_DROP_NONFINITE];
 
-    for (uint32_t step = R->first_step; step < steps; step++) {
+    uint32_t step = R->first_step;
+    int preempted = 0;
+    for (; step < steps && !preempted; step++) {
         float lr = px_lr_at(&s->schedule, step);
         px__step_figures fig;
         PX_CHECK(px__server_step(R, step, lr, &fig));
@@ -332,11 +369,27 @@ px_status px__server_loop(px__run *R, px_run_summary *sum)
             memset(&iv, 0, sizeof iv);
         }
         if (done == save_at) PX_CHECK(px__save_state(R, done));
+        preempted = px__preempt_signal != 0 && done < steps;
+        if (px_checkpoint_due(cfg, done) && !preempted) {
+            PX_CHECK(px__checkpoint_begin(R, done));
+            px__checkpoint_end(R, done);
+        }
     }
     px_progress_finish(&R->metrics);
-    px__stop_workers(R, sum);
+    if (preempted) {
+        /* the workers save their state on the stop message, before their BYE: then the
+         * checkpoint is whole */
+        px_log(PX_LOG_WARN, "preempted by signal %d after step %u: checkpointing and stopping",
+               (int)px__preempt_signal, step);
+        PX_CHECK(px__checkpoint_begin(R, step));
+        px__stop_workers(R, sum, step, 1);
+        px__checkpoint_end(R, step);
+        sum->preempted = 1;
+    } else {
+        px__stop_workers(R, sum, steps, 0);
+    }
 
-    sum->steps = steps;
+    sum->steps = step;
     sum->train_s = (px_now_ms() - loop_start) / 1000.0;
     sum->test_acc = test_acc;
     sum->test_loss = test_loss;
@@ -355,6 +408,15 @@ static px_status px__say_bye(px__run *R, uint32_t step, double wait_ms)
     px_wire_seal(bye, &b, 0);
     PX_CHECK(R->t->send(R->t, bye, sizeof bye, 0));
     return R->t->sends_done(R->t, px_now_ms() + wait_ms);
+}
+
+/* A worker rank's part of the checkpoint after `done` steps: its workers' state. */
+static px_status px__worker_checkpoint(px__run *R, uint32_t done)
+{
+    char dir[4200];
+    px_checkpoint_path(R->cfg, done, 1, dir, sizeof dir);
+    PX_CHECK(px_state_mkdir(dir));
+    return px_worker_group_save(&R->group, dir);
 }
 
 px_status px__worker_loop(px__run *R)
@@ -377,9 +439,13 @@ px_status px__worker_loop(px__run *R)
          * compute only on the newest */
         while (!stop && t->recv_from_server(t, &msg, &len, 0) == PX_OK)
             PX_CHECK(px_worker_group_take(g, msg, len, &params, &step, &stop));
-        if (stop) return px__say_bye(R, step, wait_ms);
+        if (stop) {
+            if (g->stop_save) PX_CHECK(px__worker_checkpoint(R, step));
+            return px__say_bye(R, step, wait_ms);
+        }
         PX_CHECK(t->sends_done(t, px_now_ms() + wait_ms));
         PX_CHECK(px_worker_group_step(g, params, step, t));
+        if (px_checkpoint_due(R->cfg, step + 1)) PX_CHECK(px__worker_checkpoint(R, step + 1));
         if (save_at && step + 1 == save_at) {
             char dir[4096];
             px__state_dir(R->cfg, save_at, dir, sizeof dir);

@@ -4,11 +4,13 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
 #include "comm/wire.h"
+#include "runtime/checkpoint.h"
 #include "runtime/npy.h"
 #include "runtime/run_internal.h"
 
@@ -147,9 +149,8 @@ static px_status px__setup_server(px__run *R, px_run_summary *sum)
         R->got = calloc((size_t)R->world, sizeof *R->got);
         if (!R->expected || !R->got) return px_error(PX_ENOMEM, "server: cannot allocate");
     }
-    if (R->env->load_state_dir)
-        PX_CHECK(
-            px_server_load(&R->server, R->env->load_state_dir, &R->first_step, R->bytes_totals));
+    if (R->state_dir)
+        PX_CHECK(px_server_load(&R->server, R->state_dir, &R->first_step, R->bytes_totals));
     const char *out = cfg->run->output_dir, *name = cfg->run->name;
     if (cfg->logging->metrics_path[0])
         snprintf(sum->metrics_path, sizeof sum->metrics_path, "%s", cfg->logging->metrics_path);
@@ -197,13 +198,19 @@ static px_status px__setup_workers(px__run *R)
     px_status st = px_worker_group_create(&R->group, &setup, R->ids, R->hosted, R->pool);
     R->has_group = 1;
     PX_CHECK(st);
-    if (R->env->load_state_dir) PX_CHECK(px_worker_group_load(&R->group, R->env->load_state_dir));
+    if (R->state_dir) PX_CHECK(px_worker_group_load(&R->group, R->state_dir));
     return PX_OK;
 }
 
 static px_status px__setup(px__run *R, px_run_summary *sum)
 {
     PX_CHECK(px__check_mode(R->cfg, R->world));
+    R->state_dir = R->env->load_state_dir;
+    if (R->env->resume) { /* every rank resolves "latest" alike: the same files decide */
+        PX_CHECK(px_checkpoint_resolve(R->cfg, R->env->resume, R->cfg->cluster->workers,
+                                       R->resume_dir, sizeof R->resume_dir));
+        R->state_dir = R->resume_dir;
+    }
     PX_CHECK(px__setup_threads(R));
     PX_CHECK(px__setup_data_and_transport(R));
     if (R->rank == 0) PX_CHECK(px__setup_server(R, sum));
@@ -256,8 +263,7 @@ static void px__announce(const px__run *R, const px_run_summary *sum)
         fprintf(out, "phalanx: uplink %s (%.3f of the float32 bytes), downlink %s\n", R->uplink,
                 R->compression_ratio, R->downlink);
     if (R->first_step)
-        fprintf(out, "phalanx: resuming at step %u from %s\n", R->first_step,
-                R->env->load_state_dir);
+        fprintf(out, "phalanx: resuming at step %u from %s\n", R->first_step, R->state_dir);
     if (R->federated)
         fprintf(out,
                 "phalanx: federated: %u clients, %u per round, %s local objective; rounds = "
@@ -403,8 +409,20 @@ static void px__teardown(px__run *R)
     px_pool_destroy(R->pool);
 }
 
+static void px__on_preempt(int sig)
+{
+    px__preempt_signal = sig;
+}
+
 px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *sum)
 {
+    /* preemption (Slurm's --signal, a scheduler's TERM, mpirun forwarding USR1): every rank
+     * takes the signal and goes on; the server checkpoints at the next step boundary */
+    struct sigaction act = {.sa_handler = px__on_preempt}, old_term, old_usr1;
+    sigemptyset(&act.sa_mask);
+    sigaction(SIGTERM, &act, &old_term);
+    sigaction(SIGUSR1, &act, &old_usr1);
+    px__preempt_signal = 0;
     memset(sum, 0, sizeof *sum);
     double t_start = px_now_ms();
     px__run R;
@@ -434,6 +452,8 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
     }
     if (!sum->exit_code) sum->exit_code = px__exit_code(st);
     px__teardown(&R);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGUSR1, &old_usr1, NULL);
     sum->wall_s = (px_now_ms() - t_start) / 1000.0;
     return st;
 }

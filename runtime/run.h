@@ -21,6 +21,8 @@ typedef struct {
     FILE *progress; /* where rank 0 shows progress and the run's summary lines (stderr) */
     /* a run state saved by logging.save_state_step to continue from (NULL: start afresh) */
     const char *load_state_dir;
+    /* trainer --resume: a checkpoint directory, or "latest" (NULL: none) */
+    const char *resume;
 } px_run_env;
 
 typedef struct {
@@ -37,6 +39,7 @@ typedef struct {
     int unreachable_ranks; /* some rank did not take the final stop message */
     int started;           /* every rank passed start-up: a later failure leaves the other
                               ranks in the middle of a step (MPI: abort the job) */
+    int preempted;         /* stopped by SIGTERM or SIGUSR1 after a checkpoint (exit 3) */
 } px_run_summary;
 
 /* Runs the configured training. Returns PX_OK on success; on failure the error message says

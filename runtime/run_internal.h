@@ -4,6 +4,7 @@
 #ifndef PX_RUN_INTERNAL_H
 #define PX_RUN_INTERNAL_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "base/pool.h"
@@ -44,6 +45,8 @@ typedef struct {
     int has_server;
     px_metrics metrics;
     uint32_t first_step;      /* 0, or the step a loaded state resumes at */
+    const char *state_dir;    /* the state to continue from (a checkpoint, a saved state) */
+    char resume_dir[4200];
     uint64_t bytes_totals[2]; /* up, down, since the start of the run (a resumed one too) */
     double trained_values;    /* active values summed over the steps run (LISA's share) */
     int *expected, *got;      /* per rank: messages due and received this step (MPI) */
@@ -51,6 +54,9 @@ typedef struct {
     double compression_ratio; /* uplink message bytes over those of a float32 message */
     char uplink[64], downlink[64];
 } px__run;
+
+/* Set by SIGTERM and SIGUSR1 (the signal's number): checkpoint and stop at the next step. */
+extern volatile sig_atomic_t px__preempt_signal;
 
 /* The server's step loop (rank 0, and the one-process run with its local workers). */
 px_status px__server_loop(px__run *R, px_run_summary *sum);

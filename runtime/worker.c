@@ -112,6 +112,9 @@ px_status px_worker_group_take(px_worker_group *g, const unsigned char *msg, siz
         return px_error(PX_EPROTO, "broken message from the server (%s)", px_drop_reason_name(r));
     if (h.kind == PX_MSG_STOP) {
         *stop = 1;
+        /* a preempted run's stop: save the workers' state (elem_count 1) for step h.step */
+        g->stop_save = h.elem_count == 1;
+        *step = h.step;
         return PX_OK;
     }
     size_t d = g->setup.model->n_params;

@@ -77,6 +77,7 @@ typedef struct {
     float *replica;  /* parameters rebuilt from downlink deltas (NULL with FP32) */
     px_codec *down_codec;
     int replica_valid; /* a full parameter message has been applied */
+    int stop_save;     /* the stop message asks for the workers' state (preemption) */
     /* the step being computed (read by the pool tasks) */
     const float *params;
     uint32_t step;
@@ -90,7 +91,8 @@ px_status px_worker_group_create(px_worker_group *g, const px_worker_setup *setu
 void px_worker_group_free(px_worker_group *g);
 
 /* Takes a message from the server. PARAMS: checks it, applies it (full parameters, or a delta
- * to the replica) and sets *params (valid until the next call) and *step; STOP: sets *stop. A
+ * to the replica) and sets *params (valid until the next call) and *step; STOP: sets *step,
+ * *stop, and g->stop_save when the server asks for the workers' state before the end. A
  * message that breaks the format, or a delta that arrives before any full parameters, fails
  * with PX_EPROTO. */
 px_status px_worker_group_take(px_worker_group *g, const unsigned char *msg, size_t len,
