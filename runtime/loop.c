@@ -138,8 +138,8 @@ static px_status px__collect(px__run *R, double *bytes_up)
     return PX_OK;
 }
 
-static void px__write_line(px__run *R, uint32_t done, float lr, px__interval *iv, int evaluated,
-                           double test_loss, double test_acc)
+static px_status px__write_line(px__run *R, uint32_t done, float lr, px__interval *iv,
+                                int evaluated, double test_loss, double test_acc)
 {
     const px_config *cfg = R->cfg;
     px_json j;
@@ -194,8 +194,7 @@ static void px__write_line(px__run *R, uint32_t done, float lr, px__interval *iv
     px_json_int(&j, "optimizer_state_bytes",
                 (long long)R->server.opt->ops->state_bytes(R->server.opt));
     px_json_end(&j);
-    px_status st = px_metrics_write(&R->metrics, &j);
-    if (st < 0) px_log(PX_LOG_WARN, "%s", px_errmsg());
+    return px_metrics_write(&R->metrics, &j); /* a lost metrics line stops the run */
 }
 
 /* One process: the local workers take the parameter message as a worker rank would. */
@@ -363,7 +362,7 @@ px_status px__server_loop(px__run *R, px_run_summary *sum)
         px__account(R, &fig, &iv);
         if (done % log_every == 0 || evaluate || done == steps) {
             if (iv.loss_n) last_train_loss = iv.loss_sum / iv.loss_n;
-            px__write_line(R, done, lr, &iv, evaluate, test_loss, test_acc);
+            PX_CHECK(px__write_line(R, done, lr, &iv, evaluate, test_loss, test_acc));
             px_progress_update(&R->metrics, done, last_train_loss,
                                isfinite(test_acc) ? test_acc : -1, iv.step_ms / iv.steps, evaluate);
             memset(&iv, 0, sizeof iv);

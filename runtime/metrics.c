@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -92,8 +93,37 @@ px_status px_make_dirs(const char *path)
     return PX_OK;
 }
 
+/* The step (or round) a metrics line is about; UINT32_MAX for the done line or an unreadable one.
+ */
+static uint32_t px__line_step(const char *line)
+{
+    if (strstr(line, "\"event\":\"done\"")) return UINT32_MAX;
+    const char *k = strstr(line, "{\"step\":");
+    if (!k) k = strstr(line, "{\"round\":");
+    if (!k) return UINT32_MAX;
+    k = strchr(k, ':') + 1;
+    char *end;
+    unsigned long v = strtoul(k, &end, 10);
+    return end == k || v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+/* A resumed run starts its metrics with the lines its checkpoint covers (steps <= upto) of
+ * the run it continues: that run's partial metrics (killed), or its finished ones. */
+static px_status px__carry_over(px_metrics *m, const char *from, uint32_t upto)
+{
+    FILE *old = fopen(from, "r");
+    if (!old) return PX_OK;
+    char line[16384];
+    px_status st = PX_OK;
+    while (st == PX_OK && fgets(line, sizeof line, old))
+        if (px__line_step(line) <= upto && fputs(line, m->file) == EOF)
+            st = px_error(PX_EIO, "cannot write metrics to %s: %s", m->part_path, strerror(errno));
+    fclose(old);
+    return st;
+}
+
 px_status px_metrics_open(px_metrics *m, const char *path, FILE *out, px_progress_mode mode,
-                          uint32_t total_steps)
+                          uint32_t total_steps, uint32_t resumed_at)
 {
     memset(m, 0, sizeof *m);
     snprintf(m->path, sizeof m->path, "%s", path);
@@ -104,8 +134,24 @@ px_status px_metrics_open(px_metrics *m, const char *path, FILE *out, px_progres
         *slash = 0;
         PX_CHECK(px_make_dirs(dir));
     }
-    m->file = fopen(path, "w");
-    if (!m->file) return px_error(PX_EIO, "cannot write metrics to %s: %s", path, strerror(errno));
+    /* lines go to PATH.partial, renamed over PATH when the run completes: an earlier run's
+     * metrics stay whole until then, and a killed run leaves its lines beside them, apart.
+     * A path that is not a regular file (a pipe, a device) is written directly. */
+    struct stat sb;
+    m->direct = stat(path, &sb) == 0 && !S_ISREG(sb.st_mode);
+    snprintf(m->part_path, sizeof m->part_path, "%s%s", path, m->direct ? "" : ".partial");
+    char previous[4300] = "";
+    if (resumed_at && !m->direct) {
+        snprintf(previous, sizeof previous, "%s.previous", m->part_path);
+        if (rename(m->part_path, previous) != 0) snprintf(previous, sizeof previous, "%s", path);
+    }
+    m->file = fopen(m->part_path, "w");
+    if (!m->file)
+        return px_error(PX_EIO, "cannot write metrics to %s: %s", m->part_path, strerror(errno));
+    if (previous[0]) {
+        PX_CHECK(px__carry_over(m, previous, resumed_at));
+        if (strcmp(previous, path) != 0) remove(previous);
+    }
     m->out = out;
     if (mode == PX_PROGRESS_AUTO)
         mode = (out && isatty(fileno(out))) ? PX_PROGRESS_BAR : PX_PROGRESS_LINES;
@@ -120,8 +166,22 @@ px_status px_metrics_write(px_metrics *m, const px_json *j)
 {
     if (!m->file) return PX_OK;
     if (fputs(j->buf, m->file) == EOF || fputc('\n', m->file) == EOF || fflush(m->file) != 0)
-        return px_error(PX_EIO, "cannot write metrics to %s: %s", m->path, strerror(errno));
+        return px_error(PX_EIO, "cannot write metrics to %s: %s", m->part_path, strerror(errno));
     return PX_OK;
+}
+
+px_status px_metrics_commit(px_metrics *m)
+{
+    if (!m->file) return PX_OK;
+    px_status st = PX_OK;
+    if (fflush(m->file) != 0 || (!m->direct && fsync(fileno(m->file)) != 0))
+        st = px_error(PX_EIO, "cannot write metrics to %s: %s", m->part_path, strerror(errno));
+    if (fclose(m->file) != 0 && st == PX_OK)
+        st = px_error(PX_EIO, "cannot write metrics to %s: %s", m->part_path, strerror(errno));
+    m->file = NULL;
+    if (st == PX_OK && !m->direct && rename(m->part_path, m->path) != 0)
+        st = px_error(PX_EIO, "cannot rename %s to %s: %s", m->part_path, m->path, strerror(errno));
+    return st;
 }
 
 void px_metrics_close(px_metrics *m)

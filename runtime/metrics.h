@@ -42,7 +42,9 @@ typedef struct {
     char path[4096];
     FILE *out; /* progress stream (stderr) */
     px_progress_mode mode;
-    const char *unit; /* what a step is called in progress lines ("step", "round") */
+    const char *unit;     /* what a step is called in progress lines ("step", "round") */
+    char part_path[4200]; /* where lines go until the run completes */
+    int direct;           /* the path is not a regular file: written directly */
     uint32_t total_steps;
     uint32_t line_every; /* plain-line mode: a line every this many steps */
     double start_ms;
@@ -52,9 +54,12 @@ typedef struct {
 
 /* Opens (truncates) the metrics file, creating its directory. `out` receives the progress. */
 px_status px_metrics_open(px_metrics *m, const char *path, FILE *out, px_progress_mode mode,
-                          uint32_t total_steps);
-/* Writes one JSON line. */
+                          uint32_t total_steps, uint32_t resumed_at);
+/* Writes one JSON line; a failed write (a full disk) is an error the run stops on. */
 px_status px_metrics_write(px_metrics *m, const px_json *j);
+/* The run is complete: fsync the lines and rename PATH.partial over PATH. */
+px_status px_metrics_commit(px_metrics *m);
+/* Closes without committing: an unfinished run's lines stay in PATH.partial. */
 void px_metrics_close(px_metrics *m);
 
 /* Progress after `step` completed steps. test_acc < 0 when not evaluated yet. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PX_NPY_MAX_HEADER 65536
 
@@ -226,6 +227,8 @@ static px_status px__write(const char *path, const size_t *dims, int ndim, const
     int ok = fwrite(head, 1, 10 + hlen, f) == 10 + hlen;
     for (size_t r = 0; ok && r < n_rows; r++)
         ok = fwrite(rows[r], sizeof(float), row_len, f) == row_len;
+    /* on disk before the rename: a crash leaves the old file or the whole new one */
+    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
         remove(tmp);

@@ -4,6 +4,10 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <errno.h>
+#include <unistd.h>
+#include <sys/file.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +135,36 @@ static px_status px__setup_data_and_transport(px__run *R)
     return px_transport_local_create(&R->t, cfg->cluster->workers);
 }
 
+/* Rank 0 holds the run directory for the run's life: a second run of the same run.name is
+ * refused (exit 2, naming the holder) instead of mixing its outputs with this one's. */
+static px_status px__lock_run_dir(px__run *R)
+{
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof dir, "%s/%s", R->cfg->run->output_dir, R->cfg->run->name);
+    PX_CHECK(px_make_dirs(dir));
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return px_error(PX_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char holder[32] = "";
+        ssize_t got = pread(fd, holder, sizeof holder - 1, 0);
+        holder[got > 0 ? got : 0] = 0;
+        close(fd);
+        return px_error(PX_EINVAL,
+                        "run directory %s is in use by process %s (another run with run.name = "
+                        "\"%s\"): choose another run.name or wait for it",
+                        dir, holder[0] ? holder : "?", R->cfg->run->name);
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        close(fd);
+        return px_error(PX_EIO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    R->lock_fd = fd;
+    return PX_OK;
+}
+
 /* Rank 0: the server, its metrics file, and the per-rank bookkeeping of the gather. */
 static px_status px__setup_server(px__run *R, px_run_summary *sum)
 {
@@ -157,8 +191,10 @@ static px_status px__setup_server(px__run *R, px_run_summary *sum)
     else
         snprintf(sum->metrics_path, sizeof sum->metrics_path, "%s/%s/metrics.jsonl", out, name);
     snprintf(sum->params_path, sizeof sum->params_path, "%s/%s/params.npy", out, name);
+    PX_CHECK(px__lock_run_dir(R));
     PX_CHECK(px_metrics_open(&R->metrics, sum->metrics_path, R->env->progress,
-                             (px_progress_mode)cfg->logging->progress, cfg->schedule->steps));
+                             (px_progress_mode)cfg->logging->progress, cfg->schedule->steps,
+                             R->first_step));
     R->metrics.unit = R->federated ? "round" : "step";
     return PX_OK;
 }
@@ -276,7 +312,7 @@ static void px__announce(const px__run *R, const px_run_summary *sum)
     fflush(out);
 }
 
-static void px__write_done(px__run *R, const px_run_summary *sum)
+static px_status px__write_done(px__run *R, const px_run_summary *sum)
 {
     const px_server *s = &R->server;
     const px_config *cfg = R->cfg;
@@ -349,8 +385,7 @@ static void px__write_done(px__run *R, const px_run_summary *sum)
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0) px_json_num(&j, "peak_rss_mb", ru.ru_maxrss / 1024.0);
     px_json_end(&j);
-    px_status st = px_metrics_write(&R->metrics, &j);
-    if (st < 0) px_log(PX_LOG_WARN, "%s", px_errmsg());
+    return px_metrics_write(&R->metrics, &j);
 }
 
 /* logging.sample_chars (trainer --sample N): characters sampled from the final model, after a
@@ -382,19 +417,21 @@ static px_status px__sample_text(px__run *R)
 static px_status px__outputs(px__run *R, px_run_summary *sum, double t_start)
 {
     sum->wall_s = (px_now_ms() - t_start) / 1000.0;
-    px__write_done(R, sum);
+    PX_CHECK(px__write_done(R, sum));
     PX_CHECK(px__sample_text(R));
     if (!R->cfg->logging->save_params) {
         sum->params_path[0] = 0;
-        return PX_OK;
+        return px_metrics_commit(&R->metrics);
     }
     size_t dims[1] = {R->server.d};
-    return px_npy_write_f32(sum->params_path, R->server.params, dims, 1);
+    PX_CHECK(px_npy_write_f32(sum->params_path, R->server.params, dims, 1));
+    return px_metrics_commit(&R->metrics);
 }
 
 static void px__teardown(px__run *R)
 {
     px_metrics_close(&R->metrics);
+    if (R->lock_fd >= 0) close(R->lock_fd); /* releases the run directory */
     /* the transport first: it completes or cancels every send still reading the server's or
      * the workers' buffers before those are freed */
     if (R->t) R->t->destroy(R->t);
@@ -434,6 +471,7 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
     R.is_mpi = env->world >= 2;
     R.is_local = !R.is_mpi;
     R.federated = cfg->federated->enabled;
+    R.lock_fd = -1;
 
     px_status st = px__agree(&R, px__setup(&R, sum), sum);
     if (st == PX_OK) {

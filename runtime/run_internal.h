@@ -32,6 +32,7 @@ typedef struct {
     px_partition partition; /* the parts of the training set (federated, data.partition) */
     int has_partition;
     int federated;
+    int lock_fd; /* rank 0: holds the run directory's lock (-1: none) */
     px_transport *t;
     px_codec_spec up_spec, down_spec;
     px_byz_spec byz;

@@ -24,9 +24,9 @@ start_job() {
     --set schedule.eval_every=0 --set schedule.log_every=1 --set cluster.timeout_ms=2000 \
     "$EX/tiny.pb" >"$1.log" 2>&1 &
   JOB=$!
-  # wait until it trains
+  # wait until it trains (a running job's lines are in metrics.jsonl.partial)
   for _ in $(seq 1 200); do
-    [ -s "runs/$1/metrics.jsonl" ] && [ "$(wc -l <"runs/$1/metrics.jsonl")" -ge 5 ] && return 0
+    [ -s "runs/$1/metrics.jsonl.partial" ] && [ "$(wc -l <"runs/$1/metrics.jsonl.partial")" -ge 5 ] && return 0
     sleep 0.1
   done
   cat "$1.log"
