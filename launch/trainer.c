@@ -68,6 +68,20 @@ static void usage(FILE *out)
                  "             with --resume latest\n");
 }
 
+/* Under `mpirun --enable-recovery` (launch/mpirun.sh) mpirun's own exit status does not
+ * reflect the ranks': rank 0 writes its exit status to PX_EXIT_STATUS_FILE when that is set,
+ * and the wrapper exits with it. */
+static int report_rank;
+static void px__report_exit(int code)
+{
+    const char *path = getenv("PX_EXIT_STATUS_FILE");
+    if (!path || !path[0] || report_rank != 0) return;
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    fprintf(f, "%d\n", code);
+    fclose(f);
+}
+
 /* Rank and size as the launcher announces them, before MPI is initialised. */
 static int launched_by_mpi(int *rank)
 {
@@ -176,6 +190,7 @@ int main(int argc, char **argv)
         MPI_Comm_rank(MPI_COMM_WORLD, &env.rank);
         MPI_Comm_size(MPI_COMM_WORLD, &env.world);
     }
+    report_rank = env.rank;
     if (env.rank == 0) {
         fprintf(stderr, "phalanx trainer %s: %s\n", PX_VERSION_STRING, config_path);
         px_config_print_table(stderr, cfg);
@@ -214,13 +229,15 @@ int main(int argc, char **argv)
     if (under_mpi) {
         if (st == PX_OK && sum.unreachable_ranks) {
             /* the training is complete and written, but MPI_Finalize would wait forever for a
-             * rank that stopped listening, and Open MPI's mpirun does not end a job aborted
-             * with status 0 while such a rank exists: abort with 1 */
-            fprintf(stderr, "trainer: the run is complete, but a rank stopped responding; "
-                            "ending the MPI job with exit status 1\n");
+             * rank that stopped listening (died, or was killed): end the job with the status
+             * that says so */
+            fprintf(stderr, "trainer: the run is complete and its outputs written, but a rank "
+                            "stopped responding (lost): ending the MPI job with exit status 4\n");
+            px__report_exit(4);
             fflush(stderr);
-            MPI_Abort(MPI_COMM_WORLD, 1);
+            MPI_Abort(MPI_COMM_WORLD, 4);
         }
+        px__report_exit(code ? code : (st < 0 ? 1 : 0));
         if (st < 0 && sum.started) {
             /* the other ranks are in the middle of a step: end the whole job now */
             fflush(stderr);

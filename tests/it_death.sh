@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# it_death.sh - real process death under the documented launch (launch/mpirun.sh: mpirun
+# --enable-recovery, exit status from rank 0):
+# - a worker rank killed with SIGKILL midway, with cluster.f_wait covering its workers: the job
+#   lives on, the server finishes the training with the survivors, writes its outputs and the
+#   job ends with exit status 4 (complete, a rank lost);
+# - the same without f_wait: exit 1 naming the silent rank, within the timeout;
+# - the server killed: the workers give up after their timeout, exit 1; nothing hangs.
+source "$(dirname "$0")/lib.sh"
+cd "$WORK"
+RUN=(timeout -k 10 180 bash "$SRC/launch/mpirun.sh" -np 4 "$TRAINER" --set schedule.steps=2500
+  --set cluster.step_timeout_ms=500 --set cluster.timeout_ms=3000 --set logging.progress=QUIET)
+
+rank_pid() { # name rank: the pid of that rank of the job running run.name=name
+  for p in $(pgrep -f "run.name=$1" || true); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
+      echo "$p"
+      return
+    fi
+  done
+}
+wait_training() { # name: until the job has logged a few lines
+  for _ in $(seq 1 300); do
+    [ -s "runs/$1/metrics.jsonl.partial" ] && [ "$(wc -l <"runs/$1/metrics.jsonl.partial")" -ge 3 ] && return 0
+    sleep 0.1
+  done
+  fail "$1 did not start training"
+}
+kill_rank() { # name rank
+  wait_training "$1"
+  local p
+  p=$(rank_pid "$1" "$2")
+  [ -n "$p" ] || fail "$1: no rank $2 found"
+  kill -9 "$p"
+}
+
+"${RUN[@]}" --set cluster.f_wait=2 --set run.name=lost "$EX/tiny.pb" >lost.log 2>&1 &
+job=$!
+kill_rank lost 1
+rc=0
+wait $job || rc=$?
+[ "$rc" = 4 ] || { cat lost.log; fail "a worker rank killed with f_wait covering it: exit $rc, expected 4"; }
+[ -s runs/lost/params.npy ] || fail "no params.npy after the rank was lost"
+alive=$(json_num runs/lost/metrics.jsonl workers_alive)
+[ "$alive" = 3 ] || fail "workers_alive $alive, expected 3 (rank 1 hosted workers 0 and 3)"
+a=$(json_num runs/lost/metrics.jsonl test_acc)
+ge "$a" 0.8 || fail "the survivors reached only $a"
+echo "ok: rank 1 killed: the 3 surviving workers finished training (test_acc $a), outputs written, exit 4"
+
+SECONDS=0
+"${RUN[@]}" --set run.name=strict "$EX/tiny.pb" >strict.log 2>&1 &
+job=$!
+kill_rank strict 2
+rc=0
+wait $job || rc=$?
+[ "$rc" = 1 ] || { cat strict.log; fail "without f_wait: exit $rc, expected 1"; }
+grep -q "no gradient from rank 2" strict.log || { cat strict.log; fail "the silent rank is not named"; }
+echo "ok: rank 2 killed without f_wait: exit 1 after $SECONDS s naming rank 2"
+
+SECONDS=0
+"${RUN[@]}" --set cluster.f_wait=2 --set run.name=noserver "$EX/tiny.pb" >noserver.log 2>&1 &
+job=$!
+kill_rank noserver 0
+rc=0
+wait $job || rc=$?
+[ "$rc" = 1 ] || { cat noserver.log; fail "the server killed: exit $rc, expected 1"; }
+[ $SECONDS -lt 120 ] || fail "the job took $SECONDS s to end"
+echo "ok: the server killed: the workers gave up, exit 1 after $SECONDS s"
+echo PASS
