@@ -41,13 +41,14 @@ px_status px_worker_group_create(px_worker_group *g, const px_worker_setup *setu
         if (!g->replica) return PX_ENOMEM;
         PX_CHECK(px_codec_create(&g->down_codec, &setup->downlink, d, pool));
     }
+    /* the step's plan, even on a rank hosting no worker (it still follows the steps) */
+    g->active = calloc(setup->model->n_groups, 1);
+    if (!g->active) return px_error(PX_ENOMEM, "workers: cannot allocate");
     if (count == 0) return PX_OK;
     g->workers = calloc(count, sizeof *g->workers);
     if (!g->workers) return px_error(PX_ENOMEM, "workers: cannot allocate");
     g->count = count;
     int compressed = setup->uplink.format != PX_CODEC_FP32, lisa = setup->lisa->on;
-    g->active = calloc(setup->model->n_groups, 1);
-    if (!g->active) return px_error(PX_ENOMEM, "workers: cannot allocate");
     g->payload_bytes = px_codec_payload_bytes(&setup->uplink, d);
     for (size_t i = 0; i < count; i++) {
         px_worker *w = &g->workers[i];

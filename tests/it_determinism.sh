@@ -24,6 +24,7 @@ run local_t1 env
 run mpi4 timeout -k 10 300 mpirun -np 4
 run mpi3 timeout -k 10 300 mpirun -np 3
 run mpi6 timeout -k 10 300 mpirun -np 6
+run mpi8 timeout -k 10 300 mpirun -np 8 # 5 workers on 7 ranks: two ranks host none
 
 run mpi4_t2 timeout -k 10 300 mpirun -np 4 -- --set cluster.threads=2
 # one logical worker: every thread would be free for its GEMMs
@@ -39,7 +40,7 @@ echo "ok: thread count does not change the result"
 cmp runs/one_t1/params.npy runs/one_t2/params.npy || fail "1 worker: 1 and 2 threads differ"
 cmp runs/one_t1/params.npy runs/one_mpi_t2/params.npy || fail "1 worker: alone != MPI, 2 threads"
 echo "ok: one worker on 1 thread == on 2 threads == under MPI with 2 threads"
-for m in mpi4 mpi3 mpi6 mpi4_t2; do
+for m in mpi4 mpi3 mpi6 mpi8 mpi4_t2; do
   cmp runs/local_a/params.npy runs/$m/params.npy || fail "one-process and $m differ"
   echo "ok: one-process == $m"
 done
