@@ -15,6 +15,9 @@ PACKAGES=(
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libcmocka-dev zlib1g-dev
   dataset-fashion-mnist fortunes
+  # launch/slurm/ and tests/it_slurm.sh: a one-node Slurm (slurmctld, slurmd, clients, munge);
+  # Slurm's mpi/pmix plugin loads libpmix.so, which only libpmix-dev provides
+  slurm-wlm munge libpmix-dev
 )
 
 missing=()

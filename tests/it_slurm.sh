@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# it_slurm.sh - launch/slurm/train.sbatch on a real one-node Slurm cluster that this test starts
+# and stops itself (munged, slurmctld, slurmd from Debian's packages, all state in a temp dir,
+# on free ports, so neither a system Slurm nor another copy of this test is disturbed):
+#   1. the trainer under `srun --mpi=pmix` and under mpirun inside the allocation: the job ends
+#      COMPLETED with ExitCode 0:0, the metrics end with the done line of the asked-for steps,
+#      and the ranks formed one MPI world (not N one-rank jobs, which a wrong PMI gives);
+#   2. the preemption contract, with a stand-in trainer (PX_TRAINER): the batch shell gets
+#      SIGUSR1 (srun mode) or SIGTERM (mpirun mode) as Slurm's time-limit warning would send it,
+#      the ranks get SIGUSR1, exit 3, the script requeues the job, and the second run gets
+#      `--resume latest` and completes.
+# Needs root (slurmd starts jobs as their user, munged as munge). Exits 77 (ctest skip) when
+# the packages are missing: launch/setup.sh installs them.
+source "$(dirname "$0")/lib.sh"
+
+skip() {
+  echo "SKIP: $*"
+  exit 77
+}
+[ "$(id -u)" = 0 ] || skip "needs root to run slurmd and munged"
+for cmd in munged munge unmunge slurmctld slurmd sbatch scontrol scancel sinfo squeue srun; do
+  command -v "$cmd" >/dev/null || skip "$cmd is not installed (launch/setup.sh installs it)"
+done
+getent passwd munge >/dev/null || skip "no munge user (the munge package creates it)"
+# pmix is what Debian's Open MPI needs under srun; the plugin is in slurm-wlm-basic-plugins
+# and loads libpmix.so from libpmix-dev.
+[ -n "$(find /usr/lib /usr/lib64 -name mpi_pmix.so -path '*slurm*' -print -quit 2>/dev/null)" ] ||
+  skip "Slurm's mpi/pmix plugin is not installed (launch/setup.sh installs it)"
+
+# Jobs inherit the submitting environment: a test started inside another Slurm job must not
+# hand that job's SLURM_* variables to sbatch.
+while read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(SLURM|SBATCH|SRUN|SALLOC)_' || true)
+
+S=$WORK/slurm
+# munged (as the munge user) must reach its socket directory through every parent
+chmod 0755 "$WORK"
+mkdir -p "$S"/{state,spool,log,run} "$WORK/jobs"
+install -d -o munge -g munge -m 0755 "$S/munge"
+
+# stop_pid FILE COMM: ends the daemon named in FILE if it is still COMM (bounded), else nothing
+stop_pid() {
+  local pid
+  [ -s "$1" ] || return 0
+  pid=$(<"$1")
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do
+    [ -e "/proc/$pid" ] || return 0
+    sleep 0.25
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# Always: end the jobs, then the daemons (slurmd first, so no step is started meanwhile), then
+# remove the temp dir -- also after a failure.
+cleanup() {
+  local rc=$?
+  trap - EXIT
+  if [ -s "$S/run/slurmctld.pid" ]; then
+    # a job left running by a failed check: kill it, so that no slurmstepd outlives the test
+    local ids
+    ids=$(timeout 10 squeue -h -o %i 2>/dev/null || true)
+    if [ -n "$ids" ]; then
+      # shellcheck disable=SC2086 # one argument per job id
+      timeout 10 scancel $ids 2>/dev/null || true
+      for _ in $(seq 1 40); do
+        [ -z "$(timeout 5 squeue -h -t RUNNING,COMPLETING 2>/dev/null)" ] && break
+        sleep 0.25
+      done
+    fi
+  fi
+  stop_pid "$S/run/slurmd.pid" slurmd
+  stop_pid "$S/run/slurmctld.pid" slurmctld
+  stop_pid "$S/munge/munged.pid" munged
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+
+show_logs() {
+  echo "--- slurmctld.log, slurmd.log (last lines)"
+  tail -n 30 "$S/log/slurmctld.log" "$S/log/slurmd.log" 2>/dev/null || true
+}
+
+# Two free TCP ports next to each other (nothing answers a connect on them).
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for _ in $(seq 1 50); do
+  CTL_PORT=$((20000 + RANDOM % 30000))
+  port_in_use "$CTL_PORT" || port_in_use $((CTL_PORT + 1)) || break
+done
+
+# --- munge: a private daemon with its own key and socket --------------------------------------
+if command -v mungekey >/dev/null; then
+  runuser -u munge -- mungekey --create --keyfile="$S/munge/munge.key"
+else
+  (umask 077 && dd if=/dev/urandom of="$S/munge/munge.key" bs=128 count=1 status=none)
+  chown munge:munge "$S/munge/munge.key"
+fi
+runuser -u munge -- munged --socket="$S/munge/munge.socket" --key-file="$S/munge/munge.key" \
+  --pid-file="$S/munge/munged.pid" --log-file="$S/munge/munged.log" \
+  --seed-file="$S/munge/munged.seed" ||
+  { cat "$S/munge/munged.log" 2>/dev/null; fail "munged did not start"; }
+ok=0
+for _ in $(seq 1 40); do
+  if munge -S "$S/munge/munge.socket" -n 2>/dev/null | unmunge -S "$S/munge/munge.socket" >/dev/null 2>&1; then
+    ok=1
+    break
+  fi
+  sleep 0.25
+done
+[ "$ok" = 1 ] || fail "munge credentials do not round-trip through $S/munge/munge.socket"
+
+# --- slurm.conf --------------------------------------------------------------------------------
+cat >"$S/slurm.conf" <<EOF
+# generated by tests/it_slurm.sh: a one-node cluster that lives in $S
+ClusterName=pxtest
+SlurmctldHost=localhost
+SlurmUser=root
+SlurmdUser=root
+SlurmctldPort=$CTL_PORT
+SlurmdPort=$((CTL_PORT + 1))
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$S/munge/munge.socket
+StateSaveLocation=$S/state
+SlurmdSpoolDir=$S/spool
+SlurmctldPidFile=$S/run/slurmctld.pid
+SlurmdPidFile=$S/run/slurmd.pid
+SlurmctldLogFile=$S/log/slurmctld.log
+SlurmdLogFile=$S/log/slurmd.log
+# no cgroups and no systemd here: track processes by parentage, bind nothing
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+MpiDefault=pmix
+# the node advertises 8 CPUs on a 2-core machine (the project's jobs oversubscribe)
+SlurmdParameters=config_overrides
+ReturnToService=2
+InactiveLimit=0
+KillWait=5
+# without slurmdbd there is no sacct: finished jobs stay visible to scontrol for 5 minutes
+MinJobAge=300
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=8 State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
+EOF
+export SLURM_CONF=$S/slurm.conf
+
+# --- slurmctld, slurmd ---------------------------------------------------------------------------
+slurmctld || { show_logs; fail "slurmctld did not start"; }
+# -N: the node's name in slurm.conf, whatever this machine's hostname is
+slurmd -N localhost || { show_logs; fail "slurmd did not start"; }
+state=
+for _ in $(seq 1 120); do
+  state=$(sinfo -h -n localhost -o '%T' 2>/dev/null || true)
+  [ "$state" = idle ] && break
+  sleep 0.25
+done
+[ "$state" = idle ] || {
+  show_logs
+  fail "the node did not become idle within 30 s (state '$state')"
+}
+srun --mpi=list 2>&1 | grep -q pmix || fail "srun --mpi=list does not offer pmix"
+echo "ok: one-node Slurm cluster up (ports $CTL_PORT, $((CTL_PORT + 1))): $(sinfo -h -o '%P %D %T %c CPUs')"
+
+SBATCH_SCRIPT=$SRC/launch/slurm/train.sbatch
+
+# job_field ID KEY: KEY's value in `scontrol show job`
+job_field() {
+  { timeout 10 scontrol show job -o "$1" 2>/dev/null || true; } |
+    { grep -o " $2=[^ ]*" || true; } | head -n 1 | cut -d= -f2-
+}
+
+# wait_job ID DEADLINE_S: waits until the job has ended (bounded), lets a requeued job start at
+# once instead of after Slurm's requeue delay, and prints its final state
+wait_job() {
+  local id=$1 end=$((SECONDS + $2)) st reason
+  while ((SECONDS < end)); do
+    st=$(job_field "$id" JobState)
+    case $st in
+      COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE)
+        echo "$st"
+        return 0
+        ;;
+      PENDING)
+        # Slurm holds a requeued batch job for about two minutes; start it now, but only once
+        # the first run's step daemons are gone: a step that starts while the old step of the
+        # same id still holds its sockets in the spool fails to launch.
+        reason=$(job_field "$id" Reason)
+        if [ "$reason" = BeginTime ] && ! compgen -G "$S/spool/*_$id.*" >/dev/null &&
+          ! compgen -G "$S/spool/*pmix.$id.*" >/dev/null; then
+          timeout 10 scontrol update JobId="$id" StartTime=now >/dev/null 2>&1 || true
+        fi
+        ;;
+    esac
+    sleep 0.5
+  done
+  echo "TIMEOUT_WAITING($st)"
+}
+
+# job_failed ID OUT WHAT: prints what is known about the job, then fails
+job_failed() {
+  echo "--- scontrol show job $1"
+  scontrol show job "$1" || true
+  echo "--- job output $2"
+  cat "$2" 2>/dev/null || true
+  show_logs
+  fail "$3"
+}
+
+# --- 1. the trainer in both launch modes -------------------------------------------------------
+STEPS=40
+RANKS=4
+cd "$WORK/jobs" || fail "no $WORK/jobs"
+for mode in srun mpirun; do
+  out=$WORK/jobs/$mode.out
+  # --time bounds the job on Slurm's side too; the trainer must not be passed --resume here
+  id=$(PX_LAUNCH=$mode sbatch --parsable --ntasks=$RANKS --time=3 --job-name="px-$mode" \
+    --chdir="$WORK/jobs" --output="$out" "$SBATCH_SCRIPT" "$EX/tiny.pb" \
+    --set schedule.steps=$STEPS --set run.name="slurm_$mode")
+  st=$(wait_job "$id" 120)
+  code=$(job_field "$id" ExitCode)
+  [ "$st" = COMPLETED ] && [ "$code" = 0:0 ] ||
+    job_failed "$id" "$out" "$mode: job $id ended $st with ExitCode $code, expected COMPLETED 0:0"
+  echo "ok: $mode: job $id COMPLETED, ExitCode 0:0"
+  [ "$(job_field "$id" Requeue)" = 1 ] || job_failed "$id" "$out" "the job is not requeueable (#SBATCH --requeue)"
+  case $mode in
+    srun) want="launching: srun --mpi=pmix --ntasks=$RANKS " ;;
+    mpirun) want="launching: mpirun -np $RANKS " ;;
+  esac
+  grep -qF -- "$want" "$out" || job_failed "$id" "$out" "$mode: the job output lacks '$want'"
+  ! grep -q -- "--resume" "$out" || job_failed "$id" "$out" "$mode: a first run was given --resume"
+  M=$WORK/jobs/runs/slurm_$mode/metrics.jsonl
+  [ -s "$M" ] || job_failed "$id" "$out" "$mode: no metrics at $M"
+  last=$(tail -n 1 "$M")
+  grep -q '"event":"done"' <<<"$last" || fail "$mode: the last metrics line is not the done line"
+  grep -q "\"steps\":$STEPS," <<<"$last" || fail "$mode: the done line lacks \"steps\":$STEPS: $last"
+  # one world of RANKS ranks: a wrong PMI would start RANKS one-rank trainers instead
+  grep -q "\"world\":$RANKS," <<<"$last" || fail "$mode: the run was not one MPI world of $RANKS"
+  grep -q '"mode":"mpi"' <<<"$last" || fail "$mode: the run was not an MPI run"
+  echo "ok: $mode: done line with steps $STEPS, world $RANKS, test_acc $(json_num "$M" test_acc)"
+done
+
+# --- 2. the preemption contract, with a stand-in trainer --------------------------------------
+# It records each start, and on a first run waits for SIGUSR1 and exits 3 as the trainer does
+# after writing its checkpoint; a resumed run (--resume latest) succeeds at once.
+cat >"$WORK/jobs/fake_trainer" <<'EOF'
+#!/usr/bin/env bash
+rank=${PMIX_RANK:-${OMPI_COMM_WORLD_RANK:-none}}
+echo "restart=${SLURM_RESTART_COUNT:-0} rank=$rank args=$*" >>calls.txt
+[[ " $* " == *" --resume latest "* ]] && exit 0
+stop=0
+trap 'stop=1' USR1
+# srun signals the task's whole process group: the sleep must not die of SIGUSR1 first
+(trap '' USR1 && exec sleep 100) &
+sleeper=$!
+touch "ready.$rank"
+wait "$sleeper" || true
+kill "$sleeper" 2>/dev/null || true
+((stop)) && exit 3
+exit 1
+EOF
+chmod +x "$WORK/jobs/fake_trainer"
+for mode in srun mpirun; do
+  # srun mode: the signal Slurm sends before the time limit; mpirun mode: scancel's/preemption's
+  case $mode in
+    srun) sig=USR1 ;;
+    mpirun) sig=TERM ;;
+  esac
+  d=$WORK/jobs/pre_$mode
+  mkdir -p "$d"
+  out=$d/job.out
+  id=$(PX_LAUNCH=$mode PX_TRAINER=$WORK/jobs/fake_trainer sbatch --parsable --ntasks=$RANKS \
+    --time=3 --job-name="px-pre-$mode" --chdir="$d" --output="$out" "$SBATCH_SCRIPT" \
+    "$EX/tiny.pb" --set schedule.steps=$STEPS)
+  for _ in $(seq 1 120); do
+    [ "$(find "$d" -name 'ready.*' | wc -l)" = $RANKS ] && break
+    sleep 0.25
+  done
+  [ "$(find "$d" -name 'ready.*' | wc -l)" = $RANKS ] ||
+    job_failed "$id" "$out" "$mode: the stand-in trainer's $RANKS ranks did not start within 30 s"
+  # --batch: only the batch shell, as --signal=B: does; the ranks hear of it only through it
+  scancel --batch --signal="$sig" "$id"
+  st=$(wait_job "$id" 90)
+  code=$(job_field "$id" ExitCode)
+  restarts=$(job_field "$id" Restarts)
+  [ "$st" = COMPLETED ] && [ "$code" = 0:0 ] && [ "$restarts" = 1 ] ||
+    job_failed "$id" "$out" "$mode: job $id ended $st, ExitCode $code, $restarts restarts; expected COMPLETED 0:0 after 1 restart"
+  grep -q "got SIG$sig" "$out" || job_failed "$id" "$out" "$mode: the batch shell did not report SIG$sig"
+  first=$(grep -c "^restart=0 .*args=$EX/tiny.pb --set schedule.steps=$STEPS\$" "$d/calls.txt" || true)
+  again=$(grep -c "^restart=1 .*args=$EX/tiny.pb --set schedule.steps=$STEPS --resume latest\$" "$d/calls.txt" || true)
+  [ "$first" = $RANKS ] && [ "$again" = $RANKS ] || {
+    cat "$d/calls.txt"
+    job_failed "$id" "$out" "$mode: expected $RANKS first starts without --resume and $RANKS restarts with --resume latest"
+  }
+  echo "ok: $mode: SIG$sig -> ranks exit 3 -> requeued -> restart 1 with --resume latest -> COMPLETED 0:0"
+done
+echo "PASS"
