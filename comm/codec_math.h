@@ -28,38 +28,22 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifdef __CUDACC__
-#define PX_HD __host__ __device__
-#else
-#define PX_HD
-#endif
+#include "base/hd.h"
 
 #define PX_CM_INT8_MAX 127.0f
 #define PX_CM_E4M3_MAX 448.0f
 #define PX_CM_FP16_MAX 65504.0f
 
-/* ---- bit casts ------------------------------------------------------------------------------- */
+/* ---- bit casts (base/hd.h) ------------------------------------------------------------------ */
 
 PX_HD static inline uint32_t px_cm_bits(float f)
 {
-#ifdef __CUDA_ARCH__
-    return __float_as_uint(f);
-#else
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-#endif
+    return px_float_bits(f);
 }
 
 PX_HD static inline float px_cm_float(uint32_t u)
 {
-#ifdef __CUDA_ARCH__
-    return __uint_as_float(u);
-#else
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-#endif
+    return px_bits_float(u);
 }
 
 /* 2^e as a float, for e in [-126, 127] (exact, no libm). */

@@ -15,14 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* the same definition as comm/codec_math.h's; guarded because a file may include both */
-#ifndef PX_HD
-#ifdef __CUDACC__
-#define PX_HD __host__ __device__
-#else
-#define PX_HD
-#endif
-#endif
+#include "base/hd.h"
 
 #define PX_LM_LN_EPS 1e-5f /* layer norm's epsilon, added to the variance (PyTorch, GPT-2) */
 
@@ -39,24 +32,12 @@
 
 PX_HD static inline uint32_t px_lm_bits(float f)
 {
-#ifdef __CUDA_ARCH__
-    return __float_as_uint(f);
-#else
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-#endif
+    return px_float_bits(f);
 }
 
 PX_HD static inline float px_lm_float(uint32_t u)
 {
-#ifdef __CUDA_ARCH__
-    return __uint_as_float(u);
-#else
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-#endif
+    return px_bits_float(u);
 }
 
 PX_HD static inline float px_lm_expf(float x)
