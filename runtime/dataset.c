@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include "base/rng.h"
+#include "base/table.h"
 
 #define PX_FMNIST_PACKAGE "dataset-fashion-mnist"
 
@@ -314,9 +315,7 @@ static const px_dataset_kind px__kinds[] = {
 
 const px_dataset_kind *px_dataset_find(const char *name)
 {
-    for (size_t i = 0; name && i < PX__KINDS; i++)
-        if (!strcmp(px__kinds[i].name, name)) return &px__kinds[i];
-    return NULL;
+    return px_table_find(px__kinds, PX__KINDS, sizeof px__kinds[0], name);
 }
 
 px_status px_dataset_open(px_dataset *ds, const char *name, const px_data_source *src,

@@ -1,6 +1,8 @@
 /* update.c - the updates a worker can compute (see update.h): one row per kind. */
 #include "update.h"
 
+#include "base/table.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,7 +171,6 @@ static const px_update_kind px__kinds[] = {
 
 const px_update_kind *px_update_find(const char *name)
 {
-    for (size_t i = 0; name && i < sizeof px__kinds / sizeof px__kinds[0]; i++)
-        if (!strcmp(px__kinds[i].name, name)) return &px__kinds[i];
-    return NULL;
+    return px_table_find(px__kinds, sizeof px__kinds / sizeof px__kinds[0], sizeof px__kinds[0],
+                         name);
 }

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/table.h"
 #include "runtime/nn/mlp.h"
 #include "runtime/nn/model.h"
 
@@ -34,18 +35,13 @@ const px_model_kind *px_model_kind_at(size_t i)
 
 const px_model_kind *px_model_find(const char *name)
 {
-    for (size_t i = 0; name && i < PX__KINDS; i++)
-        if (!strcmp(px__kinds[i].name, name)) return &px__kinds[i];
-    return NULL;
+    return px_table_find(px__kinds, PX__KINDS, sizeof px__kinds[0], name);
 }
 
 static px_status px__unknown(const char *name)
 {
-    char known[256] = "";
-    for (size_t i = 0; i < PX__KINDS; i++) {
-        strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
-        strncat(known, px__kinds[i].name, sizeof known - strlen(known) - 1);
-    }
+    char known[256];
+    px_table_names(px__kinds, PX__KINDS, sizeof px__kinds[0], known, sizeof known);
     return px_error(PX_EINVAL, "config: model.kind \"%s\" is not a model of this build (known: %s)",
                     name ? name : "", known);
 }

@@ -2,6 +2,8 @@
  * optimizer.h). */
 #include "optimizer.h"
 
+#include "base/table.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,9 +411,7 @@ const px_optimizer_kind *px_optimizer_kind_at(size_t i)
 
 const px_optimizer_kind *px_optimizer_find(const char *name)
 {
-    for (size_t i = 0; name && i < PX__KINDS; i++)
-        if (!strcmp(px__kinds[i].name, name)) return &px__kinds[i];
-    return NULL;
+    return px_table_find(px__kinds, PX__KINDS, sizeof px__kinds[0], name);
 }
 
 px_status px_optimizer_create(px_optimizer **out, const char *name, const px_optimizer_spec *spec,
@@ -420,11 +420,8 @@ px_status px_optimizer_create(px_optimizer **out, const char *name, const px_opt
     *out = NULL;
     const px_optimizer_kind *k = px_optimizer_find(name);
     if (!k) {
-        char known[256] = "";
-        for (size_t i = 0; i < PX__KINDS; i++) {
-            strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
-            strncat(known, px__kinds[i].name, sizeof known - strlen(known) - 1);
-        }
+        char known[256];
+        px_table_names(px__kinds, PX__KINDS, sizeof px__kinds[0], known, sizeof known);
         return px_error(PX_EINVAL,
                         "config: optimizer.kind \"%s\" is not an optimizer of this build "
                         "(known: %s)",
