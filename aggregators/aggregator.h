@@ -28,6 +28,10 @@
 
 #define PX_AGG_MAX_PRE    8    /* steps in one pre-aggregation chain */
 #define PX_AGG_MAX_LAYERS 1024 /* layer sizes settable through the "layers" key */
+/* Most iterations a rule may be asked for per step (keys iters, geomed_iters, cclip_iters):
+ * each costs a pass over n x n (FA's IRLS, geomed's Weiszfeld steps) or n x d (cclip's rounds)
+ * values, and the useful counts are a few to a few hundred; 2^32 - 1 would hang the run. */
+#define PX_AGG_MAX_ITERS 1000u
 
 /* Pre-aggregation steps (ALGORITHMS.md section 3, last row). */
 typedef enum {

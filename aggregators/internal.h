@@ -123,8 +123,15 @@ bool px__diag_finite(const double *K, size_t ld, size_t n);
 
 /* The mean of the k values closest to the median of sorted lanes v[0..n), k <= n (MeaMed and
  * Bulyan's second phase): the window [s, s+k) of the sorted values where s is one past the last
- * t < n - k with |v[t+k] - med| < |v[t] - med| (0 if none). */
+ * t < n - k with |v[t+k] - med| < |v[t] - med| (0 if none). Finite values give a finite mean,
+ * also near +-FLT_MAX (a halves-first median, sums that overflow redone in double). */
 void px__lane_mean_near_median(const float (*v)[PX_LANES], size_t n, size_t k, float out[PX_LANES]);
+
+/* The mean of v[lo..hi) in lane `lane`, accumulated in double. The coordinate-wise rules sum in
+ * float, which overflows for finite values near +-FLT_MAX (3e38 + 3e38 = inf); they recompute
+ * a result that came out non-finite with this. The mean of finite values lies between them, so
+ * it is finite; a result that stays non-finite had a non-finite input. */
+float px__lane_mean_double(const float (*v)[PX_LANES], size_t lo, size_t hi, size_t lane);
 
 /* ---- pre-aggregation steps (pre_clip.c, pre_nnm.c, pre_bucketing.c) ---------------------- */
 

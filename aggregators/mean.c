@@ -3,7 +3,11 @@
  * One pass over column tiles, four rows at a time (four input streams, one update of the
  * L1-resident output tile per four rows). When asked to screen its own inputs it works into a
  * buffer and checks the result: a NaN or Inf in any input makes that coordinate of the sum
- * non-finite, so a finite result proves finite inputs. */
+ * non-finite, so a finite result proves finite inputs. A coordinate whose float sum overflowed
+ * (finite inputs near +-FLT_MAX) is summed again in double, so finite inputs give a finite
+ * mean. */
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +28,23 @@ typedef struct {
     float *out;
     bool screen;
 } px__mean_job;
+
+/* The coordinates of [lo, hi) whose float mean came out non-finite, summed again in double: a
+ * float sum overflows for finite inputs near +-FLT_MAX, their mean does not. Returns whether a
+ * coordinate is still non-finite (then an input was NaN or Inf). */
+static uint32_t px__mean_redo(const px__mean_job *j, size_t lo, size_t hi)
+{
+    uint32_t bad = 0;
+    for (size_t c = lo; c < hi; c++) {
+        if (fabsf(j->out[c]) <= FLT_MAX) continue;
+        double s = 0;
+        for (size_t i = 0; i < j->n; i++)
+            s += j->x[i][c];
+        j->out[c] = (float)(s / (double)j->n);
+        bad |= !(fabsf(j->out[c]) <= FLT_MAX);
+    }
+    return bad;
+}
 
 static void px__mean_tile(void *arg, size_t t, int thread)
 {
@@ -51,6 +72,7 @@ static void px__mean_tile(void *arg, size_t t, int thread)
         memcpy(&bits, &out[c], 4);
         bad |= (bits & 0x7F800000u) == 0x7F800000u;
     }
+    if (bad) bad = px__mean_redo(j, lo, hi);
     if (bad && j->screen) j->c->bad[thread] = 1;
 }
 

@@ -9,7 +9,9 @@ static void px__median_lanes(const float (*v)[PX_LANES], size_t n, void *arg, fl
 {
     (void)arg;
     for (int l = 0; l < PX_LANES; l++)
-        out[l] = n % 2 ? v[n / 2][l] : 0.5f * (v[n / 2 - 1][l] + v[n / 2][l]);
+        /* halves first: a + b overflows for finite values near FLT_MAX, a/2 + b/2 cannot
+         * (and is the same float as (a + b)/2 whenever that one is finite and normal) */
+        out[l] = n % 2 ? v[n / 2][l] : 0.5f * v[n / 2 - 1][l] + 0.5f * v[n / 2][l];
 }
 
 static px_status px__median_create(void **ctx, const px_agg_params *p, size_t n_max, size_t d,

@@ -90,7 +90,7 @@ void px_agg_params_default(px_agg_params *p)
 typedef struct {
     px_agg_param_info info; /* first: px_agg_param_at hands out &row->info */
     size_t offset, size;    /* the field in px_agg_params (not TEXT keys) */
-    uint64_t umin;          /* UINT: the least value (the largest is the field's) */
+    uint64_t umin, umax;    /* UINT: the least and the largest value (umax 0: the field's) */
     double lo, hi;          /* REAL: in [lo, hi], or (lo, hi] when lo_open */
     bool lo_open;
 } px__param;
@@ -98,35 +98,37 @@ typedef struct {
 /* A key per field of px_agg_params, named as the field; _Generic checks the field's C type
  * against the kind (a key declared with the wrong macro does not compile). */
 #define PX__FIELD(name) offsetof(px_agg_params, name), sizeof(((px_agg_params *)0)->name)
-#define PX__UINT(name, min, used_by, help)                                                         \
+#define PX__UINT_IN(name, min, max, used_by, help)                                                 \
     {{#name, _Generic(((px_agg_params *)0)->name, uint32_t: PX_AGG_PARAM_UINT,                     \
                       uint64_t: PX_AGG_PARAM_UINT), used_by, help},                                \
-     PX__FIELD(name), (min), 0, 0, false}
+     PX__FIELD(name), (min), (max), 0, 0, false}
+#define PX__UINT(name, min, used_by, help) PX__UINT_IN(name, min, 0, used_by, help)
 #define PX__REAL(name, lo, lo_open, hi, used_by, help)                                             \
     {{#name, _Generic(((px_agg_params *)0)->name, double: PX_AGG_PARAM_REAL), used_by, help},      \
-     PX__FIELD(name), 0, (lo), (hi), (lo_open)}
+     PX__FIELD(name), 0, 0, (lo), (hi), (lo_open)}
 #define PX__BOOL(name, used_by, help)                                                              \
     {{#name, _Generic(((px_agg_params *)0)->name, bool: PX_AGG_PARAM_BOOL), used_by, help},        \
-     PX__FIELD(name), 0, 0, 0, false}
-#define PX__TEXT(key, used_by, help) {{key, PX_AGG_PARAM_TEXT, used_by, help}, 0, 0, 0, 0, 0, false}
+     PX__FIELD(name), 0, 0, 0, 0, false}
+#define PX__TEXT(key, used_by, help)                                                               \
+    {{key, PX_AGG_PARAM_TEXT, used_by, help}, 0, 0, 0, 0, 0, 0, false}
 
 static const px__param px__params[] = {
     PX__UINT(f, 0, "trimmed_mean krum multi_krum bulyan geomed meamed nnm",
              "declared number of Byzantine inputs (validity rules and trimming)"),
     PX__UINT(seed, 0, "flag (init=random) bucketing", "seed of the rule's random choices"),
     PX__UINT(m, 0, "flag", "subspace dimension; 0 = ceil(n/2); clamped to n"),
-    PX__UINT(iters, 0, "flag", "IRLS iterations T (0 = the start subspace)"),
+    PX__UINT_IN(iters, 0, PX_AGG_MAX_ITERS, "flag", "IRLS iterations T (0 = the start subspace)"),
     PX__REAL(lambda, 0, false, INFINITY, "flag", "pairwise regulariser"),
     PX__TEXT("init", "flag", "start subspace: pca (top-m eigenvectors) or random (seeded)"),
     PX__BOOL(warm_start, "flag", "start from the previous step's subspace"),
     PX__BOOL(rescale, "flag", "multiply the unit-scale output by the median input norm"),
     PX__UINT(q, 0, "multi_krum", "inputs averaged; 0 = n-f; clamped to n"),
     PX__REAL(geomed_nu, 0, true, INFINITY, "geomed", "Weiszfeld smoothing distance"),
-    PX__UINT(geomed_iters, 0, "geomed", "Weiszfeld iteration cap"),
+    PX__UINT_IN(geomed_iters, 0, PX_AGG_MAX_ITERS, "geomed", "Weiszfeld iteration cap"),
     PX__REAL(geomed_tol, 0, false, INFINITY, "geomed",
              "stop when the objective improves by less than this fraction"),
     PX__REAL(tau, 0, true, INFINITY, "cclip", "clipping radius"),
-    PX__UINT(cclip_iters, 0, "cclip", "clipping rounds L per step"),
+    PX__UINT_IN(cclip_iters, 0, PX_AGG_MAX_ITERS, "cclip", "clipping rounds L per step"),
     PX__REAL(kappa, 0, true, 1.0, "fedld",
              "fraction of principal directions kept; k = max(1, floor(n kappa))"),
     PX__BOOL(fedld_history, "fedld", "every layer starts with history (no first-round mean)"),
@@ -168,6 +170,7 @@ const px_agg_param_info *px_agg_param_find(const char *key)
 
 static uint64_t px__umax(const px__param *k)
 {
+    if (k->umax) return k->umax;
     return k->size == sizeof(uint32_t) ? UINT32_MAX : UINT64_MAX;
 }
 
@@ -175,7 +178,10 @@ const char *px_agg_param_range(const px_agg_param_info *info, char *buf, size_t 
 {
     const px__param *k = (const px__param *)info; /* info is the first member of its row */
     buf[0] = 0;
-    if (k->info.type == PX_AGG_PARAM_UINT && k->umin > 0)
+    if (k->info.type == PX_AGG_PARAM_UINT && k->umax)
+        snprintf(buf, cap, "in [%llu, %llu]", (unsigned long long)k->umin,
+                 (unsigned long long)k->umax);
+    else if (k->info.type == PX_AGG_PARAM_UINT && k->umin > 0)
         snprintf(buf, cap, ">= %llu", (unsigned long long)k->umin);
     else if (k->info.type == PX_AGG_PARAM_REAL && isinf(k->hi))
         snprintf(buf, cap, "%s %g", k->lo_open ? ">" : ">=", k->lo);

@@ -3,6 +3,7 @@
  * odd-even merge network applied to whole vectors (a comparator is a vector min and max), so
  * there is no branch per value and the data is read once, tile by tile, by both cores.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,21 +140,26 @@ void px__sortnet_sort(const px__sortnet *s, float (*v)[PX_LANES])
     }
 }
 
-/* one 16-lane chunk of px__lane_mean_near_median, lanes [q, q+16) */
-static void px__near_median16(const float (*v)[PX_LANES], size_t n, size_t k, size_t q, float *out)
+/* one 16-lane chunk of px__lane_mean_near_median, lanes [q, q+16): writes the means to out and
+ * the windows' starts to starts */
+static void px__near_median16(const float (*v)[PX_LANES], size_t n, size_t k, size_t q, float *out,
+                              float *starts)
 {
     px__v16 med, lo_v, hi_v, x, y;
     memcpy(&hi_v, v[n / 2] + q, sizeof hi_v);
     if (n % 2) {
         med = hi_v;
-    } else {
+    } else { /* halves first: lo + hi overflows for finite values near FLT_MAX */
         memcpy(&lo_v, v[n / 2 - 1] + q, sizeof lo_v);
-        med = 0.5f * (lo_v + hi_v);
+        med = 0.5f * lo_v + 0.5f * hi_v;
     }
     const px__v16 one = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     /* sliding the window right by one swaps v[t] for v[t+k]: it pays while v[t+k] is closer;
      * |v[t]-med| falls and |v[t+k]-med| grows with t, so the good slides come first and the
-     * window starts after the last one (ties, which change nothing, may sit among them) */
+     * window starts after the last one (ties, which change nothing, may sit among them). With
+     * finite values near +-FLT_MAX a distance may overflow to inf, but only on one side of a
+     * finite median (the other side's distances are at most FLT_MAX - |med|), and inf against a
+     * finite distance compares as the exact distances do. */
     px__v16 start = one - one;
     for (size_t t = 0; t + k < n; t++) {
         memcpy(&x, v[t] + q, sizeof x);
@@ -180,12 +186,32 @@ static void px__near_median16(const float (*v)[PX_LANES], size_t n, size_t k, si
     }
     sum *= 1.0f / (float)k;
     memcpy(out + q, &sum, sizeof sum);
+    memcpy(starts + q, &start, sizeof start);
+}
+
+float px__lane_mean_double(const float (*v)[PX_LANES], size_t lo, size_t hi, size_t lane)
+{
+    double s = 0;
+    for (size_t t = lo; t < hi; t++)
+        s += v[t][lane];
+    return (float)(s / (double)(hi - lo));
 }
 
 void px__lane_mean_near_median(const float (*v)[PX_LANES], size_t n, size_t k, float out[PX_LANES])
 {
+    float starts[PX_LANES];
     for (size_t q = 0; q < PX_LANES; q += 16)
-        px__near_median16(v, n, k, q, out);
+        px__near_median16(v, n, k, q, out, starts);
+    /* a float sum of values near +-FLT_MAX overflows: those lanes again, in double (one check
+     * for all lanes, in a loop that vectorises) */
+    int overflow = 0;
+    for (size_t l = 0; l < PX_LANES; l++)
+        overflow |= !(fabsf(out[l]) <= FLT_MAX);
+    for (size_t l = 0; overflow && l < PX_LANES; l++)
+        if (!(fabsf(out[l]) <= FLT_MAX)) {
+            size_t s = (size_t)starts[l];
+            out[l] = px__lane_mean_double(v, s, s + k, l);
+        }
 }
 
 px_status px__coord_init(px__coord *c, size_t n_max, size_t d, px_pool *pool, const char *what)

@@ -1,5 +1,7 @@
 /* trimmed_mean.c - coordinate-wise trimmed mean (ALGORITHMS.md section 3): per coordinate, drop
  * the f largest and the f smallest of the n values and average the n - 2f others. */
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -27,6 +29,11 @@ static void px__trimmed_lanes(const float (*v)[PX_LANES], size_t n, void *arg, f
     float inv = 1.0f / (float)(n - 2 * f);
     for (int l = 0; l < PX_LANES; l++)
         out[l] = sum[l] * inv;
+    int overflow = 0; /* a float sum of values near +-FLT_MAX: those lanes again, in double */
+    for (int l = 0; l < PX_LANES; l++)
+        overflow |= !(fabsf(out[l]) <= FLT_MAX);
+    for (int l = 0; overflow && l < PX_LANES; l++)
+        if (!(fabsf(out[l]) <= FLT_MAX)) out[l] = px__lane_mean_double(v, f, n - f, (size_t)l);
 }
 
 static px_status px__trimmed_create(void **ctx, const px_agg_params *p, size_t n_max, size_t d,

@@ -19,4 +19,11 @@
 /* Most threads of one process (cluster.threads, aggregate --threads). */
 #define PX_MAX_THREADS 1024u
 
+/* Most parameters of a model: 2^28 float32 = 1 GiB per copy. A run holds several copies (the
+ * parameters, each hosted worker's gradient, the optimizer's state, the server's n inputs), so
+ * the bound keeps a 2-core machine's run within reach; the model registry (px_model_check)
+ * refuses a larger model from the config alone and again with the data's shape, before any
+ * parameter is allocated. */
+#define PX_MAX_PARAMS (1u << 28)
+
 #endif

@@ -411,7 +411,8 @@ static void px__fp32_task(void *ctx, size_t task, int thread)
     size_t i0 = task * PX__TASK_VALUES;
     size_t m = jb->n - i0 < PX__TASK_VALUES ? jb->n - i0 : PX__TASK_VALUES;
     float *wire = (float *)jb->wire + i0;
-    const float *x = jb->x + i0;
+    /* decoding has no x: an offset on a null pointer is undefined even when it is 0 */
+    const float *x = jb->x ? jb->x + i0 : NULL;
     float *y = jb->y ? jb->y + i0 : NULL;
     int ok = 1;
     switch (jb->mode) {

@@ -218,8 +218,13 @@ PX_HD static inline uint32_t px_cm_round_small(uint32_t a, int man, int emin, ui
     int eb = (int)(b >> 23) - 127;
     uint32_t normal =
         ((uint32_t)(eb - emin + 1) << man) | ((b >> (23 - man)) & ((1u << man) - 1u));
-    /* a subnormal of the format: the count of units 2^(emin-man), an exact small integer */
-    uint32_t sub = (uint32_t)(int32_t)(px_cm_float(b) * px_cm_pow2(man - emin));
+    /* a subnormal of the format: the count of units 2^(emin-man), an exact small integer. It is
+     * computed for every value (branch-free) but used only below 2^emin, so the operand is
+     * capped there: above it the product would not fit an int32, and converting it would be
+     * undefined behaviour even though the result is discarded. */
+    uint32_t min_normal = (uint32_t)(emin + 127) << 23;
+    uint32_t b_sub = b < min_normal ? b : min_normal;
+    uint32_t sub = (uint32_t)(int32_t)(px_cm_float(b_sub) * px_cm_pow2(man - emin));
     uint32_t on_grid = eb >= emin ? normal : sub;
     /* Case 2, shift > 23: below one unit 2^(emin-man) the result is 0 or 1 unit. RNE: 1 above
      * half a unit (half a unit itself is a tie, to the even code 0). Stochastic: 1 with

@@ -121,6 +121,13 @@ static px_status px__send_to_ranks(px__mpi *m, const unsigned char *msg, size_t 
                                    const unsigned char *full, size_t full_len, uint8_t *needs_full,
                                    int *skipped)
 {
+    /* MPI counts are ints: refused here, where the casts below are (px__stage's bound, the
+     * largest legal message, is also below INT_MAX, but that is the creator's promise) */
+    if (len > (size_t)INT_MAX || (full && full_len > (size_t)INT_MAX))
+        return px_error(PX_EINVAL,
+                        "mpi: a parameter message of %zu bytes, more than MPI's count limit "
+                        "(INT_MAX = %d bytes)",
+                        len > (size_t)INT_MAX ? len : full_len, INT_MAX);
     px__reap(m);
     int b_msg = -1, b_full = -1, skip = 0;
     px_status st = PX_OK;

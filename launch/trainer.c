@@ -103,15 +103,21 @@ int main(int argc, char **argv)
     const char *load_state = NULL, *resume = NULL;
     const char **sets = calloc((size_t)argc, sizeof *sets);
     int n_sets = 0;
+    if (!sets) {
+        fprintf(stderr, "trainer: cannot allocate the list of --set overrides\n");
+        return 1;
+    }
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             if (!quiet) usage(stdout);
+            free(sets);
             return 0;
         }
         if (!strcmp(a, "--version")) {
             if (!quiet) printf("phalanx trainer %s\n", PX_VERSION_STRING);
+            free(sets);
             return 0;
         }
         if (!strcmp(a, "--print-config")) {
@@ -119,10 +125,17 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--sample")) {
             if (i + 1 >= argc) {
                 if (!quiet) fprintf(stderr, "trainer: --sample needs a number of characters\n");
+                free(sets);
                 return 2;
             }
             static char set[64];
-            snprintf(set, sizeof set, "logging.sample_chars=%s", argv[++i]);
+            if ((size_t)snprintf(set, sizeof set, "logging.sample_chars=%s", argv[++i]) >=
+                sizeof set) { /* refused, not cut: a cut number is another number */
+                if (!quiet)
+                    fprintf(stderr, "trainer: --sample %s: not a number of characters\n", argv[i]);
+                free(sets);
+                return 2;
+            }
             sets[n_sets++] = set;
         } else if (!strcmp(a, "--resume")) {
             if (i + 1 >= argc) {
@@ -135,6 +148,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--load-state")) {
             if (i + 1 >= argc) {
                 if (!quiet) fprintf(stderr, "trainer: --load-state needs a directory\n");
+                free(sets);
                 return 2;
             }
             load_state = argv[++i];
@@ -142,16 +156,19 @@ int main(int argc, char **argv)
             const char *v = a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL);
             if (!v) {
                 if (!quiet) fprintf(stderr, "trainer: --set needs section.field=value\n");
+                free(sets);
                 return 2;
             }
             sets[n_sets++] = v;
         } else if (a[0] == '-' && a[1]) {
             if (!quiet) fprintf(stderr, "trainer: unknown option '%s' (see trainer --help)\n", a);
+            free(sets);
             return 2;
         } else if (config_path) {
             if (!quiet)
                 fprintf(stderr, "trainer: more than one config file given ('%s' and '%s')\n",
                         config_path, a);
+            free(sets);
             return 2;
         } else {
             config_path = a;
@@ -162,6 +179,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "trainer: no config file given\n\n");
             usage(stderr);
         }
+        free(sets);
         return 2;
     }
 
@@ -174,11 +192,13 @@ int main(int argc, char **argv)
     if (st < 0) {
         if (!quiet) fprintf(stderr, "trainer: %s\n", px_errmsg());
         px_config_free(cfg);
+        free(sets);
         return 2;
     }
     if (print_config) {
         if (!quiet) px_config_print_text(stdout, cfg);
         px_config_free(cfg);
+        free(sets);
         return 0;
     }
 

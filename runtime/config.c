@@ -193,6 +193,9 @@ static void px__enum_names(const ProtobufCEnumDescriptor *e, char *buf, size_t c
     }
 }
 
+/* Integers from the command line are decimal, and a leading zero is refused: under C's base 0
+ * "010" would be 8 (octal) and "0x10" 16, which a user writing workers=010 does not mean, and
+ * reading them as 10 would silently disagree with any tool that does read octal. */
 static px_status px__parse_int(const char *path, const char *s, long long lo, unsigned long long hi,
                                int is_unsigned, void *out, size_t size)
 {
@@ -200,27 +203,64 @@ static px_status px__parse_int(const char *path, const char *s, long long lo, un
     errno = 0;
     while (isspace((unsigned char)*s))
         s++;
+    const char *digits = s + (*s == '-');
+    if (digits[0] == '0' && isdigit((unsigned char)digits[1]))
+        return px_error(PX_EINVAL, "%s: expected a decimal integer without leading zeros, got '%s'",
+                        path, s);
     if (is_unsigned) {
         if (*s == '-' || !*s)
             return px_error(PX_EINVAL, "%s: expected a non-negative integer, got '%s'", path, s);
-        unsigned long long v = strtoull(s, &end, 0);
-        if (errno || *end || v > hi)
-            return px_error(PX_EINVAL, "%s: expected an integer in [0, %llu], got '%s'", path, hi,
-                            s);
+        unsigned long long v = isdigit((unsigned char)*s) ? strtoull(s, &end, 10) : 0;
+        if (!isdigit((unsigned char)*s) || errno || *end || v > hi)
+            return px_error(PX_EINVAL, "%s: expected a decimal integer in [0, %llu], got '%s'",
+                            path, hi, s);
         if (size == 4)
             *(uint32_t *)out = (uint32_t)v;
         else
             *(uint64_t *)out = v;
     } else {
-        long long v = strtoll(s, &end, 0);
-        if (errno || *end || !*s || v < lo || (v > 0 && (unsigned long long)v > hi))
-            return px_error(PX_EINVAL, "%s: expected an integer in [%lld, %llu], got '%s'", path,
-                            lo, hi, s);
+        long long v = isdigit((unsigned char)*digits) ? strtoll(s, &end, 10) : 0;
+        if (!isdigit((unsigned char)*digits) || errno || *end || v < lo ||
+            (v > 0 && (unsigned long long)v > hi))
+            return px_error(PX_EINVAL, "%s: expected a decimal integer in [%lld, %llu], got '%s'",
+                            path, lo, hi, s);
         if (size == 4)
             *(int32_t *)out = (int32_t)v;
         else
             *(int64_t *)out = v;
     }
+    return PX_OK;
+}
+
+/* A float or double from the command line: decimal, finite, and stored as written up to
+ * rounding -- a non-zero value that the field's type would hold as 0 or as a subnormal (lr =
+ * 1e-46 becomes 0 in a float, and is then reported as 0) is refused, naming the field. */
+static px_status px__parse_real(const char *path, const char *s, int is_float, void *out)
+{
+    const char *mant = s;
+    while (isspace((unsigned char)*mant))
+        mant++;
+    if (*mant == '+' || *mant == '-') mant++;
+    if (strchr(s, 'x') || strchr(s, 'X'))
+        return px_error(PX_EINVAL, "%s: expected a decimal number, got '%s'", path, s);
+    char *end;
+    double v = strtod(s, &end); /* errno: ERANGE on underflow too, judged below by value */
+    if (!*s || *end || !isfinite(v) || (is_float && fabs(v) > FLT_MAX))
+        return px_error(PX_EINVAL, "%s: expected a finite number, got '%s'", path, s);
+    /* non-zero as written: a digit 1-9 before the exponent */
+    int nonzero = 0;
+    for (const char *c = mant; *c && *c != 'e' && *c != 'E'; c++)
+        nonzero |= *c >= '1' && *c <= '9';
+    double smallest = is_float ? FLT_MIN : DBL_MIN;
+    if (nonzero && !(fabs(v) >= smallest))
+        return px_error(PX_EINVAL,
+                        "%s: %s is not zero but would be stored as 0 or a subnormal %s (the "
+                        "smallest normal is %g)",
+                        path, s, is_float ? "float" : "double", smallest);
+    if (is_float)
+        *(float *)out = (float)v;
+    else
+        *(double *)out = v;
     return PX_OK;
 }
 
@@ -244,19 +284,8 @@ static px_status px__parse_scalar(const ProtobufCFieldDescriptor *f, const char 
     case PROTOBUF_C_TYPE_FIXED64:
         return px__parse_int(path, s, 0, UINT64_MAX, 1, out, 8);
     case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_DOUBLE: {
-        char *end;
-        errno = 0;
-        double v = strtod(s, &end);
-        if (!*s || *end || errno == ERANGE || !isfinite(v) ||
-            (f->type == PROTOBUF_C_TYPE_FLOAT && fabs(v) > FLT_MAX))
-            return px_error(PX_EINVAL, "%s: expected a finite number, got '%s'", path, s);
-        if (f->type == PROTOBUF_C_TYPE_FLOAT)
-            *(float *)out = (float)v;
-        else
-            *(double *)out = v;
-        return PX_OK;
-    }
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return px__parse_real(path, s, f->type == PROTOBUF_C_TYPE_FLOAT, out);
     case PROTOBUF_C_TYPE_BOOL: {
         protobuf_c_boolean b;
         if (!strcasecmp(s, "true") || !strcmp(s, "1"))
@@ -330,11 +359,17 @@ static px_status px__set_field(ProtobufCMessage *msg, const ProtobufCFieldDescri
         for (size_t k = 0; k < count; k++) {
             const char *comma = strchr(p, ',');
             size_t len = comma ? (size_t)(comma - p) : strlen(p);
-            if (len >= sizeof item) len = sizeof item - 1;
-            memcpy(item, p, len);
-            item[len] = 0;
             char elem_path[300];
             snprintf(elem_path, sizeof elem_path, "%s[%zu]", path, k);
+            if (len >= sizeof item) { /* refused whole: a cut item could read as another value */
+                free(arr);
+                return px_error(PX_EINVAL,
+                                "%s: an item of %zu characters, more than the %zu a "
+                                "list item may have",
+                                elem_path, len, sizeof item - 1);
+            }
+            memcpy(item, p, len);
+            item[len] = 0;
             px_status st = px__parse_scalar(f, elem_path, item, (char *)arr + k * esz);
             if (st < 0) {
                 free(arr);

@@ -59,10 +59,19 @@ static px_status px__idx_header(gzFile f, const char *path, int expect_dims, siz
     return PX_OK;
 }
 
-static px_status px__idx_open(const char *path, gzFile *out)
+/* Deflate's largest expansion: a match copies at most 258 bytes and, with one-bit codes for
+ * its length and its distance, costs at least 2 bits, so a compressed byte yields at most
+ * 4 x 258 = 1032 bytes. The gzip header and trailer, further members, block headers and the
+ * literal that must precede the first match only lower the ratio, and a file zlib reads as
+ * plain bytes (not gzip) yields 1 per byte: a file of S bytes decodes to at most 1032 S. */
+#define PX_GZIP_MAX_RATIO 1032u
+
+static px_status px__idx_open(const char *path, gzFile *out, off_t *file_bytes)
 {
     struct stat sb;
     if (stat(path, &sb) != 0) return px_error(PX_EINVAL, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode)) return px_error(PX_EINVAL, "%s: not a regular file", path);
+    if (file_bytes) *file_bytes = sb.st_size;
     *out = gzopen(path, "rb");
     if (!*out) return px_error(PX_EINVAL, "%s: cannot open: %s", path, strerror(errno));
     gzbuffer(*out, 1 << 17);
@@ -74,12 +83,25 @@ px_status px_idx_read_gz(const char *path, int expect_dims, size_t limit, size_t
 {
     *data = NULL;
     gzFile f;
-    PX_CHECK(px__idx_open(path, &f));
+    off_t file_bytes;
+    PX_CHECK(px__idx_open(path, &f, &file_bytes));
     px_status st;
     size_t dims[3];
     PX_CHECK_GOTO(px__idx_header(f, path, expect_dims, dims), st, done);
     size_t n = (limit && limit < dims[0]) ? limit : dims[0];
     size_t per = dims[1] * dims[2];
+    /* the header is a claim: allocate only what a file of this size can hold (n <= 2^28 and
+     * per <= 2^20 by the header checks, so neither product overflows) */
+    uint64_t can_hold = (uint64_t)file_bytes * PX_GZIP_MAX_RATIO;
+    if ((uint64_t)(4 + 4 * expect_dims) + (uint64_t)n * per > can_hold) {
+        st = px_error(PX_EINVAL,
+                      "%s: the IDX header claims %zu x %zu x %zu (%zu bytes to read) but a "
+                      "file of %lld bytes holds at most %llu bytes (gzip expands at most "
+                      "%u:1): a lying header or a truncated file",
+                      path, dims[0], dims[1], dims[2], n * per, (long long)file_bytes,
+                      (unsigned long long)can_hold, PX_GZIP_MAX_RATIO);
+        goto done;
+    }
     *data = px_alloc(n * per, path);
     if (!*data) {
         st = PX_ENOMEM;
@@ -123,11 +145,11 @@ static px_status px__split_shape(px_split *s, const char *dir, const char *prefi
     snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
     size_t di[3] = {0}, dl[3] = {0};
     gzFile f;
-    PX_CHECK(px__idx_open(ipath, &f));
+    PX_CHECK(px__idx_open(ipath, &f, NULL));
     px_status st = px__idx_header(f, ipath, 3, di);
     gzclose(f);
     PX_CHECK(st);
-    PX_CHECK(px__idx_open(lpath, &f));
+    PX_CHECK(px__idx_open(lpath, &f, NULL));
     st = px__idx_header(f, lpath, 1, dl);
     gzclose(f);
     PX_CHECK(st);

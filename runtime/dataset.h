@@ -48,7 +48,9 @@ typedef struct {
  * (labels, 1 dimension) or 0x00000803 (images, 3 dimensions), big-endian dimensions, then the
  * bytes. `expect_dims` is 1 or 3. At most `limit` items are kept (0 = all). Fills *count, *item
  * (bytes per item) and *data (owned by the caller, px_free). A missing, truncated or corrupt
- * file is refused with a message naming the file and the fault. */
+ * file is refused with a message naming the file and the fault. Memory follows the file, not
+ * its header: a header that claims more bytes than a file of its size can decode to (gzip
+ * expands at most 1032:1) is refused before anything of the claimed size is allocated. */
 px_status px_idx_read_gz(const char *path, int expect_dims, size_t limit, size_t *count,
                          size_t *item_bytes, uint8_t **data);
 

@@ -584,7 +584,22 @@ static void test_params_typed(void **state)
     REFUSED(px_agg_params_set(&p, "f", "4294967296"), "f: expected an integer in [0, 4294967295]");
     REFUSED(px_agg_params_set(&p, "f", " 3"), "got ' 3'");
     REFUSED(px_agg_params_set(&p, "kappa", "1e999"), "kappa: expected a number in (0, 1]");
+    /* iteration counts are bounded: 2^32 - 1 Weiszfeld steps or clipping rounds would hang the
+     * run, so every iteration key refuses more than PX_AGG_MAX_ITERS, naming key and range */
+    REFUSED(px_agg_params_set_uint(&p, "geomed_iters", UINT32_MAX),
+            "aggregator parameter geomed_iters: expected an integer in [0, 1000], got 4294967295");
+    REFUSED(px_agg_params_set_uint(&p, "cclip_iters", 1001),
+            "aggregator parameter cclip_iters: expected an integer in [0, 1000], got 1001");
+    REFUSED(px_agg_params_set(&p, "iters", "1001"),
+            "aggregator parameter iters: expected an integer in [0, 1000], got '1001'");
+    REFUSED(px_agg_params_set(&p, "geomed_iters", "4294967295"),
+            "geomed_iters: expected an integer in [0, 1000]");
 #undef REFUSED
+    /* the bound itself is accepted */
+    assert_int_equal(px_agg_params_set_uint(&p, "geomed_iters", 1000), PX_OK);
+    assert_int_equal(px_agg_params_set(&p, "iters", "1000"), PX_OK);
+    assert_int_equal(px_agg_params_set_uint(&p, "cclip_iters", 0), PX_OK);
+    p = before;
     /* parameters written field by field meet the same ranges in px_agg_validate */
     assert_int_equal(px_agg_validate("cclip", &p, 5), PX_OK);
     p.tau = 0;
@@ -594,6 +609,10 @@ static void test_params_typed(void **state)
     p.bucket_size = 0;
     assert_int_equal(px_agg_validate("mean", &p, 5), PX_EINVAL);
     assert_non_null(strstr(px_errmsg(), "bucket_size"));
+    p = before;
+    p.cclip_iters = UINT32_MAX; /* written field by field: px_agg_validate refuses it too */
+    assert_int_equal(px_agg_validate("cclip", &p, 5), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "cclip_iters: expected an integer in [0, 1000]"));
     /* the range --help shows comes from the same table */
     char range[64];
     assert_string_equal(px_agg_param_range(px_agg_param_find("kappa"), range, sizeof range),
@@ -603,7 +622,9 @@ static void test_params_typed(void **state)
                         ">= 0");
     assert_string_equal(px_agg_param_range(px_agg_param_find("bucket_size"), range, sizeof range),
                         ">= 1");
-    assert_string_equal(px_agg_param_range(px_agg_param_find("iters"), range, sizeof range), "");
+    assert_string_equal(px_agg_param_range(px_agg_param_find("iters"), range, sizeof range),
+                        "in [0, 1000]");
+    assert_string_equal(px_agg_param_range(px_agg_param_find("f"), range, sizeof range), "");
     assert_null(px_agg_param_find("nope"));
 }
 

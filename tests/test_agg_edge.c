@@ -2,7 +2,10 @@
  * edge cases of issue 3 item 4: NaN and Inf inputs (dropped and counted, the output equals the
  * output without them), huge finite inputs (never poison the output), zero vectors, n = 1,
  * identical inputs, d = 1, fewer inputs than n_max, and bit-identical results run to run and on
- * 1 or 2 threads. Also the pre-aggregation steps on hand-computed cases. */
+ * 1 or 2 threads; finite inputs near +-FLT_MAX give finite, correct outputs (median, trimmed
+ * mean, mean, MeaMed, Bulyan). Also the pre-aggregation steps on hand-computed cases. */
+#include <float.h>
+
 #include "agg_test.h"
 
 static px_agg_params params_for(const char *rule, size_t n)
@@ -80,6 +83,108 @@ static void test_nonfinite_and_huge_inputs(void **state)
         }
     px_pool_destroy(pool);
     agg_data_free(&x);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* rule on one column, in double (no overflow): the median (the mean of the two middle values
+ * for even n), the trimmed mean (f values dropped at each end), the mean, MeaMed (the n - f
+ * values nearest the median, ties to the smaller value); NAN for a rule it does not know */
+static double coordinate_oracle(const char *rule, const float *col, size_t n, size_t f)
+{
+    double s[64], sum = 0;
+    for (size_t i = 0; i < n; i++)
+        s[i] = col[i];
+    qsort(s, n, sizeof s[0], cmp_double);
+    double med = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    if (!strcmp(rule, "median")) return med;
+    if (!strcmp(rule, "mean")) f = 0;
+    if (!strcmp(rule, "mean") || !strcmp(rule, "trimmed_mean")) {
+        for (size_t i = f; i < n - f; i++)
+            sum += s[i];
+        return sum / (double)(n - 2 * f);
+    }
+    if (strcmp(rule, "meamed")) return NAN;
+    size_t lo = 0, hi = n; /* drop the farther end f times */
+    for (size_t r = 0; r < f; r++) {
+        if (fabs(s[hi - 1] - med) >= fabs(s[lo] - med))
+            hi--;
+        else
+            lo++;
+    }
+    for (size_t i = lo; i < hi; i++)
+        sum += s[i];
+    return sum / (double)(hi - lo);
+}
+
+/* Finite inputs near +-FLT_MAX: sums and midpoints of such values overflow float, but the mean
+ * of finite values lies between their extremes, so every averaging rule must return finite
+ * values -- and the exact value when a coordinate's inputs are all equal. */
+static void test_near_flt_max_inputs(void **state)
+{
+    (void)state;
+    const char *rules[] = {"median", "trimmed_mean", "mean", "meamed", "bulyan"};
+    px_pool *pool;
+    assert_int_equal(px_pool_create(&pool, 2), PX_OK);
+    for (size_t n = 10; n <= 11; n++) { /* even n: median averages the two middle values */
+        size_t d = 200;                 /* not a multiple of the 64 lanes: the tail path too */
+        agg_data x = agg_data_new(n, d);
+        for (size_t i = 0; i < n; i++)
+            for (size_t c = 0; c < d; c++) {
+                float v;
+                switch (c % 5) {
+                case 0:
+                    v = 3e38f;
+                    break; /* all equal, + */
+                case 1:
+                    v = -3.2e38f;
+                    break; /* all equal, - */
+                case 2:
+                    v = i % 2 ? -3e38f : 3e38f;
+                    break; /* both signs */
+                case 3:
+                    v = FLT_MAX * (1.0f - (float)i / 64.0f);
+                    break; /* spread near the top */
+                default:
+                    v = i < n / 2 ? -FLT_MAX : FLT_MAX;
+                    break; /* halves at the ends */
+                }
+                agg_row(&x, i)[c] = v;
+            }
+        for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++) {
+            px_agg_params p = params_for(rules[r], n);
+            float *out = malloc(d * sizeof *out);
+            assert_int_equal(agg_run_once(rules[r], &p, x.rows, n, d, out, pool), PX_OK);
+            for (size_t c = 0; c < d; c++) {
+                float lo = FLT_MAX, hi = -FLT_MAX;
+                for (size_t i = 0; i < n; i++) {
+                    lo = fminf(lo, x.rows[i][c]);
+                    hi = fmaxf(hi, x.rows[i][c]);
+                }
+                if (!isfinite(out[c]) || out[c] < lo || out[c] > hi)
+                    fail_msg("%s, n = %zu: coordinate %zu is %g, outside the inputs' [%g, %g]",
+                             rules[r], n, c, (double)out[c], (double)lo, (double)hi);
+                if (lo == hi && out[c] != lo)
+                    fail_msg("%s, n = %zu: coordinate %zu is %.9g, the inputs are all %.9g",
+                             rules[r], n, c, (double)out[c], (double)lo);
+                /* and the value itself, against the rule computed in double */
+                float col[64];
+                for (size_t i = 0; i < n; i++)
+                    col[i] = x.rows[i][c];
+                double want = coordinate_oracle(rules[r], col, n, p.f);
+                if (!isnan(want) && fabs(out[c] - want) > 1e-6 * FLT_MAX)
+                    fail_msg("%s, n = %zu: coordinate %zu is %.9g, expected %.9g", rules[r], n, c,
+                             (double)out[c], want);
+            }
+            free(out);
+        }
+        agg_data_free(&x);
+    }
+    px_pool_destroy(pool);
 }
 
 static void test_zero_single_identical_d1(void **state)
@@ -348,6 +453,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nonfinite_and_huge_inputs),
+        cmocka_unit_test(test_near_flt_max_inputs),
         cmocka_unit_test(test_zero_single_identical_d1),
         cmocka_unit_test(test_determinism_and_fewer_inputs),
         cmocka_unit_test(test_pre_steps_by_hand),

@@ -609,6 +609,94 @@ static void test_aggregator_ranges(void **state)
     px_config_free(cfg);
 }
 
+/* Numbers from the command line are decimal only and never silently changed: a leading zero
+ * (octal under C's base 0) or a hex prefix is refused, a list item longer than the parser's
+ * buffer is refused rather than cut, and a non-zero float that would be stored as 0 or as a
+ * subnormal is refused naming the field. */
+static void test_set_numbers_strict(void **state)
+{
+    (void)state;
+    struct {
+        const char *assignment, *message;
+    } cases[] = {
+        {"cluster.workers=010", "cluster.workers: expected a decimal integer without leading "
+                                "zeros, got '010'"},
+        {"cluster.workers=0x10", "cluster.workers: expected a decimal integer in [0, "
+                                 "4294967295], got '0x10'"},
+        {"run.seed=00", "run.seed: expected a decimal integer without leading zeros, got '00'"},
+        {"model.hidden=64,010", "model.hidden[1]: expected a decimal integer without leading "
+                                "zeros, got '010'"},
+        {"optimizer.lr=1e-46", "optimizer.lr: 1e-46 is not zero but would be stored as 0 or a "
+                               "subnormal float (the smallest normal is 1.17549e-38)"},
+        {"optimizer.lr=1e-40", "optimizer.lr: 1e-40 is not zero but would be stored"},
+        {"optimizer.lr=-1.1e-38", "optimizer.lr: -1.1e-38 is not zero"},
+        {"aggregator.geomed_tol=1e-400", "aggregator.geomed_tol: 1e-400 is not zero but would be "
+                                         "stored as 0 or a subnormal double"},
+        {"aggregator.geomed_tol=3e-310", "aggregator.geomed_tol: 3e-310 is not zero"},
+        {"optimizer.lr=0x1p-3", "optimizer.lr: expected a decimal number, got '0x1p-3'"},
+    };
+    px_config *cfg;
+    assert_int_equal(px_config_default(&cfg), PX_OK);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (px_config_set(cfg, cases[i].assignment) != PX_EINVAL)
+            fail_msg("--set %s was accepted", cases[i].assignment);
+        if (!strstr(px_errmsg(), cases[i].message))
+            fail_msg("--set %s: message '%s' lacks '%s'", cases[i].assignment, px_errmsg(),
+                     cases[i].message);
+    }
+    assert_int_equal(cfg->cluster->workers, 7);
+    assert_float_equal(cfg->optimizer->lr, 0.05f, 0);
+    /* a list item longer than the item buffer is refused, not cut: cut to its first 127
+     * characters, this one would read as octal 064 = 52 */
+    char set[300] = "model.hidden=";
+    size_t at = strlen(set);
+    for (int k = 0; k < 125; k++)
+        set[at++] = '0';
+    memcpy(set + at, "64999", 6);
+    assert_int_equal(px_config_set(cfg, set), PX_EINVAL);
+    if (!strstr(px_errmsg(), "model.hidden[0]: an item of 130 characters, more than the 127"))
+        fail_msg("long item: message '%s'", px_errmsg());
+    /* what stays accepted: 0, plain decimals, zero written as a decimal, normal floats */
+    assert_int_equal(px_config_set(cfg, "cluster.f_wait=0"), PX_OK);
+    assert_int_equal(px_config_set(cfg, "cluster.workers=10"), PX_OK);
+    assert_int_equal(cfg->cluster->workers, 10);
+    assert_int_equal(px_config_set(cfg, "model.hidden=100,8"), PX_OK);
+    assert_int_equal(cfg->model->hidden[0], 100);
+    assert_int_equal(px_config_set(cfg, "optimizer.weight_decay=0.0e-50"), PX_OK);
+    assert_true(cfg->optimizer->weight_decay == 0.0f);
+    assert_int_equal(px_config_set(cfg, "optimizer.lr=1.2e-38"), PX_OK);
+    assert_true(cfg->optimizer->lr == 1.2e-38f);
+    assert_int_equal(px_config_set(cfg, "aggregator.geomed_tol=1e-300"), PX_OK);
+    assert_true(cfg->aggregator->geomed_tol == 1e-300);
+    px_config_free(cfg);
+}
+
+/* Iteration counts of the aggregator section are bounded by the library's table, so a config
+ * cannot ask for 2^32 - 1 Weiszfeld steps (a hung run): refused at load with exit 2's message. */
+static void test_aggregator_iteration_bounds(void **state)
+{
+    (void)state;
+    const char *keys[] = {"iters", "geomed_iters", "cclip_iters"};
+    for (size_t i = 0; i < 3; i++) {
+        px_config *cfg;
+        char set[80], message[160];
+        assert_int_equal(px_config_default(&cfg), PX_OK);
+        snprintf(set, sizeof set, "aggregator.%s=4294967295", keys[i]);
+        assert_int_equal(px_config_set(cfg, set), PX_OK);
+        assert_int_equal(px_config_validate(cfg), PX_EINVAL);
+        snprintf(message, sizeof message,
+                 "config: aggregator.%s: aggregator parameter %s: expected an integer in [0, "
+                 "1000], got 4294967295",
+                 keys[i], keys[i]);
+        if (!strstr(px_errmsg(), message))
+            fail_msg("%s: message '%s' lacks '%s'", keys[i], px_errmsg(), message);
+        snprintf(set, sizeof set, "aggregator.%s=1000", keys[i]);
+        assert_int_equal(px_config_set(cfg, set), PX_OK);
+        assert_int_equal(px_config_validate(cfg), PX_OK);
+        px_config_free(cfg);
+    }
+}
+
 /* The workers and threads limits come from base/limits.h: the last value in is accepted, the
  * next refused with a message that states the limit. */
 static void test_limits(void **state)
@@ -655,6 +743,8 @@ int main(void)
         cmocka_unit_test(test_aggregator_every_field_reaches_library),
         cmocka_unit_test(test_aggregator_ranges),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_set_numbers_strict),
+        cmocka_unit_test(test_aggregator_iteration_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

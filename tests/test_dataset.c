@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -132,6 +133,55 @@ static void test_idx_faults(void **state)
         fflush(f);
     }
     fclose(f);
+}
+
+/* peak resident memory of this process so far, in bytes (Linux: ru_maxrss in KiB) */
+static size_t peak_rss_bytes(void)
+{
+    struct rusage ru;
+    assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+    return (size_t)ru.ru_maxrss * 1024;
+}
+
+/* A header is a claim, not data: a tiny .gz whose header announces far more than any gzip file
+ * of its size can hold is refused before anything of the claimed size is allocated. */
+static void test_idx_huge_claim_refused(void **state)
+{
+    (void)state;
+    char path[300];
+    size_t count, per;
+    uint8_t *out = NULL;
+    snprintf(path, sizeof path, "%s/liar.gz", tmpdir);
+    /* 2,000,000 images of 28 x 28: 1.57 GB announced by a file of a few dozen bytes */
+    write_idx(path, 3, 2000000, 28, 28, 0, NULL);
+    size_t before = peak_rss_bytes();
+    assert_int_equal(px_idx_read_gz(path, 3, 0, &count, &per, &out), PX_EINVAL);
+    assert_null(out);
+    const char *msg = px_errmsg();
+    if (!strstr(msg, "liar.gz") || !strstr(msg, "2000000 x 28 x 28") ||
+        !strstr(msg, "1568000000 bytes") || !strstr(msg, "at most"))
+        fail_msg("message lacks the file, the claim or the bound: %s", msg);
+    size_t grew = peak_rss_bytes() - before;
+    if (grew > (16u << 20)) fail_msg("reading the header cost %zu bytes of memory", grew);
+    /* the largest claim the header checks let through (2^28 items of 2^20 bytes) is refused by
+     * the same bound, not by a failed allocation */
+    snprintf(path, sizeof path, "%s/liar2.gz", tmpdir);
+    write_idx(path, 3, 1u << 28, 1024, 1024, 0, NULL);
+    assert_int_equal(px_idx_read_gz(path, 3, 0, &count, &per, &out), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "at most"));
+    /* a limit asks for less: 100 items of 784 bytes (78 KB) still exceed what ~40 bytes of
+     * gzip hold (about 41 KB), so the file is refused the same way */
+    assert_int_equal(px_idx_read_gz(path, 3, 100, &count, &per, &out), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "at most"));
+    /* an honest, highly compressible file passes: 300 zero images (235 KB in a few hundred
+     * bytes of gzip, well within deflate's 1032:1) */
+    static uint8_t zeros[300 * 784];
+    snprintf(path, sizeof path, "%s/zeros.gz", tmpdir);
+    write_idx(path, 3, 300, 28, 28, 300, zeros);
+    assert_int_equal(px_idx_read_gz(path, 3, 0, &count, &per, &out), PX_OK);
+    assert_int_equal(count, 300);
+    assert_int_equal(per, 784);
+    px_free(out);
 }
 
 static void test_missing_dataset_names_package(void **state)
@@ -331,6 +381,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_idx_round_trip_and_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idx_faults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idx_huge_claim_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_dataset_names_package, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_labels_refused, setup, teardown),
         cmocka_unit_test(test_real_fashion_mnist),

@@ -332,6 +332,79 @@ static void test_gpt_gradient(void **state)
     assert_non_null(strstr(px_errmsg(), "model.width = 9"));
 }
 
+/* A model's total size is bounded (PX_MAX_PARAMS float32 parameters): model.hidden =
+ * 65536,65536 would ask for 17 GB. The registry refuses it from the config alone (the data's
+ * shape unknown: counted at its smallest) and again at creation with the real shape, before any
+ * parameter is allocated, naming the fields; the count it checks is the model's own. */
+static void test_model_size_bound(void **state)
+{
+    (void)state;
+    uint32_t wide[] = {65536, 65536};
+    px_model_spec cfg_only = {.hidden = wide, .n_hidden = 2}; /* config time: no data yet */
+    assert_int_equal(px_model_check("mlp", &cfg_only), PX_EINVAL);
+    const char *msg = px_errmsg();
+    if (!strstr(msg, "model.hidden") || !strstr(msg, "268435456") || !strstr(msg, "parameters"))
+        fail_msg("message lacks the field, the bound or the count: %s", msg);
+    px_model_spec with_data = {.input_values = 784, .classes = 10, .hidden = wide, .n_hidden = 2};
+    px_model *m = NULL;
+    assert_int_equal(px_model_create(&m, "mlp", &with_data), PX_EINVAL);
+    assert_null(m);
+    /* (784 + 1) 65536 + (65536 + 1) 65536 + (65536 + 1) 10 = 4,347,133,962 parameters */
+    assert_non_null(strstr(px_errmsg(), "4347133962 parameters"));
+    /* the data's shape counts: one hidden layer of 65536 is fine from the config alone, but not
+     * on inputs of 4096 values (4096 * 65536 > 2^28) */
+    uint32_t one[] = {65536};
+    px_model_spec narrow = {.hidden = one, .n_hidden = 1};
+    assert_int_equal(px_model_check("mlp", &narrow), PX_OK);
+    narrow.input_values = 4096;
+    narrow.classes = 10;
+    assert_int_equal(px_model_check("mlp", &narrow), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "4096 input values"));
+    /* GPT: the widest, deepest transformer the kind's own rules allow is refused by the bound */
+    px_model_spec gpt = {.blocks = 8, .width = 8192, .heads = 8, .context = 64};
+    assert_int_equal(px_model_check("gpt", &gpt), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "model.width"));
+    /* CNN: 1024 x 1024 filters and a wide linear layer on 28 x 28 images */
+    uint32_t conv[] = {1024, 1024}, h[] = {65536};
+    px_model_spec cnn = {.conv = conv,
+                         .n_conv = 2,
+                         .hidden = h,
+                         .n_hidden = 1,
+                         .input_values = 784,
+                         .channels = 1,
+                         .rows = 28,
+                         .cols = 28,
+                         .classes = 10,
+                         .label_values = 1};
+    assert_int_equal(px_model_check("cnn", &cnn), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "model.channels"));
+    /* the count the bound is checked on is the created model's n_params, for every kind */
+    uint32_t hs[] = {16, 12};
+    px_model_spec specs[3] = {
+        {.input_values = 20, .classes = 5, .hidden = hs, .n_hidden = 2},
+        {.input_values = 784,
+         .channels = 1,
+         .rows = 28,
+         .cols = 28,
+         .classes = 10,
+         .label_values = 1},
+        {.tokens = 1,
+         .input_values = 16,
+         .label_values = 16,
+         .classes = 40,
+         .blocks = 2,
+         .width = 24,
+         .heads = 4,
+         .context = 16},
+    };
+    const char *kinds[3] = {"mlp", "cnn", "gpt"};
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(px_model_create(&m, kinds[k], &specs[k]), PX_OK);
+        assert_true(px_model_param_count(kinds[k], &specs[k]) == (double)m->n_params);
+        px_model_destroy(m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_mlp_margin_gradient),
         cmocka_unit_test(test_cnn_gradient),
         cmocka_unit_test(test_gpt_gradient),
+        cmocka_unit_test(test_model_size_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -79,6 +79,19 @@ static px_status px__cnn_check(const px_model_spec *s)
     return PX_OK;
 }
 
+/* Parameters of the CNN a spec describes (px_model_kind.count), laid out as
+ * px_cnn_model_create does; the data's shape unknown (config time) counts at the least the
+ * kind accepts: one channel, 12 x 12 pixels, one class. */
+double px_cnn_count(const px_model_spec *s)
+{
+    double C = s->input_values ? (double)s->channels : 1.0, k = s->classes ? (double)s->classes : 1;
+    size_t H = s->input_values ? s->rows : 12, W = s->input_values ? s->cols : 12;
+    double c1 = s->n_conv ? s->conv[0] : 6, c2 = s->n_conv ? s->conv[1] : 16;
+    double h = s->n_hidden ? s->hidden[0] : 120;
+    double flat = c2 * (double)(((H / 2) - PX__K + 1) / 2) * (double)(((W / 2) - PX__K + 1) / 2);
+    return c1 * C * PX__K * PX__K + c1 + c2 * c1 * PX__K * PX__K + c2 + h * flat + h + k * h + k;
+}
+
 static void px__cnn_init(const px_model *m, float *p, uint64_t seed)
 {
     const px__cnn *c = m->impl;

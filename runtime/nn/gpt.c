@@ -125,6 +125,16 @@ static void px__gpt_shape(px__gpt *g)
     g->n = off;
 }
 
+/* Parameters of the transformer a spec describes (px_model_kind.count), as px__gpt_shape lays
+ * them out: token and position embeddings, 12 C^2 + 13 C per block, the final norm and the
+ * head; the vocabulary unknown (config time) counts as 1. */
+double px_gpt_count(const px_model_spec *s)
+{
+    double V = s->classes ? (double)s->classes : 1.0, T = (double)s->context;
+    double C = (double)s->width, L = (double)s->blocks;
+    return V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C + V * C;
+}
+
 static void px__gpt_init(const px_model *m, float *p, uint64_t seed)
 {
     const px__gpt *g = m->impl;

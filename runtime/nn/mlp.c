@@ -246,6 +246,19 @@ px_status px_mlp_check(const px_model_spec *spec)
     return PX_OK;
 }
 
+double px_mlp_count(const px_model_spec *spec)
+{
+    /* as px_mlp_shape lays them out: per linear layer in x out weights and out biases; the
+     * data's shape unknown (config time) counts as 1 input value and 1 class */
+    double prev = spec->input_values ? (double)spec->input_values : 1.0, n = 0;
+    for (size_t i = 0; i < spec->n_hidden; i++) {
+        n += prev * spec->hidden[i] + spec->hidden[i];
+        prev = spec->hidden[i];
+    }
+    double k = spec->classes ? (double)spec->classes : 1.0;
+    return n + prev * k + k;
+}
+
 static void px__mlp_init(const px_model *m, float *params, uint64_t seed)
 {
     px_mlp_init(m->impl, params, seed);

@@ -80,6 +80,8 @@ void px_mlp_evaluate(const px_mlp *m, px_mlp_work *w, const float *params, const
 
 /* The MLP behind the model interface (runtime/nn/model.h): the registry's row "mlp". */
 px_status px_mlp_check(const px_model_spec *spec);
+/* Parameters of the MLP a spec describes (px_model_kind.count). */
+double px_mlp_count(const px_model_spec *spec);
 px_status px_mlp_model_create(px_model **out, const px_model_spec *spec);
 
 /* Multiply-add count of one forward + backward pass at batch B (for the GEMM floor). */

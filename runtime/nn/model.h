@@ -104,13 +104,17 @@ struct px_model {
 };
 
 /* One row of the registry: a kind's name, one line for --help, its check of the spec (the
- * config loader calls it: a spec it refuses is a config error naming the model.* field), and
- * its constructor. */
+ * config loader calls it: a spec it refuses is a config error naming the model.* field), its
+ * constructor, and its parameter count from a spec the check accepted (as a double: no overflow
+ * for any spec; the data's fields that are still 0 at config time count at their smallest, so
+ * the count is then a lower bound), with the model.* fields that set it. */
 typedef struct {
     const char *name;
     const char *summary;
     px_status (*check)(const px_model_spec *spec);
     px_status (*create)(px_model **out, const px_model_spec *spec);
+    double (*count)(const px_model_spec *spec);
+    const char *size_fields;
 } px_model_kind;
 
 /* The registry: look a kind up by name (NULL if unknown), or walk all of them. */
@@ -119,11 +123,18 @@ size_t px_model_kind_count(void);
 const px_model_kind *px_model_kind_at(size_t i);
 
 /* Creates a model of kind `name` for `spec`. Refuses an unknown kind (naming the known ones)
- * and a spec the kind refuses. The caller owns the model (px_model_destroy). */
+ * and a spec px_model_check refuses, before allocating its parameters' worth of anything. The
+ * caller owns the model (px_model_destroy). */
 px_status px_model_create(px_model **out, const char *name, const px_model_spec *spec);
 void px_model_destroy(px_model *m);
 
-/* Checks a spec against kind `name` without creating anything. */
+/* Checks a spec against kind `name` without creating anything: the kind's rules, then the size
+ * bound (more than PX_MAX_PARAMS parameters is refused, naming the model.* fields, the count
+ * and the bound). */
 px_status px_model_check(const char *name, const px_model_spec *spec);
+
+/* The parameter count of a spec that px_model_check accepts (see px_model_kind.count); -1 for
+ * an unknown kind. */
+double px_model_param_count(const char *name, const px_model_spec *spec);
 
 #endif

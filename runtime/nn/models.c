@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/limits.h"
 #include "base/table.h"
 #include "runtime/nn/mlp.h"
 #include "runtime/nn/model.h"
@@ -9,16 +10,19 @@
 /* the kinds' entry points (each in its own file) */
 px_status px_cnn_check(const px_model_spec *spec);
 px_status px_cnn_model_create(px_model **out, const px_model_spec *spec);
+double px_cnn_count(const px_model_spec *spec);
 px_status px_gpt_check(const px_model_spec *spec);
 px_status px_gpt_model_create(px_model **out, const px_model_spec *spec);
+double px_gpt_count(const px_model_spec *spec);
 
 static const px_model_kind px__kinds[] = {
     {"mlp", "multi-layer perceptron: [Linear, ReLU] per model.hidden width, then Linear",
-     px_mlp_check, px_mlp_model_create},
+     px_mlp_check, px_mlp_model_create, px_mlp_count, "model.hidden"},
     {"cnn", "LeNet-style CNN: two [conv 5x5, ReLU, max-pool], then two Linear", px_cnn_check,
-     px_cnn_model_create},
+     px_cnn_model_create, px_cnn_count, "model.channels and model.hidden"},
     {"gpt", "character-level transformer: embeddings, pre-norm blocks, final norm, head",
-     px_gpt_check, px_gpt_model_create},
+     px_gpt_check, px_gpt_model_create, px_gpt_count,
+     "model.blocks, model.width and model.context"},
 };
 
 #define PX__KINDS (sizeof px__kinds / sizeof px__kinds[0])
@@ -50,7 +54,25 @@ px_status px_model_check(const char *name, const px_model_spec *spec)
 {
     const px_model_kind *k = px_model_find(name);
     if (!k) return px__unknown(name);
-    return k->check(spec);
+    PX_CHECK(k->check(spec));
+    double count = k->count(spec);
+    if (count <= (double)PX_MAX_PARAMS) return PX_OK;
+    char data[128];
+    if (spec->input_values)
+        snprintf(data, sizeof data, "on the data's %zu input values and %zu classes",
+                 spec->input_values, spec->classes);
+    else
+        snprintf(data, sizeof data, "the data's shape not known yet, counted at its least");
+    return px_error(PX_EINVAL,
+                    "config: model.kind \"%s\" has %.0f parameters (set by %s, %s), more than "
+                    "the %u a model may have (PX_MAX_PARAMS, 1 GiB of float32)",
+                    k->name, count, k->size_fields, data, PX_MAX_PARAMS);
+}
+
+double px_model_param_count(const char *name, const px_model_spec *spec)
+{
+    const px_model_kind *k = px_model_find(name);
+    return k ? k->count(spec) : -1.0;
 }
 
 px_status px_model_create(px_model **out, const char *name, const px_model_spec *spec)
@@ -58,6 +80,7 @@ px_status px_model_create(px_model **out, const char *name, const px_model_spec 
     *out = NULL;
     const px_model_kind *k = px_model_find(name);
     if (!k) return px__unknown(name);
+    PX_CHECK(px_model_check(name, spec));
     PX_CHECK(k->create(out, spec));
     (*out)->kind = k->name;
     return PX_OK;
