@@ -94,7 +94,9 @@ static void px__report_partition(px__run *R, const px_run_summary *sum)
     snprintf(path, sizeof path, "%s/%s/partition.csv", R->cfg->run->output_dir, R->cfg->run->name);
     if (px_partition_write_csv(&R->partition, R->data.train.labels, R->data.classes, path) < 0)
         px_log(PX_LOG_WARN, "%s", px_errmsg());
-    if (R->env->progress) {
+    /* one line per part: on the terminal for a few parts (the CSV has them all) */
+    if (R->env->progress && R->cfg->logging->progress != PHALANX__LOGGING__PROGRESS__QUIET &&
+        R->partition.parts <= 32) {
         px_partition_summary(&R->partition, R->data.train.labels, R->data.classes,
                              R->env->progress);
         fprintf(R->env->progress, "phalanx: the parts' label histogram -> %s\n", path);
@@ -333,10 +335,14 @@ static px_status px__write_done(px__run *R, const px_run_summary *sum)
     px_json_num(&j, "wall_s", sum->wall_s);
     px_json_num(&j, "train_s", sum->train_s);
     px_json_num(&j, "step_ms_mean", steps_run > 0 ? 1000.0 * sum->train_s / steps_run : NAN);
-    px_json_num(&j, "samples_per_s",
-                sum->train_s > 0
-                    ? steps_run * cfg->cluster->workers * cfg->data->batch_size / sum->train_s
-                    : NAN);
+    /* a federated round trains many batches per client: its figure is rounds per second */
+    if (R->federated)
+        px_json_num(&j, "rounds_per_s", sum->train_s > 0 ? steps_run / sum->train_s : NAN);
+    else
+        px_json_num(&j, "samples_per_s",
+                    sum->train_s > 0
+                        ? steps_run * cfg->cluster->workers * cfg->data->batch_size / sum->train_s
+                        : NAN);
     px_json_num(&j, "test_acc", sum->test_acc);
     px_json_num(&j, "test_loss", sum->test_loss);
     px_json_num(&j, "train_loss", sum->train_loss);
