@@ -119,7 +119,7 @@ int main(int argc, char **argv)
     for (size_t s = 0; s < warmup + steps; s++) {
         px__draw(tokens, y, BT, spec.classes, s);
         double c0 = px__cpu_ms(), t0 = px_now_ms();
-        loss = m->ops->loss_grad(m, work, params, y, B, active, grad);
+        loss = m->ops->loss_grad(m, work, params, y, B, active, NULL, grad);
         double t1 = px_now_ms();
         o->ops->step(o, params, grad, lr, active);
         double t2 = px_now_ms(), c2 = px__cpu_ms();
