@@ -211,3 +211,21 @@ px_status px_checkpoint_resolve(const px_config *cfg, const char *what, size_t n
     free(steps);
     return st;
 }
+
+void px_checkpoint_clear_partial(const px_config *cfg)
+{
+    char root[4096];
+    px_checkpoint_root(cfg, root, sizeof root);
+    DIR *d = opendir(root);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, "step_", 5) != 0 || n < 4 || strcmp(e->d_name + n - 4, ".tmp"))
+            continue;
+        char dir[4400];
+        snprintf(dir, sizeof dir, "%s/%s", root, e->d_name);
+        px__remove_dir(dir);
+    }
+    closedir(d);
+}

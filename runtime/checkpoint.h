@@ -50,4 +50,9 @@ px_status px_checkpoint_validate(const char *dir, size_t n);
 px_status px_checkpoint_resolve(const px_config *cfg, const char *what, size_t n, char *dir,
                                 size_t cap);
 
+/* Removes the partial (.tmp) checkpoint directories an interrupted run left: rank 0 calls it
+ * at set-up, before the start-up agreement, so that no rank of this run has written into them
+ * yet and a checkpoint of this run never mixes with a dead run's files. */
+void px_checkpoint_clear_partial(const px_config *cfg);
+
 #endif

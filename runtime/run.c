@@ -194,6 +194,7 @@ static px_status px__setup_server(px__run *R, px_run_summary *sum)
         snprintf(sum->metrics_path, sizeof sum->metrics_path, "%s/%s/metrics.jsonl", out, name);
     snprintf(sum->params_path, sizeof sum->params_path, "%s/%s/params.npy", out, name);
     PX_CHECK(px__lock_run_dir(R));
+    px_checkpoint_clear_partial(cfg); /* before any rank of this run writes a checkpoint */
     PX_CHECK(px_metrics_open(&R->metrics, sum->metrics_path, R->env->progress,
                              (px_progress_mode)cfg->logging->progress, cfg->schedule->steps,
                              R->first_step));
