@@ -59,7 +59,7 @@ until ls runs/pre/checkpoints 2>/dev/null | grep -q '^step_'; do
   [ $SECONDS -lt $deadline ] || fail "no checkpoint before preempting"
   sleep 0.05
 done
-pkill -USR1 -x mpirun || pkill -USR1 -f "run.name=pre"
+pkill -USR1 -P "$pid" -x mpirun || pkill -USR1 -f "run.name=pre" # this job only
 rc=0
 wait $pid || rc=$?
 [ "$rc" = 3 ] || { cat pre.log; fail "preempted run exited $rc, expected 3"; }
