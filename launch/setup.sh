@@ -14,6 +14,7 @@ PACKAGES=(
   libopenblas-dev liblapacke-dev
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libcmocka-dev zlib1g-dev
+  clang libclang-rt-14-dev llvm valgrind # the sanitizer stage (launch/sanitize.sh)
   dataset-fashion-mnist fortunes
 )
 
