@@ -14,6 +14,7 @@ PACKAGES=(
   libopenblas-dev liblapacke-dev
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libcmocka-dev zlib1g-dev
+  clang libclang-rt-14-dev llvm valgrind # the sanitizer stage (launch/sanitize.sh)
   dataset-fashion-mnist fortunes
   # launch/slurm/ and tests/it_slurm.sh: a one-node Slurm (slurmctld, slurmd, clients, munge);
   # Slurm's mpi/pmix plugin loads libpmix.so, which only libpmix-dev provides

@@ -154,7 +154,7 @@ int main(int argc, char **argv)
     }
 
     /* a server that is still alive took the attack messages long ago (but the huge one: it is
-     * never taken in, so MPI is told to forget it; its buffer stays allocated until exit) */
+     * never taken in, so MPI is told to forget it; its buffer is freed after MPI_Finalize) */
     if (sent[0] != MPI_REQUEST_NULL) MPI_Request_free(&sent[0]);
     for (int i = 1; i < N_ATTACKS; i++)
         if (!wait_for(&sent[i], timeout_ms)) give_up("the server never took an attack message");
@@ -171,5 +171,6 @@ int main(int argc, char **argv)
         free(attack[i]);
     free(in_msg);
     MPI_Finalize();
+    free(attack[0]);
     return 0;
 }

@@ -14,6 +14,7 @@ function(px_unit_test name lib)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES TIMEOUT 300 LABELS unit
     ENVIRONMENT "PX_SOURCE_DIR=${CMAKE_SOURCE_DIR};PX_BUILD_DIR=${CMAKE_BINARY_DIR}")
+  set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT ${PX_SANITIZER_ENV})
 endfunction()
 
 foreach(t test_agg_basic test_agg_classic test_agg_edge test_agg_fedld test_agg_flag
@@ -40,7 +41,8 @@ endforeach()
 function(px_integration_test name timeout)
   add_test(NAME ${name}
     COMMAND bash ${CMAKE_SOURCE_DIR}/tests/${name}.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
-  set_tests_properties(${name} PROPERTIES TIMEOUT ${timeout} LABELS integration)
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${timeout} LABELS integration
+    ENVIRONMENT "${PX_SANITIZER_ENV}")
 endfunction()
 
 # a rank that attacks the server's transport from outside (tests/it_hostile_rank.sh runs it
@@ -68,3 +70,24 @@ foreach(t it_ubsan_codec it_cli_leaks)
   px_integration_test(${t} 600)
   set_tests_properties(${t} PROPERTIES SKIP_RETURN_CODE 77)
 endforeach()
+
+# ---- the sanitizer stage (cmake/sanitize.cmake, launch/sanitize.sh) --------------------------
+# Under ASan + UBSan (build-asan/) CI runs every unit test and these integration tests (label
+# sanitize): the one-process and MPI paths of the trainer, a hostile rank, codecs, federated
+# rounds, LISA, stalls, state files, the data readers and the tools, within the stage's time
+# budget (PX_SANITIZE=full launch/sanitize.sh runs every integration test under ASan).
+if(PX_SANITIZE)
+  foreach(t it_data it_cli it_aggregate it_state it_train_mpi it_hostile_rank it_lisa it_stall
+            it_codec_train it_federated it_determinism)
+    set_property(TEST ${t} APPEND PROPERTY LABELS sanitize)
+  endforeach()
+endif()
+if(PX_FUZZ)
+  include(${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz.cmake)
+endif()
+# valgrind memcheck on a short one-process training run (label valgrind)
+if(PX_VALGRIND)
+  add_test(NAME valgrind_train
+    COMMAND bash ${CMAKE_SOURCE_DIR}/launch/valgrind_train.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
+  set_tests_properties(valgrind_train PROPERTIES LABELS valgrind TIMEOUT 900)
+endif()
