@@ -154,6 +154,10 @@ typedef struct {
 
 extern const px__pre_step px__pre_clip, px__pre_nnm, px__pre_bucketing;
 
+/* The ranges of every parameter and the codes of init and pre (params.c), for parameters a caller
+ * may have written field by field. */
+px_status px__agg_params_check(const px_agg_params *p);
+
 /* ---- small helpers (nn.c) ---------------------------------------------------------------- */
 
 /* Squared distances D (n x n) from a Gram matrix K (n x n, leading dimension ldk):
