@@ -28,7 +28,10 @@
  * should use, when a payload would decode to NaN or Inf (a NaN/Inf scale, an fp8 NaN code, an
  * fp16/bf16 inf or NaN code, a scale so large that values overflow). An honest sender produces
  * such a payload only from non-finite input (the block's scale is then NaN), which mirrors an
- * fp32 message carrying a NaN: the server drops it and counts it as PX_DROP_NONFINITE.
+ * fp32 message carrying a NaN: the server drops it and counts it as PX_DROP_NONFINITE; or from
+ * a block with a value within a factor 2 of FLT_MAX (FLT_MAX / (2 sqrt(B)) with RHT), whose
+ * scale, codes or rotation overflow float32 (a gradient that large is lost either way; the
+ * residual stays finite and the next step recovers; fuzz finding F6, tests/fuzz/README.md).
  *
  * Depends on base/ (common.h, rng.h, pool.h) only.
  */
