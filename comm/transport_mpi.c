@@ -42,7 +42,7 @@ typedef struct {
     /* a receive into rbuf that never completed (its sender was lost mid-message): rbuf is then
      * never freed, since MPI may still write into it */
     MPI_Request stuck_recv;
-    double stall_ms; /* how long the rest of a matched message may take (create's stall_ms) */
+    double stall_ms;      /* how long the rest of a matched message may take (create's stall_ms) */
     MPI_Request *to_rank; /* per rank: the pending parameter send, or MPI_REQUEST_NULL */
     int *to_rank_buf;     /* per rank: the buffer that send reads */
     /* worker: sends of this step and the (caller's) messages they read */
