@@ -2,7 +2,10 @@
 # cluster.sh - a simulated multi-host cluster on this one machine, for tests and benchmarks.
 #
 #   tests/cluster/cluster.sh [--hosts H] [--bandwidth RATE] [--latency TIME] [--slots N|N,N,..]
-#                            -- COMMAND [ARG]...
+#                            [--tcp-retries N] -- COMMAND [ARG]...
+#   (defaults: 3 hosts, 1gbit, 1ms, 1 slot per host, 5; RATE and TIME in tc's units: 1gbit,
+#   100mbit, 1ms; --bandwidth 0: not shaped; --slots 2,1,1: slots of host 0, 1, ... in the
+#   hostfile, the last repeated)
 #   tests/cluster/cluster.sh link CLUSTER HOST down|up     (from inside COMMAND: cut a host off)
 #   tests/cluster/cluster.sh clean                         (remove clusters whose owner is gone)
 #
@@ -84,9 +87,14 @@ clean() {
   done
 }
 
-# shape NS DEV: bandwidth (tbf) and latency (netem, where the kernel has it) on DEV's egress
+# shape NS DEV: bandwidth (tbf) and latency (netem, where the kernel has it) on DEV's egress;
+# --bandwidth 0 leaves the link as fast as veth goes
 shape() {
   local ns=$1 dev=$2
+  if [ "$BANDWIDTH" = 0 ]; then
+    [ "$LAT_APPLIED" = 0 ] || ip netns exec "$ns" tc qdisc add dev "$dev" root netem delay "$LATENCY"
+    return 0
+  fi
   if [ "$LAT_APPLIED" = 1 ]; then
     # netem delays, and its child tbf paces at the link's rate
     ip netns exec "$ns" tc qdisc add dev "$dev" root handle 1: netem delay "$LATENCY" limit 100000
