@@ -110,10 +110,13 @@ static inline int px_worker_rank(uint32_t w, int world)
  * the receive buffer is sized to max_msg once. A message outside that range is received whole
  * into rbuf (shorter) or a temporary buffer of its exact size (longer, up to
  * PX_MPI_DRAIN_MAX_BYTES), and dropped: recv returns PX_EPROTO. `max_sends` is the most messages
- * a worker rank sends per step. Sets MPI_ERRORS_RETURN on MPI_COMM_WORLD: MPI failures come back
- * as codes. */
+ * a worker rank sends per step. A message is matched on its first bytes; the rest must arrive
+ * within `stall_ms` (or by the receive's deadline, if later), otherwise its sender is taken as
+ * lost mid-message (a cut link, a dead rank) and the receive fails with PX_ERUNTIME naming the
+ * rank: the run must end then, as the receive buffer stays MPI's (it is never freed). Sets
+ * MPI_ERRORS_RETURN on MPI_COMM_WORLD: MPI failures come back as codes. */
 px_status px_transport_mpi_create(px_transport **out, size_t min_msg, size_t max_msg,
-                                  size_t max_sends);
+                                  size_t max_sends, double stall_ms);
 
 /* Start-up agreement of an MPI job: every rank contributes `code` (0 = ready, larger = worse)
  * and learns the worst code and the lowest rank that reported it. A non-blocking collective

@@ -39,6 +39,10 @@ typedef struct {
     /* server: parameter buffers (one in normal operation, one more per lagging rank) */
     px__buffer *bufs;
     int n_bufs, max_bufs;
+    /* a receive into rbuf that never completed (its sender was lost mid-message): rbuf is then
+     * never freed, since MPI may still write into it */
+    MPI_Request stuck_recv;
+    double stall_ms;      /* how long the rest of a matched message may take (create's stall_ms) */
     MPI_Request *to_rank; /* per rank: the pending parameter send, or MPI_REQUEST_NULL */
     int *to_rank_buf;     /* per rank: the buffer that send reads */
     /* worker: sends of this step and the (caller's) messages they read */
@@ -221,8 +225,25 @@ static px_status px__recv(px__mpi *m, int source, int tag, const unsigned char *
                                 *src);
             *len = (size_t)count;
             if (*len < m->min_msg || *len > m->max_msg) return px__discard(m, &handle, *src, *len);
-            if (MPI_Mrecv(m->rbuf, count, MPI_BYTE, &handle, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            /* not MPI_Mrecv: a message above the eager limit is matched on its first
+             * fragment, and a blocking receive of the rest never returns when the sender's
+             * link is cut mid-message (seen on tests/cluster/: the server hung in MPI_Mrecv) */
+            MPI_Request req;
+            if (MPI_Imrecv(m->rbuf, count, MPI_BYTE, &handle, &req) != MPI_SUCCESS)
                 return px_error(PX_ERUNTIME, "mpi: receive from rank %d failed", *src);
+            /* the first bytes are in: the rest gets stall_ms, or until the deadline if later */
+            double until = px_now_ms() + m->stall_ms;
+            if (deadline_ms > until) until = deadline_ms;
+            px_status ws = px__wait_all(&req, 1, until);
+            if (ws == PX_ETIMEOUT) {
+                m->stuck_recv = req; /* a fatal error: the run ends, rbuf stays allocated */
+                return px_error(PX_ERUNTIME,
+                                "rank %d's message of %zu bytes stopped arriving mid-way: the "
+                                "rest did not come within %.0f ms (cluster.timeout_ms): "
+                                "link lost or rank dead",
+                                *src, *len, m->stall_ms);
+            }
+            if (ws < 0) return px_error(PX_ERUNTIME, "mpi: receive from rank %d failed", *src);
             *msg = m->rbuf;
             return PX_OK;
         }
@@ -372,7 +393,10 @@ static void px__destroy(px_transport *t)
     }
     for (size_t i = 0; m->sends && i < m->n_sends; i++)
         if (m->sends[i] != MPI_REQUEST_NULL) MPI_Request_free(&m->sends[i]);
-    px_free(m->rbuf);
+    if (m->stuck_recv != MPI_REQUEST_NULL)
+        MPI_Request_free(&m->stuck_recv); /* abandoned: rbuf is never freed */
+    else
+        px_free(m->rbuf);
     for (int b = 0; b < m->n_bufs; b++)
         if (m->bufs[b].users == 0) px_free(m->bufs[b].data);
     free(m->bufs);
@@ -384,7 +408,7 @@ static void px__destroy(px_transport *t)
 }
 
 px_status px_transport_mpi_create(px_transport **out, size_t min_msg, size_t max_msg,
-                                  size_t max_sends)
+                                  size_t max_sends, double stall_ms)
 {
     *out = NULL;
     int inited = 0;
@@ -407,6 +431,8 @@ px_status px_transport_mpi_create(px_transport **out, size_t min_msg, size_t max
     /* errors come back as codes: a failed receive is reported, not fatal to the job */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     m->base.name = "mpi";
+    m->stuck_recv = MPI_REQUEST_NULL;
+    m->stall_ms = stall_ms;
     m->min_msg = min_msg;
     m->max_msg = max_msg;
     m->max_sends = max_sends ? max_sends : 1;

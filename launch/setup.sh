@@ -19,6 +19,8 @@ PACKAGES=(
   # launch/slurm/ and tests/it_slurm.sh: a one-node Slurm (slurmctld, slurmd, clients, munge);
   # Slurm's mpi/pmix plugin loads libpmix.so, which only libpmix-dev provides
   slurm-wlm munge libpmix-dev
+  # tests/cluster/: simulated hosts (ip netns, veth, bridge, tc), sysctl and pgrep
+  iproute2 procps
 )
 
 missing=()

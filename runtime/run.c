@@ -133,7 +133,8 @@ static px_status px__setup_data_and_transport(px__run *R)
     size_t msg_max = PX_WIRE_HEADER_BYTES + payload_max;
     if (R->is_mpi)
         return px_transport_mpi_create(&R->t, PX_WIRE_HEADER_BYTES, msg_max,
-                                       (size_t)cfg->cluster->workers + 1);
+                                       (size_t)cfg->cluster->workers + 1,
+                                       (double)cfg->cluster->timeout_ms);
     return px_transport_local_create(&R->t, cfg->cluster->workers);
 }
 

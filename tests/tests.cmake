@@ -59,6 +59,12 @@ endforeach()
 # it_slurm needs root and Slurm's packages; without them it reports a skip, not a pass
 set_tests_properties(it_slurm PROPERTIES SKIP_RETURN_CODE 77)
 
+# across simulated hosts (tests/cluster/cluster.sh: network namespaces, shaped veth links, mpirun
+# over TCP): needs root and iproute2; without them they report a skip, not a pass
+px_integration_test(it_cluster_quickstart 360)
+px_integration_test(it_cluster_cut 180)
+set_tests_properties(it_cluster_quickstart it_cluster_cut PROPERTIES SKIP_RETURN_CODE 77)
+
 # tests/it_death.sh (a worker rank killed under launch/mpirun.sh) is not run by ctest: when the
 # rank dies in the middle of a large transfer, the server can stall inside Open MPI's
 # shared-memory transport (vader's CMA read from the dead process), where no deadline of ours
