@@ -238,6 +238,18 @@ void px_agg_destroy(px_agg *a);
 px_status px_agg_run(px_agg *a, const float *const *rows, size_t n, uint64_t step, float *out,
                      px_agg_report *report);
 
+/* The aggregate of n inputs known only through their Gram matrix K (n x n, double, row-major,
+ * both triangles), as weights: w (n doubles) such that px_agg_run on vectors with that Gram
+ * matrix would give sum_i w_i x_i (up to the float rounding of its own Gram pass). Works when
+ * the rule has a Gram form (run_gram) and the chain is planned on n x n matrices, which every
+ * pre-aggregation step is; PX_ENOTSUP otherwise (a coordinate-wise rule, FA with a warm or
+ * random start, a non-finite diagonal), and the caller then builds the vectors and calls
+ * px_agg_run. PX_EINVAL when the chain's or the rule's validity rule fails for n. Costs
+ * O(n^3), never a pass over d: what lets an adaptive attack (faults/) evaluate the run's rule
+ * on many candidate inputs per step. May change the rule's carried state like px_agg_run;
+ * callers that must not disturb a run use their own aggregator. Allocates nothing. */
+px_status px_agg_weights_gram(px_agg *a, const double *K, size_t n, uint64_t step, double *w);
+
 /* ---- state across steps (for checkpoints) ------------------------------------------------ *
  *
  * A resumed run continues the same trajectory only if every aggregator starts where it stopped.

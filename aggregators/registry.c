@@ -304,17 +304,12 @@ static void px__matmul(const double *A, const double *B, size_t m, size_t k, siz
         }
 }
 
-/* The chain on rows[0..n) (finite, or screened by the Gram pass when `screen`), then the rule. */
-static px_status px__agg_chain(px_agg *a, const float *const *rows, size_t n, uint64_t step,
-                               float *out, bool screen)
+/* Plans the chain on n inputs: a->A (m x n) gets the chain's m vectors as combinations of the
+ * inputs and, when `gram` (a->Kv holding the inputs' Gram matrix on entry), a->Kv their Gram
+ * matrix. Returns m. */
+static size_t px__agg_plan(px_agg *a, size_t n, uint64_t step, bool gram)
 {
     const px_agg_params *p = &a->params;
-    if (a->chain_gram) {
-        px__gram_run(a->gram, rows, n, 0, NULL, NULL, a->K);
-        if (screen && !px__diag_finite(a->K, n, n)) return PX_AGG_NONFINITE;
-        memcpy(a->Kv, a->K, n * n * sizeof(double));
-    }
-    /* A (m x n): the chain's vectors as combinations of the inputs; Kv: their Gram matrix */
     size_t m = n;
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < n; j++)
@@ -325,7 +320,7 @@ static px_status px__agg_chain(px_agg *a, const float *const *rows, size_t n, ui
         stp->plan(p, stp->needs_gram ? a->Kv : NULL, m, step, a->T, &m2, a->ws, a->iws);
         px__matmul(a->T, a->A, m2, m, n, a->tmp);
         memcpy(a->A, a->tmp, m2 * n * sizeof(double));
-        if (a->chain_gram) { /* Kv <- T Kv T^T */
+        if (gram) { /* Kv <- T Kv T^T */
             px__matmul(a->T, a->Kv, m2, m, m, a->tmp);
             for (size_t i = 0; i < m2; i++)
                 for (size_t j = 0; j < m2; j++) {
@@ -338,6 +333,19 @@ static px_status px__agg_chain(px_agg *a, const float *const *rows, size_t n, ui
         }
         m = m2;
     }
+    return m;
+}
+
+/* The chain on rows[0..n) (finite, or screened by the Gram pass when `screen`), then the rule. */
+static px_status px__agg_chain(px_agg *a, const float *const *rows, size_t n, uint64_t step,
+                               float *out, bool screen)
+{
+    if (a->chain_gram) {
+        px__gram_run(a->gram, rows, n, 0, NULL, NULL, a->K);
+        if (screen && !px__diag_finite(a->K, n, n)) return PX_AGG_NONFINITE;
+        memcpy(a->Kv, a->K, n * n * sizeof(double));
+    }
+    size_t m = px__agg_plan(a, n, step, a->chain_gram);
     /* a rule that works from the Gram matrix: its weights, pulled back to the inputs, and one
      * pass over the inputs */
     if (a->rule->run_gram) {
@@ -402,6 +410,28 @@ px_status px_agg_run(px_agg *a, const float *const *rows, size_t n, uint64_t ste
         if (a->rule->set_f) a->rule->set_f(a->ctx, f);
     }
     return st;
+}
+
+px_status px_agg_weights_gram(px_agg *a, const double *K, size_t n, uint64_t step, double *w)
+{
+    if (n > a->n_max)
+        return px_error(PX_EINVAL, "%s: %zu inputs, more than the %zu it was created for",
+                        a->rule->name, n, a->n_max);
+    if (!a->rule->run_gram || !px__diag_finite(K, n, n)) return PX_ENOTSUP;
+    size_t n_rule;
+    PX_CHECK(px__chain_check(&a->params, n, &n_rule));
+    PX_CHECK(px__rule_check(a->rule, &a->params, n, n_rule));
+    if (a->params.n_pre == 0) return a->rule->run_gram(a->ctx, K, n, w, step);
+    memcpy(a->Kv, K, n * n * sizeof(double));
+    size_t m = px__agg_plan(a, n, step, true);
+    PX_CHECK(a->rule->run_gram(a->ctx, a->Kv, m, a->wv, step));
+    for (size_t j = 0; j < n; j++) {
+        double t = 0;
+        for (size_t i = 0; i < m; i++)
+            t += a->wv[i] * a->A[i * n + j];
+        w[j] = t;
+    }
+    return PX_OK;
 }
 
 /* ---- state across steps ------------------------------------------------------------------ */

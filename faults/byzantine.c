@@ -16,14 +16,49 @@ const char *px_attack_name(px_attack a)
     static const char *names[PX_ATTACK_COUNT] = {
         "none",      "sign_flip", "ipm",          "alie",       "gaussian",   "reverse", "mimic",
         "zero",      "nan",       "inf",          "large",      "label_flip", "crash",   "omission",
-        "straggler", "corrupt",   "wrong_length", "wrong_step", "garbage",
+        "straggler", "corrupt",   "wrong_length", "wrong_step", "garbage",    "optimal_ipm",
+        "optimal_alie", "min_max", "min_sum",
     };
     return (a >= 0 && a < PX_ATTACK_COUNT) ? names[a] : "unknown";
 }
 
+const char *px_perturbation_name(px_perturbation p)
+{
+    static const char *names[PX_PERTURB_COUNT] = {"std", "unit", "sign"};
+    return (p >= 0 && p < PX_PERTURB_COUNT) ? names[p] : "unknown";
+}
+
 int px_attack_is_vector(px_attack a)
 {
-    return a >= PX_ATTACK_SIGN_FLIP && a <= PX_ATTACK_LARGE;
+    return (a >= PX_ATTACK_SIGN_FLIP && a <= PX_ATTACK_LARGE) ||
+           (a >= PX_ATTACK_OPTIMAL_IPM && a <= PX_ATTACK_MIN_SUM);
+}
+
+int px_attack_needs_rule(px_attack a)
+{
+    return a == PX_ATTACK_OPTIMAL_IPM || a == PX_ATTACK_OPTIMAL_ALIE;
+}
+
+/* the one place the defaults are written besides proto/config.proto, which documents them */
+void px_byz_spec_default(px_byz_spec *s, uint32_t n)
+{
+    memset(s, 0, sizeof *s);
+    s->attack = PX_ATTACK_NONE;
+    s->omniscient = 1;
+    s->n = n;
+    s->tau = 10;
+    s->sigma = 1;
+    s->scale = 10;
+    s->omission_prob = 0.5f;
+    s->delay_ms = 1000;
+    s->corrupt_bytes = 8;
+    s->large_value = 1e38f;
+    s->perturbation = PX_PERTURB_STD;
+    s->search_evals = 20;
+    s->search_start = 0;
+    s->search_delta = 10;
+    s->search_ratio = 0.8f;
+    s->seed = 1;
 }
 
 px_status px_byz_check(const px_byz_spec *s)
@@ -45,7 +80,8 @@ px_status px_byz_check(const px_byz_spec *s)
                         "config: byzantine.attack = %s needs byzantine.count >= 1 "
                         "(it is 0)",
                         px_attack_name(s->attack));
-    if (!s->omniscient && (s->attack == PX_ATTACK_ALIE || s->attack == PX_ATTACK_MIMIC))
+    int adaptive = s->attack >= PX_ATTACK_OPTIMAL_IPM && s->attack <= PX_ATTACK_MIN_SUM;
+    if (!s->omniscient && (s->attack == PX_ATTACK_ALIE || s->attack == PX_ATTACK_MIMIC || adaptive))
         return px_error(PX_EINVAL,
                         "config: byzantine.attack = %s needs the honest gradients: "
                         "byzantine.mode must be OMNISCIENT, not LOCAL",
@@ -59,6 +95,22 @@ px_status px_byz_check(const px_byz_spec *s)
                                    "be finite (NaN and INF are attacks of their own)");
     if (!(s->sigma >= 0) || !isfinite(s->sigma))
         return px_error(PX_EINVAL, "config: byzantine.sigma = %g must be >= 0", (double)s->sigma);
+    if (s->perturbation < 0 || s->perturbation >= PX_PERTURB_COUNT)
+        return px_error(PX_EINVAL,
+                        "config: byzantine.perturbation = %d is not a direction (STD, UNIT, SIGN)",
+                        (int)s->perturbation);
+    if (s->search_evals < 1 || s->search_evals > PX_BYZ_MAX_EVALS)
+        return px_error(PX_EINVAL, "config: byzantine.search_evals = %u must be in [1, %u]",
+                        s->search_evals, PX_BYZ_MAX_EVALS);
+    if (!isfinite(s->search_start))
+        return px_error(PX_EINVAL, "config: byzantine.search_start = %g must be finite",
+                        (double)s->search_start);
+    if (!(s->search_delta > 0) || !isfinite(s->search_delta))
+        return px_error(PX_EINVAL, "config: byzantine.search_delta = %g must be > 0 and finite",
+                        (double)s->search_delta);
+    if (!(s->search_ratio > 0 && s->search_ratio < 1))
+        return px_error(PX_EINVAL, "config: byzantine.search_ratio = %g must be in (0, 1)",
+                        (double)s->search_ratio);
     if (s->attack == PX_ATTACK_CORRUPT && s->corrupt_bytes == 0)
         return px_error(PX_EINVAL, "config: byzantine.corrupt_bytes = 0 must be >= 1");
     if (s->attack == PX_ATTACK_MIMIC && s->mimic_target >= s->n)

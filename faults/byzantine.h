@@ -22,6 +22,7 @@
 #include "base/common.h"
 #include "base/limits.h"
 #include "base/pool.h"
+#include "aggregators/aggregator.h"
 
 /* The attacks; the numbers are those of phalanx.Byzantine.Attack in proto/config.proto. */
 typedef enum {
@@ -44,8 +45,30 @@ typedef enum {
     PX_ATTACK_WRONG_LENGTH = 16,
     PX_ATTACK_WRONG_STEP = 17,
     PX_ATTACK_GARBAGE = 18,
+    /* the adaptive attacks (ALGORITHMS.md 4.1, adaptive.c): OMNISCIENT only */
+    PX_ATTACK_OPTIMAL_IPM = 19,  /* -tau * mean, tau searched against the run's rule */
+    PX_ATTACK_OPTIMAL_ALIE = 20, /* mean + tau * std, tau searched against the run's rule */
+    PX_ATTACK_MIN_MAX = 21,      /* mean + gamma * p, largest gamma within the honest spread */
+    PX_ATTACK_MIN_SUM = 22,      /* the same with the sum of squared distances */
     PX_ATTACK_COUNT
 } px_attack;
+
+/* Min-Max and Min-Sum's perturbation direction p (phalanx.Byzantine.Perturbation). */
+typedef enum {
+    PX_PERTURB_STD = 0,  /* -std per coordinate */
+    PX_PERTURB_UNIT = 1, /* -mean / ||mean|| */
+    PX_PERTURB_SIGN = 2, /* -sign(mean) */
+    PX_PERTURB_COUNT
+} px_perturbation;
+
+/* Min-Max and Min-Sum's search for gamma, as in Shejwalkar and Houmansadr's code: start and
+ * first step, and the stopping gap between the last feasible gamma and the next proposal. */
+#define PX_MINMAX_GAMMA0 10.0
+#define PX_MINMAX_TOL    1e-5
+
+/* Most evaluations of the rule one step's line search may make (byzantine.search_evals): each
+ * is an aggregation (n x n in the Gram form, a pass over n x d otherwise). */
+#define PX_BYZ_MAX_EVALS 1000u
 
 typedef struct {
     px_attack attack;
@@ -56,14 +79,32 @@ typedef struct {
     uint32_t start_step;
     float tau, alie_z, sigma, scale, omission_prob, large_value;
     uint32_t mimic_target, crash_step, delay_ms, corrupt_bytes;
+    int mimic_farthest; /* MIMIC: copy, each step, the honest worker farthest from the mean */
+    px_perturbation perturbation; /* MIN_MAX, MIN_SUM */
+    /* OPTIMAL_IPM, OPTIMAL_ALIE: the line search over the factor (evaluations of the rule in
+     * all, D(start) included; start; first step; shrink ratio in (0, 1)) */
+    uint32_t search_evals;
+    float search_start, search_delta, search_ratio;
     uint64_t seed;
 } px_byz_spec;
 
 /* Lower-case name of an attack ("sign_flip"), or "unknown". */
 const char *px_attack_name(px_attack a);
 
-/* 1 if the attack replaces or rewrites the gradient vector (sign flip .. large). */
+/* 1 if the attack replaces or rewrites the gradient vector (sign flip .. large, and the
+ * adaptive attacks). */
 int px_attack_is_vector(px_attack a);
+
+/* 1 for the attacks that evaluate the run's aggregation rule (OPTIMAL_IPM, OPTIMAL_ALIE): the
+ * server side then needs px_byz_server_bind_rule. */
+int px_attack_needs_rule(px_attack a);
+
+/* Lower-case name of a perturbation direction ("std"), or "unknown". */
+const char *px_perturbation_name(px_perturbation p);
+
+/* Fills *s with the defaults of every parameter (the values proto/config.proto documents), no
+ * attack, and n workers. For callers that build a spec by hand (tests, benchmarks). */
+void px_byz_spec_default(px_byz_spec *s, uint32_t n);
 
 /* Checks the spec's rules (1 <= n <= PX_MAX_WORKERS, count <= n, LOCAL mode only with attacks a
  * worker can compute alone, parameter ranges). PX_EINVAL with a message naming the field. The
@@ -87,6 +128,17 @@ double px_alie_z(uint32_t n, uint32_t count);
 
 /* ---- the server side (OMNISCIENT) ---- */
 
+/* What the adaptive attack of the last step chose, for the metrics and the tests. */
+typedef struct {
+    double factor;   /* OPTIMAL_*: tau; MIN_MAX, MIN_SUM: gamma; NAN for the others */
+    double distance; /* OPTIMAL_*: D(tau) = ||rule(inputs) - mean(honest)|| at the chosen tau */
+    uint32_t target; /* MIMIC: the worker copied */
+    uint32_t evals;  /* evaluations of the rule (OPTIMAL_*) or of the bound (MIN_*) */
+    int gram;        /* OPTIMAL_*: 1 if the rule was evaluated in the Gram form (n x n only) */
+} px_byz_choice;
+
+typedef struct px_byz_adaptive px_byz_adaptive; /* adaptive.c's buffers */
+
 typedef struct {
     px_byz_spec spec;
     size_t d;
@@ -94,12 +146,28 @@ typedef struct {
     uint8_t *is_byz;   /* n flags: Byzantine at the current step */
     uint8_t *honest;   /* n flags: an honest gradient of the current step arrived */
     px_pool *pool;
+    px_byz_adaptive *adaptive; /* NULL unless the attack is adaptive or MIMIC farthest */
+    px_byz_choice last;
 } px_byz_server;
 
-/* Sizes every buffer of the server side for the spec's n workers and d values. Refuses a spec
- * that px_byz_check refuses (leaving *b zeroed); px_byz_server_free releases what it holds. */
-px_status px_byz_server_create(px_byz_server *b, const px_byz_spec *s, size_t d, px_pool *pool);
+/* Sizes every buffer of the server side for the spec's n workers and d values (n_rows: the
+ * rows a step hands px_byz_server_apply_rows at most; the spec's n for distributed runs).
+ * Refuses a spec that px_byz_check refuses (leaving *b zeroed); px_byz_server_free releases
+ * what it holds. */
+px_status px_byz_server_create(px_byz_server *b, const px_byz_spec *s, size_t d, size_t n_rows,
+                               px_pool *pool);
 void px_byz_server_free(px_byz_server *b);
+
+/* For the attacks that search against the run's rule (px_attack_needs_rule; a no-op for the
+ * others): creates the server side's own copy of the rule `rule` with parameters p and the
+ * pre-aggregation chain they list, for up to n_max inputs of length d (the layer table as the
+ * run's), on which candidate attacks are evaluated. `live` (may be NULL) is the run's own
+ * aggregator: before each evaluation its carried state (FA's warm start, centered clipping's
+ * centre, FedLD's history) is copied into the copy, so the attacker sees the rule exactly as the
+ * step will run it, and the run's aggregator itself is never touched. `layers` and `live` must
+ * outlive b. */
+px_status px_byz_server_bind_rule(px_byz_server *b, const char *rule, const px_agg_params *p,
+                                  size_t n_max, const px_layer_table *layers, const px_agg *live);
 
 /* Replaces the Byzantine rows of `step`: rows[w] (d floats each, w < n) for each Byzantine w
  * becomes the attack vector computed from the honest rows that arrived (have[w] = 1, not

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "byzantine.h"
+#include "internal.h"
 #include "base/rng.h"
 
 enum { PX__BYZ_NOISE = 0x2000000001ull };
@@ -53,7 +53,8 @@ double px_alie_z(uint32_t n, uint32_t count)
     return px_normal_quantile(((double)n - count - s) / ((double)n - count));
 }
 
-px_status px_byz_server_create(px_byz_server *b, const px_byz_spec *s, size_t d, px_pool *pool)
+px_status px_byz_server_create(px_byz_server *b, const px_byz_spec *s, size_t d, size_t n_rows,
+                               px_pool *pool)
 {
     memset(b, 0, sizeof *b);
     PX_CHECK(px_byz_check(s));
@@ -68,11 +69,21 @@ px_status px_byz_server_create(px_byz_server *b, const px_byz_spec *s, size_t d,
         px_byz_server_free(b);
         return px_error(PX_ENOMEM, "fault injection: cannot allocate");
     }
+    b->last = (px_byz_choice){NAN, NAN, 0, 0, 0};
+    if (px__byz_is_adaptive(s)) {
+        if (n_rows < s->n) n_rows = s->n;
+        px_status st = px__byz_adaptive_create(b, n_rows);
+        if (st < 0) {
+            px_byz_server_free(b);
+            return st;
+        }
+    }
     return PX_OK;
 }
 
 void px_byz_server_free(px_byz_server *b)
 {
+    px__byz_adaptive_free(b);
     px_free(b->mean);
     px_free(b->std);
     free(b->is_byz);
@@ -111,6 +122,13 @@ static void px__stats_tile(void *arg, size_t t, int thread)
             }
         j->b->std[c] = j->k > 1 ? (float)sqrt(v / (double)(j->k - 1)) : 0.0f;
     }
+}
+
+void px__byz_stats(px_byz_server *b, const float *rows, const uint8_t *honest, size_t k, size_t n,
+                   int want_std)
+{
+    px__stats_job j = {b, rows, honest, k, want_std, n};
+    px_pool_run(b->pool, (b->d + PX__TILE - 1) / PX__TILE, px__stats_tile, &j);
 }
 
 static void px__fill(float *x, size_t d, float v)
@@ -169,7 +187,6 @@ size_t px_byz_server_apply_rows(px_byz_server *b, uint32_t step, float *rows, ui
 {
     const px_byz_spec *s = &b->spec;
     if (!s->omniscient || !px_attack_is_vector(s->attack)) return 0;
-    (void)step;
     size_t d = b->d, k = 0, replaced = 0;
     uint8_t *honest = b->honest;
     for (size_t w = 0; w < n; w++) {
@@ -177,11 +194,11 @@ size_t px_byz_server_apply_rows(px_byz_server *b, uint32_t step, float *rows, ui
         k += honest[w];
     }
     px_attack a = s->attack;
+    if (b->adaptive) return k ? px__byz_adaptive_apply(b, step, rows, have, n, k) : 0;
     int needs_stats = a == PX_ATTACK_SIGN_FLIP || a == PX_ATTACK_IPM || a == PX_ATTACK_ALIE;
     if (needs_stats) {
         if (k == 0) return 0; /* nothing honest to compute from */
-        px__stats_job j = {b, rows, honest, k, a == PX_ATTACK_ALIE, n};
-        px_pool_run(b->pool, (d + PX__TILE - 1) / PX__TILE, px__stats_tile, &j);
+        px__byz_stats(b, rows, honest, k, n, a == PX_ATTACK_ALIE);
     }
     size_t target = s->mimic_target;
     if (a == PX_ATTACK_MIMIC && !(target < n && honest[target])) {

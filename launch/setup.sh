@@ -16,6 +16,8 @@ PACKAGES=(
   libcmocka-dev zlib1g-dev
   clang libclang-rt-14-dev llvm valgrind # the sanitizer stage (launch/sanitize.sh)
   dataset-fashion-mnist fortunes
+  python3-numpy # tests/adaptive_ref.py: the attacks' independent reference
+  python3-matplotlib # bench/robustness's plots
   # launch/slurm/ and tests/it_slurm.sh: a one-node Slurm (slurmctld, slurmd, clients, munge);
   # Slurm's mpi/pmix plugin loads libpmix.so, which only libpmix-dev provides
   slurm-wlm munge libpmix-dev

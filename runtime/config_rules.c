@@ -189,6 +189,12 @@ px_status px_config_byz_spec(const px_config *cfg, px_byz_spec *s)
     s->crash_step = b->crash_step;
     s->delay_ms = b->delay_ms;
     s->corrupt_bytes = b->corrupt_bytes;
+    s->mimic_farthest = b->mimic_farthest;
+    s->perturbation = (px_perturbation)b->perturbation;
+    s->search_evals = b->search_evals;
+    s->search_start = b->search_start;
+    s->search_delta = b->search_delta;
+    s->search_ratio = b->search_ratio;
     s->seed = cfg->run->seed;
     return PX_OK;
 }

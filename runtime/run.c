@@ -112,8 +112,12 @@ static px_status px__setup_data_and_transport(px__run *R)
     px_config_kinds kinds;
     px_config_kind_names(cfg, &kinds);
     px_data_source src = px_config_data_source(cfg);
-    /* the server of a federated run weighs clients by their parts: it needs the labels too */
-    int want_train = !R->is_mpi || R->rank > 0 || R->federated, want_test = R->rank == 0;
+    /* the server of a federated run weighs clients by their parts, and with a partition of
+     * the workers' data it draws the same parts (from the labels) and reports them: it needs
+     * the labels too */
+    int parted = cfg->data->partition != PHALANX__DATA__PARTITION__WHOLE;
+    int want_train = !R->is_mpi || R->rank > 0 || R->federated || parted,
+        want_test = R->rank == 0;
     PX_CHECK(px_dataset_open(&R->data, kinds.dataset, &src, want_train, want_test));
     if (R->data.train.count < cfg->data->batch_size)
         return px_error(PX_EINVAL,

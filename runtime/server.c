@@ -115,8 +115,11 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
     s->n_alive = s->n;
     PX_CHECK(px_config_byz_spec(cfg, &s->byz_spec));
     if (s->byz_spec.omniscient && px_attack_is_vector(s->byz_spec.attack) && s->byz_spec.count) {
-        PX_CHECK(px_byz_server_create(&s->byz, &s->byz_spec, s->d, pool));
+        PX_CHECK(px_byz_server_create(&s->byz, &s->byz_spec, s->d, s->n, pool));
         s->byz_on = 1;
+        /* the adaptive attacks that search against the rule evaluate a copy of it */
+        PX_CHECK(px_byz_server_bind_rule(&s->byz, cfg->aggregator->rule, &ap, s->n,
+                                         &s->model->tensors, s->agg));
     }
 
     int threads = px_pool_size(pool);

@@ -20,7 +20,7 @@
 static px_byz_spec spec(px_attack a, uint32_t n, uint32_t count)
 {
     px_byz_spec s;
-    memset(&s, 0, sizeof s);
+    px_byz_spec_default(&s, n);
     s.attack = a;
     s.omniscient = 1;
     s.n = n;
@@ -71,7 +71,7 @@ static void check_server_attack(px_attack a, void (*expect)(const float honest[]
     enum { N = 4, D = 3 };
     px_byz_spec s = spec(a, N, 1);
     px_byz_server b;
-    assert_int_equal(px_byz_server_create(&b, &s, D, NULL), PX_OK);
+    assert_int_equal(px_byz_server_create(&b, &s, D, 0, NULL), PX_OK);
     float rows[N * D] = {1, 2, 3, 3, 2, 1, 5, -4, 0, -1, 0, 2};
     float original[N * D];
     memcpy(original, rows, sizeof rows);
@@ -170,7 +170,7 @@ static void test_mimic_nan_inf_gaussian(void **state)
         px_byz_members(&s, 3, is_byz);
         if (is_byz[0]) s.mimic_target = is_byz[1] ? 2 : 1;
         px_byz_server b;
-        assert_int_equal(px_byz_server_create(&b, &s, D, NULL), PX_OK);
+        assert_int_equal(px_byz_server_create(&b, &s, D, 0, NULL), PX_OK);
         for (int i = 0; i < N * D; i++)
             rows[i] = (float)(i % 97) * 0.01f;
         memset(have, 1, N);
@@ -303,7 +303,7 @@ static void test_workers_limit(void **state)
         have[w] = 1;
     }
     px_byz_server b;
-    assert_int_equal(px_byz_server_create(&b, &s, D, NULL), PX_OK);
+    assert_int_equal(px_byz_server_create(&b, &s, D, 0, NULL), PX_OK);
     assert_int_equal(px_byz_server_apply(&b, 0, rows, have), n / 2);
     for (uint32_t w = 0; w < n; w++) {
         float want = is_byz[w] ? -1.0f : 1.0f;
@@ -316,7 +316,7 @@ static void test_workers_limit(void **state)
     snprintf(message, sizeof message, "cluster.workers = %u must be in [1, %u]", n + 1, n);
     assert_int_equal(px_byz_check(&s), PX_EINVAL);
     assert_non_null(strstr(px_errmsg(), message));
-    assert_int_equal(px_byz_server_create(&b, &s, D, NULL), PX_EINVAL);
+    assert_int_equal(px_byz_server_create(&b, &s, D, 0, NULL), PX_EINVAL);
     assert_null(b.is_byz);
     s.n = 0;
     assert_int_equal(px_byz_check(&s), PX_EINVAL);

@@ -27,6 +27,7 @@ foreach(t test_codec test_codec_formats test_codec_hostile test_codec_rht test_c
   px_unit_test(${t} px_comm)
 endforeach()
 px_unit_test(test_byzantine "px_faults;px_comm;px_nn")
+px_unit_test(test_adaptive px_faults)
 px_unit_test(test_partition px_fl)
 px_unit_test(test_clients px_fl)
 px_unit_test(test_layers px_nn)
@@ -51,7 +52,12 @@ add_executable(hostile_rank ${CMAKE_SOURCE_DIR}/tests/hostile_rank.c)
 target_link_libraries(hostile_rank PRIVATE px_comm MPI::MPI_C)
 set_target_properties(hostile_rank PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 
-foreach(t it_layers it_checkpoint it_data it_aggregate it_attacks it_cli it_codec_cuda
+# one step of an attack on rows from a .npy (tests/it_adaptive.sh checks it against NumPy)
+add_executable(attack_probe ${CMAKE_SOURCE_DIR}/tests/attack_probe.c)
+target_link_libraries(attack_probe PRIVATE px_runtime)
+set_target_properties(attack_probe PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+
+foreach(t it_layers it_checkpoint it_data it_adaptive it_aggregate it_attacks it_cli it_codec_cuda
           it_codec_train it_determinism it_faults it_federated it_hostile_rank it_lisa it_models
           it_outputs it_quickstart it_slurm it_stall it_state it_train_mpi)
   px_integration_test(${t} 600)
