@@ -159,6 +159,9 @@ typedef struct {
 typedef struct px_agg_rule {
     const char *name;    /* registry name: "mean", "median", ... */
     const char *summary; /* one line for --help */
+    /* The output's coordinate k depends only on the inputs' coordinate k (median, trimmed mean,
+     * MeaMed): a server sharded by coordinate runs the rule on its slice as it is. */
+    bool coordinatewise;
     /* Validity rule for n inputs with parameters p ("KRUM needs n >= 2f+3"): PX_OK, or
      * PX_EINVAL with a message naming the rule, the requirement and the values. */
     px_status (*check)(const px_agg_params *p, size_t n);
@@ -249,6 +252,52 @@ px_status px_agg_run(px_agg *a, const float *const *rows, size_t n, uint64_t ste
  * on many candidate inputs per step. May change the rule's carried state like px_agg_run;
  * callers that must not disturb a run use their own aggregator. Allocates nothing. */
 px_status px_agg_weights_gram(px_agg *a, const double *K, size_t n, uint64_t step, double *w);
+
+/* ---- a server sharded by coordinate (DESIGN.md "Scale-out") ------------------------------ *
+ *
+ * S shards each hold one contiguous slice of every input and create their own px_agg_shard for
+ * it (d = the slice's length). One step:
+ *   1. every shard: px_agg_shard_partial(rows of its slice) -> partial (px_agg_shard_partial_len
+ *      doubles): a non-finite flag per input and, when the chain or the rule reads it, the
+ *      slice's partial Gram matrix;
+ *   2. the caller sums the S partials element by element IN SHARD ORDER and gives every shard
+ *      the same sum, bit for bit (gather them all and add them in order: an MPI_Allreduce may
+ *      round differently on different ranks);
+ *   3. every shard: px_agg_shard_finish(rows, sum) -> its slice of the aggregate.
+ * Because every decision (which inputs are dropped as non-finite, the chain's plan, Krum's
+ * choice, FA's or geomed's weights) is taken from the summed partials alone, it is the same on
+ * every shard, and it is the decision of px_agg_run on the whole vectors up to the summation
+ * order of the Gram matrix. Shardable: the rules with a Gram form (mean, krum, multi_krum,
+ * geomed, flag with the pca start and no warm start) and the coordinate-wise rules (median,
+ * trimmed_mean, meamed), behind any pre-aggregation chain. Not (yet): bulyan (its coordinate
+ * stage runs on Krum's choice of whole vectors), cclip (its centre is a vector of its own),
+ * fedld (one Gram matrix per layer), flag with a warm or random start. */
+typedef struct px_agg_shard px_agg_shard;
+
+/* PX_OK if `rule` with parameters p can run sharded, else PX_ENOTSUP with a message naming the
+ * rule and the reason (for the config check). */
+px_status px_agg_shard_check(const char *rule, const px_agg_params *p);
+
+/* A shard's aggregator for at most n_max inputs of a slice of d values (as px_agg_create, with
+ * one layer). */
+px_status px_agg_shard_create(px_agg_shard **out, const char *rule, const px_agg_params *p,
+                              size_t n_max, size_t d, px_pool *pool);
+void px_agg_shard_destroy(px_agg_shard *s);
+
+/* Doubles of the partial for n inputs: n, or n + n * n when the Gram matrix is needed. */
+size_t px_agg_shard_partial_len(const px_agg_shard *s, size_t n);
+
+/* Step 1: this shard's partial for rows[0..n) (its slices, d floats each) into partial. */
+px_status px_agg_shard_partial(px_agg_shard *s, const float *const *rows, size_t n,
+                               double *partial);
+
+/* Step 3: this shard's slice of the aggregate into out (d floats), from the same rows and the
+ * sum of every shard's partial. w (may be NULL) gets n weights when the rule is a weighted sum
+ * of its inputs (0 for a dropped input), else NaNs. The errors and the non-finite handling are
+ * px_agg_run's: an input non-finite in any slice is dropped on every shard, and f shrinks by
+ * the number dropped. Changes the rule's state as px_agg_run would. */
+px_status px_agg_shard_finish(px_agg_shard *s, const float *const *rows, size_t n, uint64_t step,
+                              const double *sum, float *out, double *w, px_agg_report *report);
 
 /* ---- state across steps (for checkpoints) ------------------------------------------------ *
  *

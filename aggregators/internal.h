@@ -222,4 +222,51 @@ static inline float px__get_f32(const unsigned char *p)
     return v;
 }
 
+/* 1 if every one of the d values of x is finite. An OR-reduction over "exponent all ones"
+ * vectorises; isfinite() in a loop with an early exit does not. */
+static inline int px__row_finite(const float *x, size_t d)
+{
+    uint32_t bad = 0;
+    for (size_t j = 0; j < d; j++) {
+        uint32_t bits;
+        memcpy(&bits, &x[j], 4);
+        bad |= ((bits & 0x7F800000u) == 0x7F800000u);
+    }
+    return !bad;
+}
+
+/* ---- the composed aggregator (registry.c), for the other files of the library ------------ */
+
+/* The composed aggregator: filter, pre-aggregation chain, rule. */
+struct px_agg {
+    const px_agg_rule *rule;
+    px_agg_params params;
+    void *ctx;
+    size_t n_max, d;
+    px_pool *pool;
+    const float **kept;   /* the finite rows of the current call */
+    int *finite;          /* per row: 1 if every value is finite */
+    px_layer *own_layers; /* the table built from params.layer_sizes or for one layer */
+    px_layer_table table;
+    /* the pre-aggregation chain, planned on n x n matrices (see px__pre_step) */
+    bool chain_gram; /* the chain or the rule reads the Gram matrix of the inputs */
+    px__gram *gram;  /* the Gram pass over the inputs */
+    px__mix *mix;    /* the output pass, or the pass that builds the chain's vectors */
+    double *K, *Kv, *A, *T, *tmp, *ws, *w, *wv; /* n_max x n_max (w, wv: n_max) */
+    size_t *iws;
+    float *Af;   /* the chain's matrix (or the output weights) in float */
+    float *vbuf; /* n_max x d: the chain's vectors, for rules that need them */
+    float **vout;
+    const float **vrows;
+};
+
+/* Runs the chain's validity rules from n inputs; *n_rule gets what the rule will receive. */
+px_status px__chain_check(const px_agg_params *p, size_t n, size_t *n_rule);
+/* The rule's validity rule for the n it receives after the chain turned n_in inputs into n. */
+px_status px__rule_check(const px_agg_rule *r, const px_agg_params *p, size_t n_in, size_t n);
+/* Plans the chain on n inputs: a->A (m x n) gets the chain's m vectors as combinations of the
+ * inputs and, when `gram` (a->Kv holding the inputs' Gram matrix on entry), a->Kv their Gram
+ * matrix. Returns m. */
+size_t px__agg_plan(px_agg *a, size_t n, uint64_t step, bool gram);
+
 #endif

@@ -66,6 +66,7 @@ static void px__meamed_set_f(void *ctx, uint32_t f)
 const px_agg_rule px_agg_rule_meamed = {
     .name = "meamed",
     .summary = "coordinate-wise mean of the n-f values closest to the median",
+    .coordinatewise = true,
     .check = px__meamed_check,
     .create = px__meamed_create,
     .run = px__meamed_run,

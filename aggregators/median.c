@@ -49,6 +49,7 @@ static void px__median_destroy(void *ctx)
 const px_agg_rule px_agg_rule_median = {
     .name = "median",
     .summary = "coordinate-wise median (mean of the two middle values when n is even)",
+    .coordinatewise = true,
     .check = NULL,
     .create = px__median_create,
     .run = px__median_run,

@@ -58,8 +58,7 @@ const char *px_agg_pre_summary(size_t i)
 
 /* ---- validity ---------------------------------------------------------------------------- */
 
-/* Runs the chain's validity rules from n inputs; *n_rule gets what the rule will receive. */
-static px_status px__chain_check(const px_agg_params *p, size_t n, size_t *n_rule)
+px_status px__chain_check(const px_agg_params *p, size_t n, size_t *n_rule)
 {
     size_t cur = n;
     for (uint32_t s = 0; s < p->n_pre; s++) {
@@ -72,7 +71,7 @@ static px_status px__chain_check(const px_agg_params *p, size_t n, size_t *n_rul
     return PX_OK;
 }
 
-static px_status px__rule_check(const px_agg_rule *r, const px_agg_params *p, size_t n_in, size_t n)
+px_status px__rule_check(const px_agg_rule *r, const px_agg_params *p, size_t n_in, size_t n)
 {
     if (n == 0) return px_error(PX_EINVAL, "%s: no input to aggregate", r->name);
     px_status st = r->check ? r->check(p, n) : PX_OK;
@@ -101,27 +100,6 @@ px_status px_agg_validate(const char *rule, const px_agg_params *p, size_t n)
 
 /* ---- the composed aggregator ------------------------------------------------------------- */
 
-struct px_agg {
-    const px_agg_rule *rule;
-    px_agg_params params;
-    void *ctx;
-    size_t n_max, d;
-    px_pool *pool;
-    const float **kept;   /* the finite rows of the current call */
-    int *finite;          /* per row: 1 if every value is finite */
-    px_layer *own_layers; /* the table built from params.layer_sizes or for one layer */
-    px_layer_table table;
-    /* the pre-aggregation chain, planned on n x n matrices (see px__pre_step) */
-    bool chain_gram; /* the chain or the rule reads the Gram matrix of the inputs */
-    px__gram *gram;  /* the Gram pass over the inputs */
-    px__mix *mix;    /* the output pass, or the pass that builds the chain's vectors */
-    double *K, *Kv, *A, *T, *tmp, *ws, *w, *wv; /* n_max x n_max (w, wv: n_max) */
-    size_t *iws;
-    float *Af;   /* the chain's matrix (or the output weights) in float */
-    float *vbuf; /* n_max x d: the chain's vectors, for rules that need them */
-    float **vout;
-    const float **vrows;
-};
 
 static px_status px__agg_alloc_chain(px_agg *a)
 {
@@ -254,16 +232,7 @@ static void px__scan_row(void *arg, size_t i, int thread)
 {
     (void)thread;
     px__scan *s = arg;
-    const float *x = s->rows[i];
-    /* an OR-reduction over "exponent all ones" vectorises; isfinite() in a loop with an early
-     * exit does not */
-    uint32_t bad = 0;
-    for (size_t j = 0; j < s->d; j++) {
-        uint32_t bits;
-        memcpy(&bits, &x[j], 4);
-        bad |= ((bits & 0x7F800000u) == 0x7F800000u);
-    }
-    s->finite[i] = !bad;
+    s->finite[i] = px__row_finite(s->rows[i], s->d);
 }
 
 /* Drops the rows with a NaN or Inf value into a->kept; fills the report; refuses when none is
@@ -304,10 +273,7 @@ static void px__matmul(const double *A, const double *B, size_t m, size_t k, siz
         }
 }
 
-/* Plans the chain on n inputs: a->A (m x n) gets the chain's m vectors as combinations of the
- * inputs and, when `gram` (a->Kv holding the inputs' Gram matrix on entry), a->Kv their Gram
- * matrix. Returns m. */
-static size_t px__agg_plan(px_agg *a, size_t n, uint64_t step, bool gram)
+size_t px__agg_plan(px_agg *a, size_t n, uint64_t step, bool gram)
 {
     const px_agg_params *p = &a->params;
     size_t m = n;

@@ -80,6 +80,7 @@ static void px__trimmed_mean_set_f(void *ctx, uint32_t f)
 const px_agg_rule px_agg_rule_trimmed_mean = {
     .name = "trimmed_mean",
     .summary = "coordinate-wise mean after dropping the f largest and f smallest values",
+    .coordinatewise = true,
     .check = px__trimmed_check,
     .create = px__trimmed_create,
     .run = px__trimmed_run,

@@ -18,7 +18,7 @@ function(px_unit_test name lib)
 endfunction()
 
 foreach(t test_agg_basic test_agg_classic test_agg_edge test_agg_fedld test_agg_flag
-          test_agg_gram test_agg_state)
+          test_agg_gram test_agg_shard test_agg_state)
   px_unit_test(${t} px_aggregators)
 endforeach()
 target_include_directories(test_agg_gram PRIVATE ${PX_GEN})
