@@ -256,7 +256,9 @@ export OMPI_MCA_oob_tcp_keepalive_time=1 OMPI_MCA_oob_tcp_keepalive_intvl=1
 export OMPI_MCA_oob_tcp_keepalive_probes=3
 # COMMAND on host 0, with host 0's name (hostnames tell Open MPI's nodes apart); in the
 # background, so that a signal reaches the trap now rather than when COMMAND ends
-ip netns exec "$NAME-h0" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$NAME-h0" "$@" &
+# (stdin passed on explicitly: a background command would otherwise read /dev/null)
+exec 3<&0
+ip netns exec "$NAME-h0" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$NAME-h0" "$@" <&3 3<&- &
 CHILD=$!
 rc=0
 wait "$CHILD" || rc=$?
