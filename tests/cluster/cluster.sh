@@ -51,7 +51,7 @@ ns_of() {
 remove() {
   local name=$1 ns pids
   [[ $name == "$PREFIX"[0-9]* ]] || die "refusing to remove '$name' (not a cluster of this script)"
-  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$name-(h[0-9]+|sw)$" || true); do
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$name-(h[0-9]+|sw|probe)$" || true); do
     # the namespaces are ours, so are the processes in them (mpirun, orted, ranks of COMMAND)
     for _ in 1 2 3 4 5; do
       pids=$(ip netns pids "$ns" 2>/dev/null || true)
@@ -78,7 +78,7 @@ link() {
 # clean: removes the clusters whose owning script (the PID in the name) is no longer running
 clean() {
   local name
-  for name in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$PREFIX[0-9]+-" |
+  for name in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^${PREFIX}[0-9]+-" |
     sed 's/-.*//' | sort -u); do
     if ! kill -0 "${name#"$PREFIX"}" 2>/dev/null; then
       echo "cluster: removing stale cluster $name"
@@ -256,7 +256,9 @@ export OMPI_MCA_oob_tcp_keepalive_time=1 OMPI_MCA_oob_tcp_keepalive_intvl=1
 export OMPI_MCA_oob_tcp_keepalive_probes=3
 # COMMAND on host 0, with host 0's name (hostnames tell Open MPI's nodes apart); in the
 # background, so that a signal reaches the trap now rather than when COMMAND ends
-ip netns exec "$NAME-h0" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$NAME-h0" "$@" &
+# (stdin passed on explicitly: a background command would otherwise read /dev/null)
+exec 3<&0
+ip netns exec "$NAME-h0" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$NAME-h0" "$@" <&3 3<&- &
 CHILD=$!
 rc=0
 wait "$CHILD" || rc=$?
