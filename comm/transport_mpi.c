@@ -145,7 +145,7 @@ static px_status px__send_to_ranks(px__mpi *m, const unsigned char *msg, size_t 
     for (int r = 1; r < m->base.world; r++) {
         if (m->to_rank[r] != MPI_REQUEST_NULL) {
             skip++; /* still has not taken the previous message */
-            if (full && needs_full) needs_full[r] = 1;
+            if (needs_full) needs_full[r] = 1; /* its next message must be the full one */
             continue;
         }
         int use_full = b_full >= 0 && needs_full[r];

@@ -79,6 +79,14 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
         s->compact = px_alloc(s->d * sizeof(float), "the active groups' gradient");
         if (!s->compact) return PX_ENOMEM;
     }
+    s->lisa_down = s->lisa.on && !s->down_codec;
+    if (s->lisa_down) {
+        s->lisa_msg = px_alloc(s->params_msg_len, "the changed groups' parameter message");
+        s->prev_mask = calloc(s->model->n_groups, 1);
+        if (!s->lisa_msg || !s->prev_mask) return px_error(PX_ENOMEM, "server: cannot allocate");
+        memset(s->needs_full, 1, world > 1 ? (size_t)world : 1);
+        if (world > 1) s->needs_full[0] = 0;
+    }
     px_optimizer_spec ospec = px_config_optimizer_spec(cfg);
     PX_CHECK(px_optimizer_create(&s->opt, kinds.optimizer, &ospec, s->d, s->model->groups,
                                  s->model->n_groups));
@@ -143,6 +151,8 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
 void px_server_free(px_server *s)
 {
     px_free(s->params_msg);
+    px_free(s->lisa_msg);
+    free(s->prev_mask);
     px_codec_destroy(s->up_codec);
     px_codec_destroy(s->down_codec);
     px_free(s->delta_msg);
@@ -174,6 +184,29 @@ void px_server_free(px_server *s)
     memset(s, 0, sizeof *s);
 }
 
+/* LISA's downlink: the values of the groups that the previous step trained, the only ones that
+ * changed since its parameters, for the ranks that took those; the full message for the others
+ * (every rank at the first step and after a resume). */
+static void px__lisa_downlink(px_server *s, const px_msg_header *h, const unsigned char **msg,
+                              size_t *len, const unsigned char **full, size_t *full_len)
+{
+    size_t n_prev = px_lisa_active(&s->lisa, h->step ? h->step - 1 : 0, s->prev_mask);
+    px_lisa_gather(&s->lisa, s->prev_mask, s->params,
+                   (float *)(s->lisa_msg + PX_WIRE_HEADER_BYTES));
+    px_msg_header hc = *h;
+    hc.elem_count = n_prev;
+    px_wire_seal(s->lisa_msg, &hc, n_prev * sizeof(float));
+    int any = 0;
+    for (int r = 0; r < (s->world > 1 ? s->world : 1); r++)
+        any |= s->needs_full[r];
+    if (any) {
+        *full = *msg;
+        *full_len = *len;
+    }
+    *msg = s->lisa_msg;
+    *len = PX_WIRE_HEADER_BYTES + n_prev * sizeof(float);
+}
+
 px_status px_server_begin_step(px_server *s, uint32_t step, const unsigned char **msg, size_t *len,
                                const unsigned char **full, size_t *full_len)
 {
@@ -199,6 +232,7 @@ px_status px_server_begin_step(px_server *s, uint32_t step, const unsigned char 
         px_wire_seal(s->params_msg, &h, s->d * sizeof(float));
         *msg = s->params_msg;
         *len = s->params_msg_len;
+        if (s->lisa_down) px__lisa_downlink(s, &h, msg, len, full, full_len);
         return PX_OK;
     }
     px_codec_stream cs = {s->cfg->run->seed, step, PX_CODEC_DOWNLINK};

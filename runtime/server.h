@@ -54,6 +54,12 @@ typedef struct {
     uint8_t *active; /* per layer group: trains this step (LISA); NULL = every group */
     px_lisa lisa;
     uint8_t *active_mask;      /* the step's active groups (all when LISA is off) */
+    /* LISA with a float32 downlink: the parameter message carries only the
+     * groups the previous step trained (the others have not changed since); a worker rank that
+     * missed a message gets the full parameters (needs_full) */
+    int lisa_down;
+    unsigned char *lisa_msg; /* header + the changed groups' values */
+    uint8_t *prev_mask;      /* the groups the previous step trained */
     size_t n_active;           /* values of the active groups: what a gradient message holds */
     size_t step_payload_bytes; /* the uplink payload of n_active values */
     float *compact;            /* LISA: a decoded payload before it is scattered into its row */

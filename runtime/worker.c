@@ -36,10 +36,15 @@ px_status px_worker_group_create(px_worker_group *g, const px_worker_setup *setu
             return px_error(PX_ENOMEM, "workers: cannot allocate");
     }
     size_t d = setup->model->n_params;
-    if (setup->downlink.format != PX_CODEC_FP32) {
+    if (setup->downlink.format != PX_CODEC_FP32 || setup->lisa->on) {
         g->replica = px_alloc(d * sizeof(float), "the parameter replica");
         if (!g->replica) return PX_ENOMEM;
+    }
+    if (setup->downlink.format != PX_CODEC_FP32)
         PX_CHECK(px_codec_create(&g->down_codec, &setup->downlink, d, pool));
+    else if (setup->lisa->on) {
+        g->prev_active = calloc(setup->model->n_groups, 1);
+        if (!g->prev_active) return px_error(PX_ENOMEM, "workers: cannot allocate");
     }
     /* the step's plan, even on a rank hosting no worker (it still follows the steps) */
     g->active = calloc(setup->model->n_groups, 1);
@@ -100,6 +105,7 @@ void px_worker_group_free(px_worker_group *g)
     free(g->client_scratch);
     px_free(g->replica);
     px_codec_destroy(g->down_codec);
+    free(g->prev_active);
     memset(g, 0, sizeof *g);
 }
 
@@ -120,35 +126,60 @@ px_status px_worker_group_take(px_worker_group *g, const unsigned char *msg, siz
     }
     size_t d = g->setup.model->n_params;
     const px_codec_spec *down = &g->setup.downlink;
-    int full = h.codec == 0;
-    size_t want = full ? d * sizeof(float) : px_codec_payload_bytes(down, d);
-    if (h.kind != PX_MSG_PARAMS || h.elem_count != d || h.payload_bytes != want ||
-        (!full && (h.codec != px_codec_wire_id(down) || h.block_size != px_codec_wire_block(down))))
+    /* full parameters; a quantised delta; or (LISA) the groups the previous step trained */
+    int full = h.codec == 0 && h.elem_count == d, delta = g->down_codec != NULL && !full;
+    size_t values = d;
+    if (g->prev_active && !full)
+        values = px_lisa_active(g->setup.lisa, h.step ? h.step - 1 : 0, g->prev_active);
+    size_t want = delta ? px_codec_payload_bytes(down, d) : values * sizeof(float);
+    if (h.kind != PX_MSG_PARAMS || h.elem_count != (delta ? d : values) ||
+        h.payload_bytes != want ||
+        (delta && (h.codec != px_codec_wire_id(down) || h.block_size != px_codec_wire_block(down))) ||
+        (!delta && h.codec != 0))
         return px_error(PX_EPROTO,
                         "unexpected message from the server (kind %u, codec %u, %llu "
                         "values in %llu bytes; expected %zu values)",
                         h.kind, h.codec, (unsigned long long)h.elem_count,
-                        (unsigned long long)h.payload_bytes, d);
+                        (unsigned long long)h.payload_bytes, values);
     const unsigned char *payload = msg + PX_WIRE_HEADER_BYTES;
     *step = h.step;
     if (!g->replica) {
-        if (!full) return px_error(PX_EPROTO, "a parameter delta, but the downlink is float32");
         *params = (const float *)payload; /* read in place: no copy */
         return PX_OK;
     }
     if (full) {
         memcpy(g->replica, payload, d * sizeof(float));
         g->replica_valid = 1;
-    } else {
-        if (!g->replica_valid)
-            return px_error(PX_EPROTO, "a parameter delta before any full parameters");
+        g->replica_step = h.step;
+        *params = g->replica;
+        return PX_OK;
+    }
+    /* a delta or the changed groups are relative to the previous step's parameters: a rank
+     * that missed those must never apply them (the server sends it the full parameters) */
+    if (!g->replica_valid || h.step != g->replica_step + 1) {
+        px_status st = g->replica_valid
+                           ? px_error(PX_EPROTO,
+                                      "parameters of step %u relative to step %u, but the last "
+                                      "parameters taken were of step %u",
+                                      h.step, h.step - 1, g->replica_step)
+                           : px_error(PX_EPROTO,
+                                      "parameters of step %u relative to earlier ones, but no "
+                                      "full parameters were taken before",
+                                      h.step);
+        g->replica_valid = 0;
+        return st;
+    }
+    if (delta) {
         px_codec_stream cs = {g->setup.seed, h.step, PX_CODEC_DOWNLINK};
         px_status st = px_codec_decode_add(g->down_codec, &cs, payload, want, g->replica, d);
         if (st < 0) {
             g->replica_valid = 0;
             return px_error_context(st, "parameter delta of step %u", h.step);
         }
+    } else {
+        px_lisa_scatter(g->setup.lisa, g->prev_active, (const float *)payload, g->replica, 0);
     }
+    g->replica_step = h.step;
     *params = g->replica;
     return PX_OK;
 }

@@ -74,9 +74,13 @@ typedef struct {
     uint8_t *active;                          /* per layer group: trains this step */
     uint32_t *round_clients, *client_scratch; /* federated: the round's clients (slots, K) */
     size_t n_active; /* values of the active groups: what a message carries */
-    float *replica;  /* parameters rebuilt from downlink deltas (NULL with FP32) */
+    /* parameters rebuilt from downlink deltas, or from LISA's messages of the changed groups
+     * (NULL with FP32 and no LISA: the parameters are read in the message) */
+    float *replica;
     px_codec *down_codec;
-    int replica_valid; /* a full parameter message has been applied */
+    uint8_t *prev_active; /* LISA: the groups trained by the step before the message's */
+    int replica_valid;    /* a full parameter message has been applied */
+    uint32_t replica_step; /* the step of the last parameters applied to the replica */
     int stop_save;     /* the stop message asks for the workers' state (preemption) */
     /* the step being computed (read by the pool tasks) */
     const float *params;

@@ -5,7 +5,8 @@
 #   third period of 10 steps) the parameters of every frozen group stay bit-identical, and every
 #   active group changes;
 # - the gradient messages carry the active groups only: bytes up per step = workers x (48-byte
-#   header + 4 bytes x active values) with float32, and about a quarter of that with int8;
+#   header + 4 bytes x active values) with float32, and about a quarter of that with int8; the
+#   parameter messages carry the groups the previous step trained (full parameters at the start);
 # - RESET holds AdamW state for the active groups only (8 bytes per value, plus a step count per
 #   group), KEEP holds more once frozen groups have trained.
 source "$(dirname "$0")/lib.sh"
@@ -65,6 +66,16 @@ want_up=$((3 * (48 + 4 * values)))
 params=$(grep -o '"params":[0-9]*' runs/alone/metrics.jsonl | cut -d: -f2)
 [ "$values" -lt "$params" ] || fail "active values $values not below the model's $params"
 echo "ok: bytes up per step = 3 x (48 + 4 x $values active values) = $up (the model has $params)"
+# bytes down: within a period the parameter message carries the groups the previous step trained
+# (the same active set), and the full parameters only at the start
+down=$(field "$line" bytes_down)
+[ "${down%.*}" = "$want_up" ] || fail "bytes down per step $down, expected 3 x (48 + 4 x $values) = $want_up"
+mdown=$(field "$(last mpi 25)" bytes_down)
+[ "${mdown%.*}" = $((2 * (48 + 4 * values))) ] ||
+  fail "mpirun -np 3: bytes down per step $mdown, expected 2 ranks x (48 + 4 x $values)"
+first=$(field "$(last alone 5)" bytes_down)
+ge "$first" "$((3 * 4 * params / 5))" || fail "steps 1-5: bytes down $first, but step 1 must send all $params values"
+echo "ok: bytes down per step = the changed groups only ($down; $mdown from the server of mpirun -np 3)"
 run int8 env -- --set schedule.steps=25 --set compression.uplink=INT8
 up8=$(field "$(last int8 25)" bytes_up)
 ge "$(awk -v a="$up8" -v b="$up" 'BEGIN { print b / a }')" 3.5 || fail "int8 bytes $up8 vs float32 $up"

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# it_resync.sh - parameter messages relative to the previous step (the int8 downlink's deltas,
+# LISA's changed groups) reach a worker rank that missed one only as full parameters: a worker
+# rank frozen (SIGSTOP) for a while under f_wait misses steps; the server skips it and, once it
+# takes messages again, sends it the full parameters. The run must finish (a worker that got a
+# relative message after a gap refuses it and ends the run, naming both steps), and the metrics
+# must show the full message going out (bytes down of a step that is not a multiple of the usual
+# message's).
+source "$(dirname "$0")/lib.sh"
+cd "$WORK"
+
+pid_of_rank() { # NAME R
+  local p
+  for p in $(pgrep -f "run.name=$1 " || true); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# freeze NAME STEPS ARGS...: an mpirun -np 4 job; rank 2 frozen for 1.5 s once it trains
+freeze() {
+  local name=$1 steps=$2
+  shift 2
+  timeout -k 10 180 mpirun -np 4 "$TRAINER" --set run.name="$name" --set schedule.steps="$steps" \
+    --set schedule.eval_every=0 --set schedule.log_every=1 --set cluster.workers=3 \
+    --set cluster.f_wait=1 --set cluster.step_timeout_ms=100 --set cluster.timeout_ms=20000 \
+    --set logging.progress=QUIET "$@" "$EX/tiny.pb" >"$name.log" 2>&1 &
+  local job=$!
+  for _ in $(seq 1 300); do
+    [ -s "runs/$name/metrics.jsonl.partial" ] && [ "$(wc -l <"runs/$name/metrics.jsonl.partial")" -ge 5 ] && break
+    sleep 0.1
+  done
+  local pid
+  pid=$(pid_of_rank "$name" 2) || { cat "$name.log"; fail "$name: no rank 2 training"; }
+  kill -STOP "$pid"
+  sleep 1.5
+  kill -CONT "$pid" 2>/dev/null || true # (the job may have ended meanwhile: its exit tells)
+  local rc=0
+  wait "$job" || rc=$?
+  [ "$rc" = 0 ] || { grep -v '^|' "$name.log"; fail "$name: exit $rc after rank 2 was frozen"; }
+  # bytes down per step: before the freeze 3 x the message of one rank (plen); a step that sent
+  # a rank the full parameters instead is not a multiple of plen (full - plen is not)
+  local plen found
+  plen=$(grep -o '"bytes_down":[0-9.]*' "runs/$name/metrics.jsonl" | sed -n 3p | cut -d: -f2)
+  plen=$(awk -v b="$plen" 'BEGIN { printf "%d", b / 3 }')
+  found=$(grep -o '"step":[0-9]*\|"bytes_down":[0-9.]*' "runs/$name/metrics.jsonl" | cut -d: -f2 |
+    paste - - | awk -v p="$plen" '$1 > 5 && ($2 % p) != 0 { print $1 ":" $2; exit }')
+  [ -n "$found" ] || fail "$name: no step sent the full parameters again (every step a multiple of $plen bytes)"
+  echo "ok: $name: rank 2 frozen 1.5 s, then sent the full parameters (step:bytes down $found," \
+    "one rank's usual message $plen bytes), exit 0"
+}
+
+freeze int8_down 600 --set compression.downlink=INT8
+freeze lisa_down 400 --set model.kind=GPT --set model.blocks=4 --set model.width=16 \
+  --set model.heads=2 --set model.context=16 --set data.dataset=FORTUNES --set data.path= \
+  --set data.batch_size=4 --set data.test_limit=16 --set optimizer.kind=ADAMW \
+  --set optimizer.lr=0.003 --set lisa.enabled=true --set lisa.gamma=1 --set lisa.period=10
+echo PASS
