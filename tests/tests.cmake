@@ -17,6 +17,7 @@ function(px_unit_test name lib)
   set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT ${PX_SANITIZER_ENV})
 endfunction()
 
+px_unit_test(test_device px_base)
 foreach(t test_agg_basic test_agg_classic test_agg_edge test_agg_fedld test_agg_flag
           test_agg_gram test_agg_state)
   px_unit_test(${t} px_aggregators)
@@ -51,7 +52,7 @@ add_executable(hostile_rank ${CMAKE_SOURCE_DIR}/tests/hostile_rank.c)
 target_link_libraries(hostile_rank PRIVATE px_comm MPI::MPI_C)
 set_target_properties(hostile_rank PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 
-foreach(t it_layers it_checkpoint it_data it_aggregate it_attacks it_cli it_codec_cuda
+foreach(t it_layers it_checkpoint it_data it_aggregate it_attacks it_cli it_codec_cuda it_cuda_config
           it_codec_train it_determinism it_faults it_federated it_hostile_rank it_lisa it_models
           it_outputs it_quickstart it_slurm it_stall it_state it_train_mpi)
   px_integration_test(${t} 600)
