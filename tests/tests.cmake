@@ -18,7 +18,7 @@ function(px_unit_test name lib)
 endfunction()
 
 px_unit_test(test_device px_base)
-foreach(t test_agg_basic test_agg_classic test_agg_edge test_agg_fedld test_agg_flag
+foreach(t test_agg_basic test_agg_classic test_agg_edge test_agg_fedld test_agg_flag test_coord_math
           test_agg_gram test_agg_state)
   px_unit_test(${t} px_aggregators)
 endforeach()
