@@ -60,4 +60,14 @@ out=$(timeout -k 10 120 mpirun -np 3 "$TRAINER" \
 grep -qF -- "$why_mpi" <<<"$out" || fail "mpirun -np 3 quickstart_cuda: no '$why_mpi' in: $out"
 grep -Eqi "segmentation|core dumped|signal 11|backtrace" <<<"$out" && fail "a rank crashed: $out"
 echo "ok: mpirun -np 3 quickstart_cuda exits 2: $(grep -m1 -F -- "$why_mpi" <<<"$out")"
+
+# the device test suite in one command: without a GPU it must say so and report a skip (77),
+# never a pass
+if ((gpus == 0)); then
+  rc=0
+  out=$(bash "$SRC/tests/gpu/run.sh" 2>&1) || rc=$?
+  [ "$rc" = 77 ] || fail "tests/gpu/run.sh without a GPU exited $rc, expected 77: $out"
+  grep -q "no GPU on this machine" <<<"$out" || fail "tests/gpu/run.sh does not say why: $out"
+  echo "ok: tests/gpu/run.sh reports a skip here: $(head -1 <<<"$out")"
+fi
 echo PASS

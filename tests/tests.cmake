@@ -60,6 +60,22 @@ endforeach()
 # it_slurm needs root and Slurm's packages; without them it reports a skip, not a pass
 set_tests_properties(it_slurm PROPERTIES SKIP_RETURN_CODE 77)
 
+# The device checks (tests/gpu/): every kernel against its CPU twin, a composed training step
+# and a benchmark. Built in every CUDA build; without a GPU they report a skip (exit 77), never
+# a pass. tests/gpu/run.sh runs them (and the NCCL check under mpirun) on a GPU machine.
+if(PX_HAVE_CUDA)
+  add_executable(gpu_check ${CMAKE_SOURCE_DIR}/tests/gpu/gpu_check.c)
+  target_link_libraries(gpu_check PRIVATE px_nn px_comm px_aggregators CUDA::cublas)
+  set_target_properties(gpu_check PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  add_test(NAME gpu_check COMMAND gpu_check)
+  set_tests_properties(gpu_check PROPERTIES TIMEOUT 600 LABELS gpu SKIP_RETURN_CODE 77)
+endif()
+if(PX_HAVE_NCCL)
+  add_executable(nccl_check ${CMAKE_SOURCE_DIR}/tests/gpu/nccl_check.c)
+  target_link_libraries(nccl_check PRIVATE px_comm MPI::MPI_C)
+  set_target_properties(nccl_check PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+endif()
+
 # tests/it_death.sh (a worker rank killed under launch/mpirun.sh) is not run by ctest: when the
 # rank dies in the middle of a large transfer, the server can stall inside Open MPI's
 # shared-memory transport (vader's CMA read from the dead process), where no deadline of ours
