@@ -3,15 +3,14 @@
  * at a time through the sorting network of sortnet.c. */
 #include <stdlib.h>
 
+#include "coord_math.h"
 #include "internal.h"
 
 static void px__median_lanes(const float (*v)[PX_LANES], size_t n, void *arg, float out[PX_LANES])
 {
     (void)arg;
     for (int l = 0; l < PX_LANES; l++)
-        /* halves first: a + b overflows for finite values near FLT_MAX, a/2 + b/2 cannot
-         * (and is the same float as (a + b)/2 whenever that one is finite and normal) */
-        out[l] = n % 2 ? v[n / 2][l] : 0.5f * v[n / 2 - 1][l] + 0.5f * v[n / 2][l];
+        out[l] = n % 2 ? v[n / 2][l] : px_cw_median_mid(v[n / 2 - 1][l], v[n / 2][l]);
 }
 
 static px_status px__median_create(void **ctx, const px_agg_params *p, size_t n_max, size_t d,

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coord_math.h"
 #include "internal.h"
 
 /* The 64-byte vector helpers below are static: the ABI note GCC gives for passing them by value
@@ -151,7 +152,7 @@ static void px__near_median16(const float (*v)[PX_LANES], size_t n, size_t k, si
         med = hi_v;
     } else { /* halves first: lo + hi overflows for finite values near FLT_MAX */
         memcpy(&lo_v, v[n / 2 - 1] + q, sizeof lo_v);
-        med = 0.5f * lo_v + 0.5f * hi_v;
+        med = 0.5f * lo_v + 0.5f * hi_v; /* px_cw_median_mid, 16 lanes at once */
     }
     const px__v16 one = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     /* sliding the window right by one swaps v[t] for v[t+k]: it pays while v[t+k] is closer;
@@ -191,10 +192,7 @@ static void px__near_median16(const float (*v)[PX_LANES], size_t n, size_t k, si
 
 float px__lane_mean_double(const float (*v)[PX_LANES], size_t lo, size_t hi, size_t lane)
 {
-    double s = 0;
-    for (size_t t = lo; t < hi; t++)
-        s += v[t][lane];
-    return (float)(s / (double)(hi - lo));
+    return px_cw_mean_double(&v[0][lane], PX_LANES, lo, hi);
 }
 
 void px__lane_mean_near_median(const float (*v)[PX_LANES], size_t n, size_t k, float out[PX_LANES])

@@ -8,6 +8,10 @@
 #ifndef PX_STATUS_H
 #define PX_STATUS_H
 
+#ifdef __cplusplus /* CUDA sources (.cu) are C++ */
+extern "C" {
+#endif
+
 /* Result of every public function that can fail: 0 = ok, negative = kind of error. */
 typedef int px_status;
 enum {
@@ -35,6 +39,10 @@ const char *px_errmsg(void);
 
 /* Short name of a status code ("invalid input", "timeout", ...). */
 const char *px_status_name(px_status status);
+
+#ifdef __cplusplus
+}
+#endif
 
 /* Propagate a failure to the caller; the callee already recorded the message. */
 #define PX_CHECK(call)                                                                             \

@@ -5,6 +5,7 @@
 # only what changed. Needs root (or sudo) only when a package is missing.
 #   launch/setup.sh            install + build (Release)
 #   PX_WERROR=ON launch/setup.sh   warnings as errors (what CI uses)
+#   PX_CUDA=OFF launch/setup.sh    without the CUDA/NCCL code even where the toolkit exists
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,8 +43,16 @@ fi
 
 BUILD=${PX_BUILD_DIR:-build}
 WERROR=${PX_WERROR:-OFF}
-if [ ! -f "$BUILD/CMakeCache.txt" ] || ! grep -q "^PX_WERROR:BOOL=$WERROR$" "$BUILD/CMakeCache.txt"; then
-  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPX_WERROR="$WERROR" >/dev/null
+# The CUDA and NCCL code is built wherever the toolkit is installed (ON: a broken toolkit is an
+# error, not a silent CPU-only build), and left out where it is not; PX_CUDA=OFF skips it.
+# Building it needs no GPU; the CPU tests run either way.
+if [ -z "${PX_CUDA:-}" ]; then
+  PX_CUDA=AUTO
+  [ -x /usr/local/cuda/bin/nvcc ] && PX_CUDA=ON
+fi
+if [ ! -f "$BUILD/CMakeCache.txt" ] || ! grep -q "^PX_WERROR:BOOL=$WERROR$" "$BUILD/CMakeCache.txt" ||
+  ! grep -q "^PX_CUDA:STRING=$PX_CUDA$" "$BUILD/CMakeCache.txt"; then
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPX_WERROR="$WERROR" -DPX_CUDA="$PX_CUDA" >/dev/null
 fi
 cmake --build "$BUILD" -j "$(nproc)" 2>&1 | grep -v -E "^\[ *[0-9]+%\]|^gmake|^make" || true
 test -x "$BUILD/trainer" || { echo "setup: build failed (no $BUILD/trainer)" >&2; exit 1; }

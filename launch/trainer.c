@@ -68,6 +68,25 @@ static void usage(FILE *out)
                  "             with --resume latest\n");
 }
 
+/* The version and what this build holds beyond the CPU path (a user on a GPU machine asks
+ * first whether the binary can use it at all). */
+static void print_version(void)
+{
+    printf("phalanx trainer %s\n", PX_VERSION_STRING);
+#ifdef PX_HAVE_CUDA
+    printf("cuda: built in (toolkit %s, device code for architectures %s)\n", PX_CUDA_VERSION,
+           PX_CUDA_ARCHS);
+#else
+    printf("cuda: not built in (configured without the CUDA toolkit; cluster.device = CUDA "
+           "is refused)\n");
+#endif
+#ifdef PX_HAVE_NCCL
+    printf("nccl: built in (NCCL %s)\n", PX_NCCL_VERSION);
+#else
+    printf("nccl: not built in (cluster.transport = NCCL is refused)\n");
+#endif
+}
+
 /* Under `mpirun --enable-recovery` (launch/mpirun.sh) mpirun's own exit status does not
  * reflect the ranks': rank 0 writes its exit status to PX_EXIT_STATUS_FILE when that is set,
  * and the wrapper exits with it. */
@@ -116,7 +135,7 @@ int main(int argc, char **argv)
             return 0;
         }
         if (!strcmp(a, "--version")) {
-            if (!quiet) printf("phalanx trainer %s\n", PX_VERSION_STRING);
+            if (!quiet) print_version();
             free(sets);
             return 0;
         }

@@ -283,9 +283,22 @@ static px_status px__validate_cluster(const px_config *cfg)
              cl->timeout_ms);
     PX__RULE(cl->threads <= PX_MAX_THREADS, "config: cluster.threads = %u must be in [0, %u]",
              cl->threads, PX_MAX_THREADS);
+    /* what the build holds is known here; whether the machine has a GPU is asked at start-up
+     * (runtime/run.c), so that --print-config works anywhere */
+#ifndef PX_HAVE_CUDA
     PX__RULE(cl->device == PHALANX__CLUSTER__DEVICE__CPU,
-             "config: cluster.device = CUDA is not available in this version: training runs on "
-             "the CPU only (set cluster.device = CPU)");
+             "config: cluster.device = CUDA needs a build with the CUDA toolkit, and this trainer "
+             "was built without it (see trainer --version); set cluster.device = CPU");
+#endif
+    PX__RULE(cl->transport != PHALANX__CLUSTER__TRANSPORT__NCCL ||
+                 cl->device == PHALANX__CLUSTER__DEVICE__CUDA,
+             "config: cluster.transport = NCCL moves GPU buffers and needs cluster.device = CUDA "
+             "(it is CPU); use transport MPI or AUTO on the CPU");
+#ifndef PX_HAVE_NCCL
+    PX__RULE(cl->transport != PHALANX__CLUSTER__TRANSPORT__NCCL,
+             "config: cluster.transport = NCCL needs a build with NCCL, and this trainer was "
+             "built without it (see trainer --version); use transport MPI or AUTO");
+#endif
 
     PX__RULE(cl->f_wait < cl->workers,
              "config: cluster.f_wait = %u must be less than cluster.workers = %u", cl->f_wait,

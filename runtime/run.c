@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "base/device.h"
 #include "comm/wire.h"
 #include "runtime/checkpoint.h"
 #include "runtime/npy.h"
@@ -40,7 +41,31 @@ static px_status px__check_mode(const px_config *cfg, int world)
     if (world < 2 && transport == PHALANX__CLUSTER__TRANSPORT__MPI)
         return px_error(PX_EINVAL, "config: cluster.transport = MPI needs mpirun with at least 2 "
                                    "ranks (1 server + workers); this process runs alone");
+    if (world < 2 && transport == PHALANX__CLUSTER__TRANSPORT__NCCL)
+        return px_error(PX_EINVAL, "config: cluster.transport = NCCL needs mpirun with at least "
+                                   "2 ranks (1 server + workers); this process runs alone");
     return PX_OK;
+}
+
+/* cluster.device = CUDA: the machine must have a usable GPU (the config rules have already
+ * refused it in a build without CUDA). A refusal is a config error (exit 2) with the runtime's
+ * own reason, on every rank alike. */
+static px_status px__check_device(const px_config *cfg)
+{
+    if (cfg->cluster->device != PHALANX__CLUSTER__DEVICE__CUDA) return PX_OK;
+    int n = 0;
+    if (px_device_count(PX_DEVICE_CUDA, &n) < 0)
+        return px_error_context(PX_EINVAL, "config: cluster.device = CUDA, but this machine "
+                                           "cannot run it (set cluster.device = CPU)");
+    /* The kernels, the device abstraction and the NCCL transport are built, but the engine's
+     * step (server, workers, models) still holds its tensors in host memory: refuse rather
+     * than silently compute on the CPU. */
+    return px_error(PX_EINVAL,
+                    "config: cluster.device = CUDA: this machine has %d GPU(s), but this version "
+                    "trains on the CPU only (the CUDA kernels and the NCCL transport are built "
+                    "and tested by tests/gpu/run.sh; the engine does not use them yet); set "
+                    "cluster.device = CPU",
+                    n);
 }
 
 /* The pool, the logical workers this process hosts, and BLAS threading. */
@@ -249,6 +274,7 @@ static px_status px__setup_workers(px__run *R)
 static px_status px__setup(px__run *R, px_run_summary *sum)
 {
     PX_CHECK(px__check_mode(R->cfg, R->world));
+    PX_CHECK(px__check_device(R->cfg));
     R->state_dir = R->env->load_state_dir;
     if (R->env->resume) { /* every rank resolves "latest" alike: the same files decide */
         PX_CHECK(px_checkpoint_resolve(R->cfg, R->env->resume, R->cfg->cluster->workers,

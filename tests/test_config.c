@@ -223,7 +223,7 @@ static void test_set_errors(void **state)
         {"optimizer.lr=1e39", "expected a finite number"},
         {"cluster.workers=-3", "non-negative integer"},
         {"cluster.workers=5000000000", "[0, 4294967295]"},
-        {"cluster.transport=carrier_pigeon", "is not one of AUTO, MPI, LOCAL"},
+        {"cluster.transport=carrier_pigeon", "is not one of AUTO, MPI, LOCAL, NCCL"},
         {"logging.save_params=maybe", "true or false"},
         {"optimizer=3", "is a section"},
         {"optimizer.lr.x=3", "is not a section"},
@@ -262,7 +262,11 @@ static void test_validation_rules(void **state)
         {"run.name=a/b", "run.name = \"a/b\""},
         {"run.name=", "run.name must not be empty"},
         {"model.hidden=64,0", "model.hidden[1] = 0"},
-        {"cluster.device=CUDA", "cluster.device = CUDA"},
+#ifndef PX_HAVE_CUDA /* a CUDA build accepts it here and asks the machine at start-up */
+        {"cluster.device=CUDA", "cluster.device = CUDA needs a build with the CUDA toolkit"},
+#endif
+        {"cluster.transport=NCCL", "cluster.transport = NCCL moves GPU buffers and needs "
+                                   "cluster.device = CUDA"},
         {"aggregator.rule=krum9", "unknown aggregation rule 'krum9'"},
         {"optimizer.warmup_steps=5000", "optimizer.warmup_steps = 5000"},
     };

@@ -17,8 +17,9 @@ function(px_unit_test name lib)
   set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT ${PX_SANITIZER_ENV})
 endfunction()
 
+px_unit_test(test_device px_base)
 foreach(t test_agg_basic test_agg_classic test_agg_edge test_agg_fedld test_agg_flag
-          test_agg_gram test_agg_shard test_agg_state)
+          test_agg_gram test_agg_shard test_agg_state test_coord_math)
   px_unit_test(${t} px_aggregators)
 endforeach()
 target_include_directories(test_agg_gram PRIVATE ${PX_GEN})
@@ -58,7 +59,7 @@ target_link_libraries(attack_probe PRIVATE px_runtime)
 set_target_properties(attack_probe PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 
 foreach(t it_layers it_checkpoint it_data it_adaptive it_aggregate it_attacks it_cli it_codec_cuda
-          it_codec_train it_determinism it_faults it_federated it_hostile_rank it_lisa it_models
+          it_cuda_config it_codec_train it_determinism it_faults it_federated it_hostile_rank it_lisa it_models
           it_outputs it_quickstart it_resync it_slurm it_stall it_state it_train_mpi)
   px_integration_test(${t} 600)
 endforeach()
@@ -70,6 +71,22 @@ set_tests_properties(it_slurm PROPERTIES SKIP_RETURN_CODE 77)
 px_integration_test(it_cluster_quickstart 360)
 px_integration_test(it_cluster_cut 180)
 set_tests_properties(it_cluster_quickstart it_cluster_cut PROPERTIES SKIP_RETURN_CODE 77)
+
+# The device checks (tests/gpu/): every kernel against its CPU twin, a composed training step
+# and a benchmark. Built in every CUDA build; without a GPU they report a skip (exit 77), never
+# a pass. tests/gpu/run.sh runs them (and the NCCL check under mpirun) on a GPU machine.
+if(PX_HAVE_CUDA)
+  add_executable(gpu_check ${CMAKE_SOURCE_DIR}/tests/gpu/gpu_check.c)
+  target_link_libraries(gpu_check PRIVATE px_nn px_comm px_aggregators CUDA::cublas)
+  set_target_properties(gpu_check PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  add_test(NAME gpu_check COMMAND gpu_check)
+  set_tests_properties(gpu_check PROPERTIES TIMEOUT 600 LABELS gpu SKIP_RETURN_CODE 77)
+endif()
+if(PX_HAVE_NCCL)
+  add_executable(nccl_check ${CMAKE_SOURCE_DIR}/tests/gpu/nccl_check.c)
+  target_link_libraries(nccl_check PRIVATE px_comm MPI::MPI_C)
+  set_target_properties(nccl_check PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+endif()
 
 # tests/it_death.sh (a worker rank killed under launch/mpirun.sh) is not run by ctest: when the
 # rank dies in the middle of a large transfer, the server can stall inside Open MPI's

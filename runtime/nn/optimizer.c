@@ -3,6 +3,7 @@
 #include "optimizer.h"
 
 #include "base/table.h"
+#include "runtime/nn/optimizer_math.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -47,13 +48,6 @@ void px_sgd_free(px_sgd *o)
     o->velocity = NULL;
 }
 
-static inline int px__finite(float x)
-{
-    uint32_t bits;
-    memcpy(&bits, &x, 4);
-    return (bits & 0x7F800000u) != 0x7F800000u;
-}
-
 /* The update of n values; v is the momentum of those values (NULL without momentum). */
 static size_t px__sgd_values(const px_sgd *o, float *restrict w, const float *restrict g,
                              float *restrict v, size_t n, float lr)
@@ -63,18 +57,18 @@ static size_t px__sgd_values(const px_sgd *o, float *restrict w, const float *re
     /* branch-free selects: the loops stay vectorised */
     if (!v) {
         for (size_t i = 0; i < n; i++) {
-            float nw = w[i] - lr * (g[i] + wd * w[i]);
-            int ok = px__finite(nw);
+            float nw = px_om_sgd_plain(w[i], g[i], lr, wd);
+            int ok = px_om_finite(nw);
             w[i] = ok ? nw : w[i];
             refused += !ok;
         }
         return refused;
     }
     for (size_t i = 0; i < n; i++) {
-        float gi = g[i] + wd * w[i];
-        float nv = mu * v[i] + gi;
-        float nw = w[i] - lr * (o->nesterov ? gi + mu * nv : nv);
-        int ok = px__finite(nw) & px__finite(nv);
+        float gi = px_om_sgd_grad(g[i], w[i], wd);
+        float nv = px_om_sgd_velocity(v[i], gi, mu);
+        float nw = px_om_sgd_weight(w[i], gi, nv, lr, mu, o->nesterov);
+        int ok = px_om_finite(nw) & px_om_finite(nv);
         v[i] = ok ? nv : v[i];
         w[i] = ok ? nw : w[i];
         refused += !ok;
@@ -151,7 +145,7 @@ static px_status px__sgd_state_load(px_optimizer *o, const unsigned char *in, si
     for (size_t i = 0; i < s->sgd.n && s->sgd.velocity; i++) {
         float v;
         memcpy(&v, in + i * sizeof(float), sizeof v);
-        if (!px__finite(v))
+        if (!px_om_finite(v))
             return px_error(PX_EINVAL, "sgd state: momentum value %zu is not finite", i);
     }
     if (s->sgd.velocity) memcpy(s->sgd.velocity, in, len);
@@ -219,18 +213,14 @@ static size_t px__adam_values(const px__adamw *A, px__adam_group *a, float *rest
 {
     a->t++;
     const float b1 = A->beta1, b2 = A->beta2, eps = A->eps;
-    const double bc1 = 1.0 - pow((double)b1, (double)a->t);
-    const double bc2 = 1.0 - pow((double)b2, (double)a->t);
-    const float step = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    const float decay = 1.0f - lr * A->weight_decay;
+    const px_om_adam_scalars sc = px_om_adam_at(lr, b1, b2, A->weight_decay, a->t);
     float *restrict m = a->m, *restrict v = a->v;
     size_t refused = 0;
     for (size_t i = 0; i < n; i++) {
-        float nm = b1 * m[i] + (1.0f - b1) * g[i];
-        float nv = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-        float denom = sqrtf(nv) / bc2_sqrt + eps;
-        float nw = w[i] * decay - step * nm / denom;
-        int ok = px__finite(nw) & px__finite(nm) & px__finite(nv);
+        float nm = px_om_adam_m(m[i], g[i], b1);
+        float nv = px_om_adam_v(v[i], g[i], b2);
+        float nw = px_om_adamw_weight(w[i], nm, nv, sc.decay, sc.step, sc.bc2_sqrt, eps);
+        int ok = px_om_finite(nw) & px_om_finite(nm) & px_om_finite(nv);
         m[i] = ok ? nm : m[i];
         v[i] = ok ? nv : v[i];
         w[i] = ok ? nw : w[i];
@@ -318,7 +308,7 @@ static px_status px__adamw_state_load(px_optimizer *o, const unsigned char *in, 
         for (size_t i = 0; i < 2 * gr[k].size; i++) {
             float x;
             memcpy(&x, in + at + i * sizeof(float), sizeof x);
-            if (!px__finite(x) || (i >= gr[k].size && x < 0))
+            if (!px_om_finite(x) || (i >= gr[k].size && x < 0))
                 return px_error(PX_EINVAL, "adamw state: group %s holds a bad moment (%g)",
                                 gr[k].name, (double)x);
         }

@@ -1,0 +1,29 @@
+// cuda_internal.cuh - inside aggregators' CUDA files: the context behind px_agg_cuda and the
+// cuBLAS check.
+#ifndef PX_AGG_CUDA_INTERNAL_CUH
+#define PX_AGG_CUDA_INTERNAL_CUH
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "base/cuda_check.h"
+
+#define PX_AGG_THREADS 128 // small blocks: each thread holds up to PX_CW_MAX_N values
+
+struct px_agg_cuda {
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    size_t n_max, chunk;
+    double *xd; // n_max x chunk: a chunk of columns converted to double
+    double *gd; // n_max x n_max: the Gram matrix on the device
+};
+
+#define PX_CUBLAS_CHECK(call)                                                                      \
+    do {                                                                                           \
+        cublasStatus_t px__bs = (call);                                                            \
+        if (px__bs != CUBLAS_STATUS_SUCCESS)                                                       \
+            return px_error(PX_ERUNTIME, "%s:%d: %s: %s", __FILE__, __LINE__, #call,              \
+                            cublasGetStatusString(px__bs));                                        \
+    } while (0)
+
+#endif
