@@ -23,7 +23,7 @@ foreach(t test_agg_basic test_agg_classic test_agg_edge test_agg_fedld test_agg_
 endforeach()
 target_include_directories(test_agg_gram PRIVATE ${PX_GEN})
 foreach(t test_codec test_codec_formats test_codec_hostile test_codec_rht test_codec_state
-          test_wire)
+          test_wire test_shm)
   px_unit_test(${t} px_comm)
 endforeach()
 px_unit_test(test_byzantine "px_faults;px_comm;px_nn")
