@@ -359,14 +359,21 @@ static px_status px__recv_any(px__shm *m, const unsigned char **msg, size_t *len
              * the order sent, as MPI's would (a BYE after the gradients before it) */
             size_t best = SIZE_MAX;
             uint32_t best_p = 0, best_o = 0;
-            for (size_t i = m->slot_first[r]; i < m->slot_first[r + 1]; i++) {
-                uint32_t p = atomic_load_explicit(&m->ctl[i]->post, memory_order_acquire);
-                if (p == m->seen[i]) continue;
-                uint32_t o = atomic_load_explicit(&m->ctl[i]->order, memory_order_relaxed);
-                if (best == SIZE_MAX || (int32_t)(o - best_o) < 0) {
-                    best = i;
-                    best_p = p;
-                    best_o = o;
+            /* twice once a post is seen: a slot read before a later post of the same rank was
+             * may have missed an earlier one, which the second pass (after the acquire of the
+             * later post) cannot miss */
+            for (int pass = 0; pass < 2; pass++) {
+                if (pass == 1 && best == SIZE_MAX) break;
+                best = SIZE_MAX;
+                for (size_t i = m->slot_first[r]; i < m->slot_first[r + 1]; i++) {
+                    uint32_t p = atomic_load_explicit(&m->ctl[i]->post, memory_order_acquire);
+                    if (p == m->seen[i]) continue;
+                    uint32_t o = atomic_load_explicit(&m->ctl[i]->order, memory_order_relaxed);
+                    if (best == SIZE_MAX || (int32_t)(o - best_o) < 0) {
+                        best = i;
+                        best_p = p;
+                        best_o = o;
+                    }
                 }
             }
             if (best == SIZE_MAX) continue;
