@@ -90,6 +90,12 @@ struct px_transport {
      * NULL when it has none for i. The buffer stays the transport's: valid until destroy; the
      * rules of send and in_flight apply to it as to any message. */
     unsigned char *(*send_buffer)(px_transport *t, size_t i, size_t len);
+    /* Set by the caller, optional (NULL: memcpy): how a transport that copies a received
+     * message into its own buffer copies it (shm: out of the sender's slot), with copy_user
+     * passed along: comm/wire.h px_wire_copy checks the payload's CRC in the same pass. MPI and
+     * local do not copy (the kernel does, or nothing does) and ignore it. */
+    void (*copy_in)(void *user, unsigned char *dst, const unsigned char *src, size_t len);
+    void *copy_user;
 
     /* Ends every request still pending (cancelled, then given a short bounded wait to
      * complete), then frees what the transport owns. A send that can neither complete nor be

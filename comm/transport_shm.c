@@ -336,7 +336,10 @@ static px_status px__take(px__shm *m, size_t i, uint32_t p, int r, const unsigne
                       claim < m->min_msg ? m->min_msg : m->max_msg);
     } else {
         m->next_order[r] = want + 1;
-        memcpy(m->rbuf, m->slot[i], (size_t)claim);
+        if (m->base.copy_in)
+            m->base.copy_in(m->base.copy_user, m->rbuf, m->slot[i], (size_t)claim);
+        else
+            memcpy(m->rbuf, m->slot[i], (size_t)claim);
         *msg = m->rbuf;
         *len = (size_t)claim;
     }

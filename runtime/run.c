@@ -294,6 +294,10 @@ static px_status px__connect(px__run *R)
                                      R->cfg->cluster->workers,
                                      px_now_ms() + R->cfg->cluster->timeout_ms));
     if (R->rank > 0) PX_CHECK(px_worker_group_place(&R->group, R->t));
+    if (R->rank == 0) { /* the copy out of a slot checks the payload's CRC as it goes */
+        R->t->copy_in = px_wire_copy;
+        R->t->copy_user = &R->server.copied;
+    }
     return PX_OK;
 }
 
