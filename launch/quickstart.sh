@@ -5,6 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash launch/setup.sh
 source launch/env.sh
-# all 8 ranks on this machine: messages through shared memory (cluster.transport = SHM;
-# AUTO, the default, means MPI under mpirun)
-exec mpirun -np 8 build/trainer --set cluster.transport=SHM "$@" build/examples/quickstart.pb
+exec mpirun -np 8 build/trainer "$@" build/examples/quickstart.pb
