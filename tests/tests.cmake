@@ -65,7 +65,8 @@ set_tests_properties(it_slurm PROPERTIES SKIP_RETURN_CODE 77)
 # runs -- seen in 2 of about 8 runs. Run it by hand: bash tests/it_death.sh build .
 # Over the shared-memory transport (PX_TEST_TRANSPORT=SHM bash tests/it_death.sh build .) the
 # server no longer stalls, but the surviving worker ranks can be left in MPI_Finalize after rank
-# 0's MPI_Abort under --enable-recovery (seen in 2 of about 8 runs): not in ctest either.
+# 0's MPI_Abort under --enable-recovery (2 of 8 runs hung so, the server having finished and
+# written its outputs; gdb showed the two survivors yielding in Open MPI): not in ctest either.
 
 # checks that need a tool the machine may lack (clang's UBSan, GCC's LeakSanitizer runtime):
 # they exit 77 without it, which ctest reports as skipped
