@@ -127,3 +127,21 @@ uint32_t px_crc32c(uint32_t crc, const void *data, size_t len)
 #endif
     return ~px__crc_sw(c, p, len);
 }
+
+uint32_t px_crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len)
+{
+    /* small enough to stay in L1 between the copy and the checksum, large enough for the
+     * three-stream hardware path */
+    enum { CHUNK = 8192 };
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    while (len > 0) {
+        size_t n = len < CHUNK ? len : CHUNK;
+        memcpy(d, s, n);
+        crc = px_crc32c(crc, d, n);
+        d += n;
+        s += n;
+        len -= n;
+    }
+    return crc;
+}

@@ -11,4 +11,10 @@
  * is 0xE3069283. */
 uint32_t px_crc32c(uint32_t crc, const void *data, size_t len);
 
+/* Copies `len` bytes from src to dst and returns the CRC-32C (continuing from `crc`) of the bytes
+ * as written to dst, reading src once: a chunk at a time is copied, then checksummed while it is
+ * in the first-level cache. The value is that of dst even if src changes meanwhile (another
+ * process's memory). dst and src must not overlap. */
+uint32_t px_crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len);
+
 #endif

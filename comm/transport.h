@@ -1,11 +1,14 @@
 /* transport.h - how messages travel between the server and the workers.
  *
- * Two transports share one interface:
+ * Three transports share one interface:
  * - MPI (transport_mpi.c): rank 0 is the server; ranks 1..W-1 host the logical workers
  *   round-robin (worker w lives on rank 1 + w mod (W-1)). Point-to-point messages only, so that
  *   every wait can have a deadline and a silent rank can be named.
  * - local (transport_local.c): one process hosts the server and every worker; messages are
  *   handed over by pointer, without copies.
+ * - shm (transport_shm.c): the MPI job's ranks, all on one node, exchange messages through
+ *   shared memory and wake each other with futexes; MPI only starts it (the segments' key) and
+ *   ends the job. Same rank layout and deadlines as MPI.
  *
  * Messages are whole wire messages (comm/wire.h: header + payload), but a transport never reads
  * their bytes: it moves them, and where it must tell one kind from another (a worker rank's last
@@ -34,7 +37,7 @@ typedef struct px_transport px_transport;
 typedef int (*px_msg_test)(const unsigned char *msg, size_t len);
 
 struct px_transport {
-    const char *name; /* "mpi" or "local" */
+    const char *name; /* "mpi", "shm" or "local" */
     int rank;         /* this process: 0 = server */
     int world;        /* processes in the job (1 for local) */
 
@@ -81,6 +84,18 @@ struct px_transport {
     /* 1 if `msg` was handed to send and has not been delivered yet (a straggler's message still
      * on its way): its buffer must not be rewritten. */
     int (*in_flight)(px_transport *t, const unsigned char *msg);
+    /* Optional (NULL where a transport has none to give): a buffer of the transport's own, of at
+     * least `len` bytes, for the message of the i-th logical worker this rank hosts, so that a
+     * message built there is sent without a copy (shm: the worker's slot in shared memory).
+     * NULL when it has none for i. The buffer stays the transport's: valid until destroy; the
+     * rules of send and in_flight apply to it as to any message. */
+    unsigned char *(*send_buffer)(px_transport *t, size_t i, size_t len);
+    /* Set by the caller, optional (NULL: memcpy): how a transport that copies a received
+     * message into its own buffer copies it (shm: out of the sender's slot), with copy_user
+     * passed along: comm/wire.h px_wire_copy checks the payload's CRC in the same pass. MPI and
+     * local do not copy (the kernel does, or nothing does) and ignore it. */
+    void (*copy_in)(void *user, unsigned char *dst, const unsigned char *src, size_t len);
+    void *copy_user;
 
     /* Ends every request still pending (cancelled, then given a short bounded wait to
      * complete), then frees what the transport owns. A send that can neither complete nor be
@@ -124,6 +139,24 @@ px_status px_transport_mpi_create(px_transport **out, size_t min_msg, size_t max
  * collective, which MPI cannot cancel, then stays pending on buffers of static storage). Once
  * per process. */
 px_status px_mpi_agree(int code, double deadline_ms, int *worst_code, int *worst_rank);
+
+/* Shared-memory transport over MPI_COMM_WORLD (MPI initialised, every rank calls it, after the
+ * start-up agreement: it is collective). Fails with PX_EINVAL when the ranks are not all on one
+ * node. Rank 0 draws a key and broadcasts it, then every rank attaches (below) and all agree
+ * whether every rank did, so that all go on or all fail; every wait ends at the deadline.
+ * `n_workers` logical workers are placed as px_worker_rank places them; legal messages are
+ * min_msg to max_msg bytes, as for MPI. */
+px_status px_transport_shm_create(px_transport **out, size_t min_msg, size_t max_msg,
+                                  size_t n_workers, double deadline_ms);
+
+/* The same transport without MPI (tests, and the part of the above after the key): rank `rank`
+ * of `world` processes that agreed on `key` (1 to 48 characters, no '/') attaches to the
+ * segments named after it: rank 0 creates its segments and waits (until the deadline) for each
+ * worker rank's; a worker rank waits for rank 0's, then creates its own. Every segment is
+ * unlinked as soon as the ranks that use it mapped it, and by destroy on any error path. */
+px_status px_transport_shm_attach(px_transport **out, const char *key, int rank, int world,
+                                  size_t min_msg, size_t max_msg, size_t n_workers,
+                                  double deadline_ms);
 
 /* Local transport for `n_workers` logical workers in this process. */
 px_status px_transport_local_create(px_transport **out, size_t n_workers);

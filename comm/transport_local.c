@@ -151,6 +151,7 @@ px_status px_transport_local_create(px_transport **out, size_t n_workers)
     l->base.send = px__send;
     l->base.sends_done = px__sends_done;
     l->base.in_flight = px__in_flight;
+    l->base.send_buffer = NULL; /* messages are handed over by pointer: nothing to copy */
     l->base.destroy = px__destroy;
     *out = &l->base;
     return PX_OK;

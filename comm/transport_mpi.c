@@ -469,6 +469,7 @@ px_status px_transport_mpi_create(px_transport **out, size_t min_msg, size_t max
     m->base.send = px__send;
     m->base.sends_done = px__sends_done;
     m->base.in_flight = px__in_flight;
+    m->base.send_buffer = NULL; /* MPI reads the caller's buffer */
     m->base.destroy = px__destroy;
     *out = &m->base;
     return PX_OK;

@@ -68,7 +68,8 @@ void px_wire_seal(unsigned char *msg, const px_msg_header *h, size_t payload_byt
     px__put32(msg + 44, px_crc32c(0, msg, 44));
 }
 
-px_drop_reason px_wire_open(const unsigned char *msg, size_t len, px_msg_header *h)
+px_drop_reason px_wire_open_copied(const unsigned char *msg, size_t len, const px_wire_copied *c,
+                                   px_msg_header *h)
 {
     if (len < PX_WIRE_HEADER_BYTES) return PX_DROP_SHORT;
     if (px__get32(msg) != PX_WIRE_MAGIC) return PX_DROP_MAGIC;
@@ -87,9 +88,32 @@ px_drop_reason px_wire_open(const unsigned char *msg, size_t len, px_msg_header 
     memcpy(&h->loss, &loss_bits, 4);
     h->payload_crc = px__get32(msg + 40);
     if (h->payload_bytes != len - PX_WIRE_HEADER_BYTES) return PX_DROP_LENGTH;
-    if (px_crc32c(0, msg + PX_WIRE_HEADER_BYTES, (size_t)h->payload_bytes) != h->payload_crc)
+    uint32_t crc = c && c->msg == msg && c->len == len
+                       ? c->payload_crc
+                       : px_crc32c(0, msg + PX_WIRE_HEADER_BYTES, (size_t)h->payload_bytes);
+    if (crc != h->payload_crc)
         return PX_DROP_PAYLOAD_CRC;
     return PX_DROP_NONE;
+}
+
+px_drop_reason px_wire_open(const unsigned char *msg, size_t len, px_msg_header *h)
+{
+    return px_wire_open_copied(msg, len, NULL, h);
+}
+
+void px_wire_copy(void *user, unsigned char *dst, const unsigned char *src, size_t len)
+{
+    px_wire_copied *c = user;
+    c->msg = NULL;
+    if (len < PX_WIRE_HEADER_BYTES) {
+        memcpy(dst, src, len);
+        return;
+    }
+    memcpy(dst, src, PX_WIRE_HEADER_BYTES);
+    c->payload_crc = px_crc32c_copy(0, dst + PX_WIRE_HEADER_BYTES, src + PX_WIRE_HEADER_BYTES,
+                                    len - PX_WIRE_HEADER_BYTES);
+    c->msg = dst;
+    c->len = len;
 }
 
 int px_wire_is_bye(const unsigned char *msg, size_t len)

@@ -85,6 +85,27 @@ void px_wire_seal(unsigned char *msg, const px_msg_header *h, size_t payload_byt
  * expected size) are the receiver's: see px_wire_expect. */
 px_drop_reason px_wire_open(const unsigned char *msg, size_t len, px_msg_header *h);
 
+/* A message that px_wire_copy put at `msg` (`len` bytes), with the CRC-32C of its payload as
+ * written there (msg NULL: none). */
+typedef struct {
+    const unsigned char *msg;
+    size_t len;
+    uint32_t payload_crc;
+} px_wire_copied;
+
+/* Copies a received message (src, len bytes: memory that its sender may still be rewriting) into
+ * dst and checksums the payload in the same pass, over the bytes written to dst; records that in
+ * *(px_wire_copied *)user. A transport that copies messages out of shared memory calls it (its
+ * copy_in hook, transport.h), so that px_wire_open_copied then checks the copy without reading
+ * it again. */
+void px_wire_copy(void *user, unsigned char *dst, const unsigned char *src, size_t len);
+
+/* px_wire_open, but the payload CRC is taken from `c` when c records exactly this message
+ * (c->msg == msg, c->len == len): computed by px_wire_copy over these bytes. Otherwise, or with
+ * c NULL, as px_wire_open. */
+px_drop_reason px_wire_open_copied(const unsigned char *msg, size_t len, const px_wire_copied *c,
+                                   px_msg_header *h);
+
 /* 1 if msg[0..len) is an intact BYE message (px_wire_open accepts it and its kind is
  * PX_MSG_BYE), else 0: the server's transport is handed this to recognise a worker rank's last
  * message (transport.h, send_stop) without reading message bytes itself. A forged or corrupted

@@ -38,12 +38,14 @@ static px_status px__check_mode(const px_config *cfg, int world)
                         "config: cluster.transport = LOCAL, but the job has %d MPI ranks "
                         "(run it without mpirun, or set cluster.transport = AUTO)",
                         world);
-    if (world < 2 && transport == PHALANX__CLUSTER__TRANSPORT__MPI)
-        return px_error(PX_EINVAL, "config: cluster.transport = MPI needs mpirun with at least 2 "
-                                   "ranks (1 server + workers); this process runs alone");
-    if (world < 2 && transport == PHALANX__CLUSTER__TRANSPORT__NCCL)
-        return px_error(PX_EINVAL, "config: cluster.transport = NCCL needs mpirun with at least "
-                                   "2 ranks (1 server + workers); this process runs alone");
+    if (world < 2 && (transport == PHALANX__CLUSTER__TRANSPORT__MPI ||
+                      transport == PHALANX__CLUSTER__TRANSPORT__SHM ||
+                      transport == PHALANX__CLUSTER__TRANSPORT__NCCL))
+        return px_error(PX_EINVAL, "config: cluster.transport = %s needs mpirun with at least 2 "
+                                   "ranks (1 server + workers); this process runs alone",
+                        transport == PHALANX__CLUSTER__TRANSPORT__MPI   ? "MPI"
+                        : transport == PHALANX__CLUSTER__TRANSPORT__SHM ? "SHM"
+                                                                        : "NCCL");
     return PX_OK;
 }
 
@@ -160,6 +162,10 @@ static px_status px__setup_data_and_transport(px__run *R)
     if (px_codec_payload_bytes(&R->down_spec, d) > payload_max)
         payload_max = px_codec_payload_bytes(&R->down_spec, d);
     size_t msg_max = PX_WIRE_HEADER_BYTES + payload_max;
+    R->msg_max = msg_max;
+    /* shared memory is attached after the start-up agreement (px__connect): attaching is
+     * collective, and a rank that failed its set-up would leave the others waiting for it */
+    if (R->is_shm) return PX_OK;
     if (R->is_mpi)
         return px_transport_mpi_create(&R->t, PX_WIRE_HEADER_BYTES, msg_max,
                                        (size_t)cfg->cluster->workers + 1,
@@ -310,6 +316,22 @@ static px_status px__agree(px__run *R, px_status st, px_run_summary *sum)
     return st;
 }
 
+/* After the agreement, with every rank present: the shared-memory transport (collective, with
+ * its own agreement), and the worker ranks' messages moved into their slots. */
+static px_status px__connect(px__run *R)
+{
+    if (!R->is_shm) return PX_OK;
+    PX_CHECK(px_transport_shm_create(&R->t, PX_WIRE_HEADER_BYTES, R->msg_max,
+                                     R->cfg->cluster->workers,
+                                     px_now_ms() + R->cfg->cluster->timeout_ms));
+    if (R->rank > 0) PX_CHECK(px_worker_group_place(&R->group, R->t));
+    if (R->rank == 0) { /* the copy out of a slot checks the payload's CRC as it goes */
+        R->t->copy_in = px_wire_copy;
+        R->t->copy_user = &R->server.copied;
+    }
+    return PX_OK;
+}
+
 /* Rank 0's start-up lines: the mode, the model and data, the codecs. */
 static void px__announce(const px__run *R, const px_run_summary *sum)
 {
@@ -319,8 +341,9 @@ static void px__announce(const px__run *R, const px_run_summary *sum)
     if (R->is_mpi)
         fprintf(out,
                 "phalanx: MPI job of %d ranks: server on rank 0, %u logical workers on ranks "
-                "1..%d (round-robin), %d thread%s per rank\n",
-                R->world, n, R->world - 1, R->threads, R->threads > 1 ? "s" : "");
+                "1..%d (round-robin), %d thread%s per rank%s\n",
+                R->world, n, R->world - 1, R->threads, R->threads > 1 ? "s" : "",
+                R->is_shm ? "; messages through shared memory" : "");
     else
         fprintf(out, "phalanx: one process: server and %u logical workers, %d thread%s\n", n,
                 R->threads, R->threads > 1 ? "s" : "");
@@ -508,10 +531,12 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
     R.rank = env->rank;
     R.is_mpi = env->world >= 2;
     R.is_local = !R.is_mpi;
+    R.is_shm = R.is_mpi && cfg->cluster->transport == PHALANX__CLUSTER__TRANSPORT__SHM;
     R.federated = cfg->federated->enabled;
     R.lock_fd = -1;
 
     px_status st = px__agree(&R, px__setup(&R, sum), sum);
+    if (st == PX_OK) st = px__connect(&R);
     if (st == PX_OK) {
         px__announce(&R, sum);
         px__report_partition(&R, sum);

@@ -25,6 +25,8 @@ typedef struct {
     const px_config *cfg;
     const px_run_env *env;
     int world, rank, is_mpi, is_local, threads;
+    int is_shm;     /* an MPI job whose messages go through shared memory (cluster.transport) */
+    size_t msg_max; /* the largest legal message: the transports' buffers are sized by it */
     px_pool *pool;
     px_dataset data;
     px_model *model;        /* the workers' model (the server has its own) */

@@ -275,7 +275,9 @@ void px_server_count_drop(px_server *s, px_drop_reason r, int src, const char *w
 px_drop_reason px_server_accept(px_server *s, const unsigned char *msg, size_t len, int src)
 {
     px_msg_header h;
-    px_drop_reason r = px_wire_open(msg, len, &h);
+    /* a message the transport copied with px_wire_copy has its payload CRC already */
+    px_drop_reason r = px_wire_open_copied(msg, len, &s->copied, &h);
+    s->copied.msg = NULL;
     if (r == PX_DROP_NONE) {
         px_wire_expectation e = {
             .kind = PX_MSG_GRADIENT,

@@ -49,6 +49,7 @@ typedef struct {
     size_t delta_msg_len;
     float *replica;
     uint8_t *needs_full; /* per rank: must get the full replica next (delta downlink) */
+    px_wire_copied copied; /* the message the transport last copied with px_wire_copy, if any */
     float *params;
     px_optimizer *opt;
     uint8_t *active; /* per layer group: trains this step (LISA); NULL = every group */

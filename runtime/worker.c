@@ -92,7 +92,7 @@ void px_worker_group_free(px_worker_group *g)
     for (size_t i = 0; i < g->count; i++) {
         px_worker *w = &g->workers[i];
         if (w->update) g->update->destroy(w->update);
-        px_free(w->msg);
+        if (!w->msg_lent) px_free(w->msg);
         px_free(w->grad);
         px_free(w->residual);
         px_free(w->compact);
@@ -107,6 +107,21 @@ void px_worker_group_free(px_worker_group *g)
     px_codec_destroy(g->down_codec);
     free(g->prev_active);
     memset(g, 0, sizeof *g);
+}
+
+px_status px_worker_group_place(px_worker_group *g, px_transport *t)
+{
+    if (!t->send_buffer) return PX_OK;
+    for (size_t i = 0; i < g->count; i++) {
+        px_worker *w = &g->workers[i];
+        if (w->msg_lent) continue;
+        unsigned char *buf = t->send_buffer(t, i, w->msg_len);
+        if (!buf) continue;
+        px_free(w->msg);
+        w->msg = buf;
+        w->msg_lent = 1;
+    }
+    return PX_OK;
 }
 
 px_status px_worker_group_take(px_worker_group *g, const unsigned char *msg, size_t len,

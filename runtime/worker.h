@@ -32,6 +32,7 @@ typedef struct {
     px_update *update;  /* the update seam's context of this worker */
     unsigned char *msg; /* header + payload */
     size_t msg_len;
+    int msg_lent; /* msg is the transport's (px_worker_group_place), not ours to free */
     float *grad;     /* float32 gradient before encoding (NULL: computed in msg) */
     float *residual; /* error feedback (NULL when off): the worker's run state */
     float *compact, *compact_residual; /* LISA: the active groups' values (NULL when off) */
@@ -93,6 +94,11 @@ typedef struct {
 px_status px_worker_group_create(px_worker_group *g, const px_worker_setup *setup,
                                  const uint32_t *ids, size_t count, px_pool *pool);
 void px_worker_group_free(px_worker_group *g);
+
+/* Moves each hosted worker's message into the buffer the transport lends for it
+ * (t->send_buffer: shared memory with the shm transport), so that it is sealed where the server
+ * reads it; a worker the transport lends nothing keeps its own. Before the first step. */
+px_status px_worker_group_place(px_worker_group *g, px_transport *t);
 
 /* Takes a message from the server. PARAMS: checks it, applies it (full parameters, or a delta
  * to the replica) and sets *params (valid until the next call) and *step; STOP: sets *step,

@@ -10,8 +10,15 @@
 # timeout then ends them.)
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
-RUN=(timeout -k 10 180 bash "$SRC/launch/mpirun.sh" -np 4 "$TRAINER" --set schedule.steps=2500
-  --set cluster.step_timeout_ms=500 --set cluster.timeout_ms=3000 --set logging.progress=QUIET)
+# PX_TEST_TRANSPORT=SHM runs the same checks over the shared-memory transport (it_death_shm).
+# The run must outlast cluster.timeout_ms after the kill (only then is the rank declared lost):
+# shared memory runs tiny's steps about 3x faster, so it gets more of them.
+TRANSPORT=${PX_TEST_TRANSPORT:-AUTO}
+STEPS=2500
+[ "$TRANSPORT" = SHM ] && STEPS=10000
+RUN=(timeout -k 10 180 bash "$SRC/launch/mpirun.sh" -np 4 "$TRAINER" --set schedule.steps=$STEPS
+  --set cluster.step_timeout_ms=500 --set cluster.timeout_ms=3000 --set logging.progress=QUIET
+  --set cluster.transport="$TRANSPORT")
 
 rank_pid() { # name rank: the pid of that rank of the job running run.name=name
   for p in $(pgrep -f "run.name=$1" || true); do

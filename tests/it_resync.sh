@@ -54,6 +54,7 @@ freeze() {
 }
 
 freeze int8_down 600 --set compression.downlink=INT8
+freeze int8_down_shm 600 --set compression.downlink=INT8 --set cluster.transport=SHM
 freeze lisa_down 400 --set model.kind=GPT --set model.blocks=4 --set model.width=16 \
   --set model.heads=2 --set model.context=16 --set data.dataset=FORTUNES --set data.path= \
   --set data.batch_size=4 --set data.test_limit=16 --set optimizer.kind=ADAMW \

@@ -171,6 +171,42 @@ static void test_expectations(void **state)
     free(msg);
 }
 
+/* The copy that checksums as it goes: the CRC of what it wrote, for every length around its
+ * chunk size; a message copied by px_wire_copy opens as px_wire_open would, and a payload byte
+ * changed after the copy is not covered by the recorded CRC. */
+static void test_copy_with_crc(void **state)
+{
+    (void)state;
+    enum { N = 3 * 8192 + 100 };
+    static unsigned char src[N], dst[N];
+    px_rng r;
+    px_rng_init(&r, 5, 0, 0, 0);
+    for (size_t i = 0; i < N; i++)
+        src[i] = (unsigned char)px_rng_u64(&r);
+    size_t lens[] = {0, 1, 7, 8191, 8192, 8193, 2 * 8192, N};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        memset(dst, 0, sizeof dst);
+        assert_int_equal(px_crc32c_copy(0, dst, src, lens[k]), crc_reference(src, lens[k]));
+        if (lens[k]) assert_memory_equal(dst, src, lens[k]);
+    }
+    static unsigned char msg[PX_WIRE_HEADER_BYTES + 4000], got[sizeof msg];
+    memcpy(msg + PX_WIRE_HEADER_BYTES, src, 4000);
+    px_msg_header h = {.kind = PX_MSG_GRADIENT, .step = 3, .worker = 1, .elem_count = 1000};
+    px_wire_seal(msg, &h, 4000);
+    px_wire_copied c;
+    px_wire_copy(&c, got, msg, sizeof msg);
+    assert_ptr_equal(c.msg, got);
+    px_msg_header o;
+    assert_int_equal(px_wire_open_copied(got, sizeof got, &c, &o), PX_DROP_NONE);
+    assert_int_equal(o.step, 3);
+    msg[PX_WIRE_HEADER_BYTES + 9] ^= 1; /* a sender's byte flipped in the source copy */
+    px_wire_copy(&c, got, msg, sizeof msg);
+    assert_int_equal(px_wire_open_copied(got, sizeof got, &c, &o), PX_DROP_PAYLOAD_CRC);
+    assert_int_equal(px_wire_open(got, sizeof got, &o), PX_DROP_PAYLOAD_CRC);
+    px_wire_copy(&c, got, msg, 10); /* shorter than a header: recorded as nothing */
+    assert_null(c.msg);
+}
+
 static void test_is_bye(void **state)
 {
     (void)state;
@@ -211,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_every_corrupted_byte_is_caught),
         cmocka_unit_test(test_expectations),
         cmocka_unit_test(test_is_bye),
+        cmocka_unit_test(test_copy_with_crc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

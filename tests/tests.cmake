@@ -24,7 +24,7 @@ foreach(t test_agg_basic test_agg_classic test_agg_edge test_agg_fedld test_agg_
 endforeach()
 target_include_directories(test_agg_gram PRIVATE ${PX_GEN})
 foreach(t test_codec test_codec_formats test_codec_hostile test_codec_rht test_codec_state
-          test_wire)
+          test_wire test_shm)
   px_unit_test(${t} px_comm)
 endforeach()
 px_unit_test(test_byzantine "px_faults;px_comm;px_nn")
@@ -59,8 +59,9 @@ target_link_libraries(attack_probe PRIVATE px_runtime)
 set_target_properties(attack_probe PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 
 foreach(t it_layers it_checkpoint it_data it_adaptive it_aggregate it_attacks it_cli it_codec_cuda
-          it_cuda_config it_codec_train it_determinism it_faults it_federated it_hostile_rank it_lisa it_models
-          it_outputs it_quickstart it_resync it_slurm it_stall it_state it_train_mpi)
+          it_cuda_config it_codec_train it_determinism it_faults it_federated it_hostile_rank
+          it_lisa it_models it_outputs it_quickstart it_resync it_shm it_slurm it_stall it_state
+          it_train_mpi)
   px_integration_test(${t} 600)
 endforeach()
 # it_slurm needs root and Slurm's packages; without them it reports a skip, not a pass
@@ -92,6 +93,10 @@ endif()
 # rank dies in the middle of a large transfer, the server can stall inside Open MPI's
 # shared-memory transport (vader's CMA read from the dead process), where no deadline of ours
 # runs -- seen in 2 of about 8 runs. Run it by hand: bash tests/it_death.sh build .
+# Over the shared-memory transport (PX_TEST_TRANSPORT=SHM bash tests/it_death.sh build .) the
+# server no longer stalls, but the surviving worker ranks can be left in MPI_Finalize after rank
+# 0's MPI_Abort under --enable-recovery (2 of 8 runs hung so, the server having finished and
+# written its outputs; gdb showed the two survivors yielding in Open MPI): not in ctest either.
 
 # checks that need a tool the machine may lack (clang's UBSan, GCC's LeakSanitizer runtime):
 # they exit 77 without it, which ctest reports as skipped

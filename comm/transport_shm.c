@@ -1,0 +1,817 @@
+/* transport_shm.c - the shared-memory transport (see transport.h): every rank on one node, the
+ * messages in POSIX shared memory, wake-ups by futex.
+ *
+ * Why: under Open MPI's shared-memory path each 1 MB message costs a kernel copy with its pages
+ * pinned, and a waiting rank can only sleep-poll (it wakes ~100 times a step on a busy core, and
+ * the server takes a gradient late because it sleeps through its arrival). Here a worker builds
+ * its gradient message in place in its own slot, the server copies it once into its private
+ * buffer, the parameters are written once for all worker ranks, and a waiter sleeps in the
+ * kernel until the word it waits on changes or its deadline passes.
+ *
+ * Segments (all created with shm_open and unlinked as soon as every user mapped them, so a crash
+ * leaks nothing; the mappings live on until each process unmaps or ends):
+ *   down  - written by the server alone, mapped read-only by the worker ranks: the parameter
+ *           buffers, one mailbox per rank (which buffer, how long, a sequence number), the
+ *           per-slot receipts ("done") and the down bell the worker ranks sleep on.
+ *   bell  - the up bell, the one word every worker rank rings after a post (so the server
+ *           sleeps on one word). A rank that rings it falsely only wakes the server.
+ *   up_r  - one per worker rank r, written by that rank alone, mapped read-only by the server:
+ *           one slot per logical worker it hosts plus one spare (the BYE, or a message built
+ *           outside the slots), each with its post count, rank-level order and length.
+ * A rank can write only its own slots, so the slot a message came from names its sender the way
+ * MPI's source does (px_server_accept checks the worker id against it).
+ *
+ * The server treats everything in up_r as hostile: each control word is read once, a claimed
+ * length is bounded by the slot before a byte is read, the message is copied once into the
+ * server's own buffer and only that copy is handed on (the CRC is checked on the copy, so a
+ * rank that rewrites its slot during or after the read changes nothing the server uses). A post
+ * out of the rank's order (a replay, a skipped or stale post) is dropped as PX_EPROTO.
+ *
+ * Every wait has a deadline: a futex wait with a timeout on a word that the other side
+ * increments, re-checked in a loop (a spurious or lost wake-up costs at most one timeout
+ * slice). A dead rank only stops posting: no wait of this transport is inside a copy from
+ * another process, so the deadlines always apply.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <mpi.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "transport.h"
+#include "transport_shm_impl.h"
+
+static size_t px__round(size_t n, size_t to)
+{
+    return (n + to - 1) / to * to;
+}
+
+static void px__wait_word(px__word *w, uint32_t seen, double deadline_ms)
+{
+    double left = deadline_ms - px_now_ms();
+    if (left <= 0) return;
+    if (left > PX__WAIT_SLICE_MS) left = PX__WAIT_SLICE_MS;
+    struct timespec ts = {(time_t)(left / 1000.0), (long)((left - 1000.0 * (time_t)(left / 1000.0)) * 1e6)};
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, seen, &ts, NULL, 0);
+}
+
+static void px__ring(px__word *w)
+{
+    atomic_fetch_add_explicit(w, 1, memory_order_seq_cst);
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Logical workers hosted by rank r (as px_worker_rank places them). */
+static size_t px__hosted(size_t n_workers, int world, int r)
+{
+    size_t h = 0;
+    for (size_t w = 0; w < n_workers; w++)
+        h += px_worker_rank((uint32_t)w, world) == r;
+    return h;
+}
+
+/* ---- layouts (every rank computes the same from the same arguments) ---- */
+
+static size_t px__down_bytes(const px__shm *m)
+{
+    int world = m->base.world;
+    size_t b = PX__LINE * (2 + 2 * (size_t)world + m->n_slots);
+    return px__round(b, PX__PAGE) + (size_t)m->n_bufs * m->cap;
+}
+
+static void px__down_views(px__shm *m)
+{
+    unsigned char *p = m->down.base + PX__LINE;
+    int world = m->base.world;
+    m->down_bell = (px__word *)p;
+    p += PX__LINE;
+    m->mbox = (px__mailbox *)p; /* world entries of one line each */
+    p += PX__LINE * (size_t)world;
+    m->ack = (px__word *)p; /* world words, one line apart */
+    p += PX__LINE * (size_t)world;
+    m->done = (px__word *)p; /* a line per slot */
+    size_t b = PX__LINE * (2 + 2 * (size_t)world + m->n_slots);
+    m->bufs = m->down.base + px__round(b, PX__PAGE);
+}
+
+static size_t px__up_slots(const px__shm *m, int r)
+{
+    return m->slot_first[r + 1] - m->slot_first[r];
+}
+
+static size_t px__up_bytes(const px__shm *m, int r)
+{
+    size_t b = PX__LINE * (2 + px__up_slots(m, r));
+    return px__round(b, PX__PAGE) + px__up_slots(m, r) * m->cap;
+}
+
+static void px__up_views(px__shm *m, int r)
+{
+    unsigned char *p = m->up[r].base;
+    size_t k = px__up_slots(m, r), first = m->slot_first[r];
+    m->took[r] = (px__word *)(p + PX__LINE);
+    unsigned char *data = p + px__round(PX__LINE * (2 + k), PX__PAGE);
+    for (size_t j = 0; j < k; j++) {
+        m->ctl[first + j] = (px__slot_ctl *)(p + PX__LINE * (2 + j));
+        m->slot[first + j] = data + j * m->cap;
+    }
+}
+
+/* ---- segments ---- */
+
+static void px__seg_unlink(px__seg *s)
+{
+    if (s->created && !s->unlinked && s->name[0]) shm_unlink(s->name);
+    s->unlinked = 1;
+}
+
+static void px__seg_close(px__seg *s)
+{
+    px__seg_unlink(s);
+    if (s->base) munmap(s->base, s->bytes);
+    s->base = NULL;
+}
+
+/* Creates, sizes (the pages reserved now: a full /dev/shm fails here, not with SIGBUS in the
+ * middle of a step), maps and heads segment `s`. */
+static px_status px__seg_create(px__seg *s, const px__shm_head *head)
+{
+    int fd = shm_open(s->name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return px_error(PX_EIO, "shm: cannot create segment %s: %s", s->name, strerror(errno));
+    s->created = 1;
+    int err = ftruncate(fd, (off_t)s->bytes) != 0 ? errno : posix_fallocate(fd, 0, (off_t)s->bytes);
+    if (err) {
+        close(fd);
+        return px_error(PX_EIO,
+                        "shm: cannot reserve %zu bytes for segment %s: %s (is /dev/shm full or "
+                        "small? cluster.transport = MPI needs none)",
+                        s->bytes, s->name, strerror(err));
+    }
+    void *p = mmap(NULL, s->bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return px_error(PX_EIO, "shm: cannot map segment %s: %s", s->name, strerror(errno));
+    s->base = p;
+    px__shm_head *h = (px__shm_head *)p;
+    uint32_t magic = PX__SHM_MAGIC;
+    memcpy((unsigned char *)h + sizeof h->magic, (const unsigned char *)head + sizeof h->magic,
+           sizeof *h - sizeof h->magic);
+    atomic_store_explicit(&h->magic, magic, memory_order_release);
+    return PX_OK;
+}
+
+/* Opens segment `s` made by `owner` (a rank), waiting for its creator until the deadline; checks
+ * that it is the segment meant (head) and of the size expected, so that no read below can pass
+ * its end. */
+static px_status px__seg_open(px__seg *s, const px__shm_head *want, int writable, int owner,
+                              double deadline_ms)
+{
+    for (;;) {
+        int fd = shm_open(s->name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
+        if (fd >= 0) {
+            struct stat stt;
+            int sized = fstat(fd, &stt) == 0 && (size_t)stt.st_size == s->bytes;
+            void *p = sized ? mmap(NULL, s->bytes, PROT_READ | (writable ? PROT_WRITE : 0),
+                                   MAP_SHARED, fd, 0)
+                            : MAP_FAILED;
+            close(fd);
+            if (p != MAP_FAILED) {
+                px__shm_head *h = p;
+                if (atomic_load_explicit(&h->magic, memory_order_acquire) == PX__SHM_MAGIC) {
+                    if (h->version != want->version || h->kind != want->kind ||
+                        h->rank != want->rank || h->world != want->world ||
+                        h->n_workers != want->n_workers || h->n_bufs != want->n_bufs ||
+                        h->n_slots != want->n_slots || h->msg_cap != want->msg_cap ||
+                        h->bytes != want->bytes) {
+                        munmap(p, s->bytes);
+                        return px_error(PX_EPROTO,
+                                        "shm: segment %s of rank %d does not have the layout "
+                                        "this rank expects",
+                                        s->name, owner);
+                    }
+                    s->base = p;
+                    return PX_OK;
+                }
+                munmap(p, s->bytes); /* not initialised yet */
+            }
+        } else if (errno != ENOENT) {
+            return px_error(PX_EIO, "shm: cannot open segment %s of rank %d: %s", s->name, owner,
+                            strerror(errno));
+        }
+        if (px_now_ms() > deadline_ms)
+            return px_error(PX_ETIMEOUT,
+                            "shm: rank %d did not make its segment %s before the deadline "
+                            "(stalled or dead)",
+                            owner, s->name);
+        px_sleep_us(PX__ATTACH_POLL_US);
+    }
+}
+
+static px__shm_head px__head(const px__shm *m, uint32_t kind, int rank, size_t bytes)
+{
+    px__shm_head h;
+    memset(&h, 0, sizeof h);
+    h.version = PX__SHM_VERSION;
+    h.kind = kind;
+    h.rank = (uint32_t)rank;
+    h.world = (uint32_t)m->base.world;
+    h.n_workers = (uint32_t)m->n_workers;
+    h.n_bufs = (uint32_t)m->n_bufs;
+    h.n_slots = (uint32_t)m->n_slots;
+    h.msg_cap = m->cap;
+    h.bytes = bytes;
+    return h;
+}
+
+/* ---- server side ---- */
+
+static int px__buf_busy(const px__shm *m, int b)
+{
+    for (int r = 1; r < m->base.world; r++)
+        if (m->pend_buf[r] == b || m->hold_buf[r] == b) return 1;
+    return 0;
+}
+
+/* 1 if rank r has taken the last message posted to it (its own word: a lie only hurts it). */
+static int px__taken(const px__shm *m, int r)
+{
+    return atomic_load_explicit(m->took[r], memory_order_acquire) == m->posted[r];
+}
+
+/* A parameter buffer no rank holds or has pending, other than `not`, holding a copy of msg. */
+static px_status px__stage(px__shm *m, const unsigned char *msg, size_t len, int not, int *out)
+{
+    if (len > m->max_msg)
+        return px_error(PX_EINVAL,
+                        "shm: a message of %zu bytes, more than the largest legal message (%zu "
+                        "bytes)",
+                        len, m->max_msg);
+    for (int b = 0; b < m->n_bufs; b++) {
+        if (b == not || px__buf_busy(m, b)) continue;
+        memcpy(m->bufs + (size_t)b * m->cap, msg, len);
+        *out = b;
+        return PX_OK;
+    }
+    /* each rank holds at most two buffers, and a call stages two: cannot happen */
+    return px_error(PX_ERUNTIME, "shm: no free parameter buffer");
+}
+
+static px_status px__post_ranks(px__shm *m, const unsigned char *msg, size_t len,
+                                const unsigned char *full, size_t full_len, uint8_t *needs_full,
+                                int *skipped)
+{
+    int b_msg = -1, b_full = -1, skip = 0, world = m->base.world;
+    PX_CHECK(px__stage(m, msg, len, -1, &b_msg));
+    if (full && needs_full) {
+        int any = 0;
+        for (int r = 1; r < world; r++)
+            any |= needs_full[r] && px__taken(m, r);
+        if (any) PX_CHECK(px__stage(m, full, full_len, b_msg, &b_full));
+    }
+    for (int r = 1; r < world; r++) {
+        if (!px__taken(m, r)) {
+            skip++; /* still has not taken the previous message */
+            if (needs_full) needs_full[r] = 1; /* its next message must be the full one */
+            continue;
+        }
+        int use_full = b_full >= 0 && needs_full[r];
+        px__mailbox *mb = PX__MBOX(m, r);
+        /* the rank holds its newest message until it takes this one */
+        m->hold_buf[r] = m->pend_buf[r];
+        m->pend_buf[r] = use_full ? b_full : b_msg;
+        mb->buf = (uint32_t)m->pend_buf[r];
+        mb->len = use_full ? full_len : len;
+        atomic_store_explicit(&mb->seq, ++m->posted[r], memory_order_release);
+        if (use_full) needs_full[r] = 0;
+    }
+    px__ring(m->down_bell); /* one wake-up for every rank */
+    if (skipped) *skipped = skip;
+    return PX_OK;
+}
+
+static px_status px__send_params(px_transport *t, const unsigned char *msg, size_t len,
+                                 const unsigned char *full, size_t full_len, uint8_t *needs_full,
+                                 int *skipped)
+{
+    return px__post_ranks((px__shm *)t, msg, len, full, full_len, needs_full, skipped);
+}
+
+/* Takes the message in slot i (post count p): its length bounded by the slot, copied once into
+ * rbuf, then the receipt. */
+static px_status px__take(px__shm *m, size_t i, uint32_t p, int r, const unsigned char **msg,
+                          size_t *len, int *src)
+{
+    const px__slot_ctl *c = m->ctl[i];
+    uint32_t order = atomic_load_explicit(&c->order, memory_order_relaxed);
+    uint64_t claim = atomic_load_explicit(&c->len, memory_order_relaxed);
+    uint32_t want = m->next_order[r];
+    m->seen[i] = p;
+    *src = r;
+    *len = 0;
+    px_status st = PX_OK;
+    if (order != want) {
+        /* a replay of an old post, or a post that skips ahead: the rank's order is lost */
+        m->next_order[r] = order + 1;
+        st = px_error(PX_EPROTO,
+                      "rank %d posted a message out of order (number %u, expected %u: a replayed "
+                      "or stale slot)",
+                      r, order, want);
+    } else if (claim < m->min_msg || claim > m->max_msg) {
+        m->next_order[r] = want + 1;
+        *len = claim <= m->cap ? (size_t)claim : 0; /* nothing past the slot was read */
+        st = px_error(PX_EPROTO, "rank %d sent %llu bytes, %s legal message (%zu bytes)", r,
+                      (unsigned long long)claim,
+                      claim < m->min_msg ? "less than the smallest" : "more than the largest",
+                      claim < m->min_msg ? m->min_msg : m->max_msg);
+    } else {
+        m->next_order[r] = want + 1;
+        if (m->base.copy_in)
+            m->base.copy_in(m->base.copy_user, m->rbuf, m->slot[i], (size_t)claim);
+        else
+            memcpy(m->rbuf, m->slot[i], (size_t)claim);
+        *msg = m->rbuf;
+        *len = (size_t)claim;
+    }
+    atomic_store_explicit(PX__DONE(m, i), p, memory_order_release);
+    px__ring(PX__ACK(m, r));
+    return st;
+}
+
+/* The next message of rank `only` (0: any rank) in its rank's order; a deadline in the past
+ * polls once. */
+static px_status px__recv_any(px__shm *m, const unsigned char **msg, size_t *len, int *src,
+                              double deadline_ms)
+{
+    int world = m->base.world;
+    for (;;) {
+        uint32_t bell = atomic_load_explicit(m->up_bell, memory_order_acquire);
+        for (int k = 0; k < world - 1; k++) {
+            int r = 1 + (m->next_rank - 1 + k) % (world - 1);
+            /* the rank's pending post with the lowest order goes first: its messages arrive in
+             * the order sent, as MPI's would (a BYE after the gradients before it) */
+            size_t best = SIZE_MAX;
+            uint32_t best_p = 0, best_o = 0;
+            /* twice once a post is seen: a slot read before a later post of the same rank was
+             * may have missed an earlier one, which the second pass (after the acquire of the
+             * later post) cannot miss */
+            for (int pass = 0; pass < 2; pass++) {
+                if (pass == 1 && best == SIZE_MAX) break;
+                best = SIZE_MAX;
+                for (size_t i = m->slot_first[r]; i < m->slot_first[r + 1]; i++) {
+                    uint32_t p = atomic_load_explicit(&m->ctl[i]->post, memory_order_acquire);
+                    if (p == m->seen[i]) continue;
+                    uint32_t o = atomic_load_explicit(&m->ctl[i]->order, memory_order_relaxed);
+                    if (best == SIZE_MAX || (int32_t)(o - best_o) < 0) {
+                        best = i;
+                        best_p = p;
+                        best_o = o;
+                    }
+                }
+            }
+            if (best == SIZE_MAX) continue;
+            m->next_rank = 1 + r % (world - 1);
+            return px__take(m, best, best_p, r, msg, len, src);
+        }
+        if (px_now_ms() > deadline_ms)
+            return px_error(PX_ETIMEOUT, "no message before the deadline");
+        px__wait_word(m->up_bell, bell, deadline_ms);
+    }
+}
+
+static px_status px__server_recv(px_transport *t, const unsigned char **msg, size_t *len, int *src,
+                                 double deadline_ms)
+{
+    return px__recv_any((px__shm *)t, msg, len, src, deadline_ms);
+}
+
+static px_status px__send_stop(px_transport *t, const unsigned char *msg, size_t len,
+                               px_msg_test is_last, double deadline_ms)
+{
+    px__shm *m = (px__shm *)t;
+    int world = t->world;
+    int *told = calloc((size_t)world, sizeof *told);
+    if (!told) return px_error(PX_ENOMEM, "shm: cannot allocate");
+    /* give lagging ranks until half the deadline to take their last parameters */
+    double lag_deadline = px_now_ms() + (deadline_ms - px_now_ms()) / 2;
+    for (;;) {
+        int pending = 0;
+        for (int r = 1; r < world; r++)
+            pending += !px__taken(m, r);
+        if (!pending || px_now_ms() > lag_deadline) break;
+        px_sleep_us(PX__ATTACH_POLL_US);
+    }
+    for (int r = 1; r < world; r++)
+        told[r] = px__taken(m, r);
+    px_status st = px__post_ranks(m, msg, len, NULL, 0, NULL, NULL);
+    int waiting = 0;
+    for (int r = 1; r < world; r++)
+        waiting += told[r];
+    while (st == PX_OK && waiting > 0) {
+        const unsigned char *in;
+        size_t in_len;
+        int src;
+        px_status rs = px__recv_any(m, &in, &in_len, &src, deadline_ms);
+        if (rs == PX_ETIMEOUT) {
+            st = px_error(PX_ETIMEOUT,
+                          "%d rank%s did not answer the stop message before the deadline",
+                          waiting, waiting > 1 ? "s" : "");
+            break;
+        }
+        if (rs < 0) continue; /* an illegal message, dropped: not the last */
+        if (told[src] && is_last(in, in_len)) {
+            told[src] = 0;
+            waiting--;
+        }
+    }
+    int untold = 0;
+    for (int r = 1; r < world; r++)
+        untold += !px__taken(m, r);
+    free(told);
+    if (st == PX_OK && untold)
+        st = px_error(PX_ETIMEOUT, "%d rank%s never took the last messages (stalled or dead)",
+                      untold, untold > 1 ? "s" : "");
+    return st;
+}
+
+/* ---- worker side ---- */
+
+static px_status px__recv_from_server(px_transport *t, const unsigned char **msg, size_t *len,
+                                      double deadline_ms)
+{
+    px__shm *m = (px__shm *)t;
+    int r = t->rank;
+    px__mailbox *mb = PX__MBOX(m, r);
+    for (;;) {
+        uint32_t bell = atomic_load_explicit(m->down_bell, memory_order_acquire);
+        uint32_t seq = atomic_load_explicit(&mb->seq, memory_order_acquire);
+        if (seq != m->took_seq) {
+            uint32_t b = mb->buf;
+            uint64_t l = mb->len;
+            /* the previous message's buffer is released from here on */
+            m->took_seq = seq;
+            atomic_store_explicit(m->took[r], seq, memory_order_release);
+            if (b >= (uint32_t)m->n_bufs || l < m->min_msg || l > m->max_msg)
+                return px_error(PX_EPROTO,
+                                "a broken message from the server: rank 0 posted %llu bytes in "
+                                "buffer %u, outside the legal sizes [%zu, %zu] or buffers",
+                                (unsigned long long)l, b, m->min_msg, m->max_msg);
+            *msg = m->bufs + (size_t)b * m->cap;
+            *len = (size_t)l;
+            return PX_OK;
+        }
+        if (px_now_ms() > deadline_ms)
+            return px_error(PX_ETIMEOUT, "no message from the server (rank 0) before the deadline "
+                                         "(cluster.timeout_ms): stalled or dead");
+        px__wait_word(m->down_bell, bell, deadline_ms);
+    }
+}
+
+/* Own slot j (0-based within this rank) that carries msg, or -1. */
+static int px__own_slot_of(const px__shm *m, const unsigned char *msg)
+{
+    size_t k = px__up_slots(m, m->base.rank);
+    for (size_t j = 0; j < k; j++)
+        if (m->my_msg[j] == msg) return (int)j;
+    return -1;
+}
+
+static int px__slot_busy(const px__shm *m, size_t j)
+{
+    size_t i = m->slot_first[m->base.rank] + j;
+    return atomic_load_explicit(PX__DONE(m, i), memory_order_acquire) != m->my_post[j];
+}
+
+static px_status px__send(px_transport *t, const unsigned char *msg, size_t len, double ready_at)
+{
+    px__shm *m = (px__shm *)t;
+    int r = t->rank;
+    size_t first = m->slot_first[r], k = px__up_slots(m, r);
+    if (len > m->cap)
+        return px_error(PX_EINVAL, "shm: a message of %zu bytes, more than a slot (%zu bytes)",
+                        len, m->cap);
+    /* a straggler really is late: sleep in slices */
+    for (double wait = ready_at - px_now_ms(); wait > 0; wait = ready_at - px_now_ms())
+        px_sleep_us(wait > 1000.0 ? 1000000u : (unsigned)(wait * 1000) + 1);
+    size_t j = k;
+    for (size_t q = 0; q < k && j == k; q++)
+        if (m->lent[q] && m->slot[first + q] == msg) j = q; /* built in place: no copy */
+    if (j == k) {
+        for (size_t q = 0; q < k && j == k; q++)
+            if (!m->lent[q] && !px__slot_busy(m, q)) j = q;
+        if (j == k)
+            return px_error(PX_ERUNTIME,
+                            "shm: every slot of rank %d holds a message the server has not "
+                            "taken",
+                            r);
+        memcpy(m->slot[first + j], msg, len);
+    } else if (px__slot_busy(m, j)) {
+        return px_error(PX_EINVAL, "shm: the message in slot %zu is still on its way", j);
+    }
+    px__slot_ctl *c = (px__slot_ctl *)m->ctl[first + j];
+    atomic_store_explicit(&c->len, len, memory_order_relaxed);
+    atomic_store_explicit(&c->order, ++m->order, memory_order_relaxed);
+    atomic_store_explicit(&c->post, ++m->my_post[j], memory_order_release);
+    m->my_msg[j] = msg;
+    px__ring(m->up_bell);
+    return PX_OK;
+}
+
+static px_status px__sends_done(px_transport *t, double deadline_ms)
+{
+    px__shm *m = (px__shm *)t;
+    size_t k = px__up_slots(m, t->rank);
+    px__word *ack = PX__ACK(m, t->rank);
+    for (;;) {
+        uint32_t a = atomic_load_explicit(ack, memory_order_acquire);
+        int busy = 0;
+        for (size_t j = 0; j < k; j++)
+            busy |= px__slot_busy(m, j);
+        if (!busy) return PX_OK;
+        if (px_now_ms() > deadline_ms)
+            return px_error(PX_ETIMEOUT, "the server (rank 0) did not take our messages before "
+                                         "the deadline (cluster.timeout_ms): stalled or dead");
+        px__wait_word(ack, a, deadline_ms);
+    }
+}
+
+static int px__in_flight(px_transport *t, const unsigned char *msg)
+{
+    px__shm *m = (px__shm *)t;
+    int j = px__own_slot_of(m, msg);
+    return j >= 0 && px__slot_busy(m, (size_t)j);
+}
+
+static unsigned char *px__send_buffer(px_transport *t, size_t i, size_t len)
+{
+    px__shm *m = (px__shm *)t;
+    int r = t->rank;
+    /* the last slot stays the spare, for messages built elsewhere (the BYE) */
+    if (r <= 0 || i + 1 >= px__up_slots(m, r) || len > m->cap || m->lent[i]) return NULL;
+    m->lent[i] = 1;
+    return m->slot[m->slot_first[r] + i];
+}
+
+static void px__destroy(px_transport *t)
+{
+    px__shm *m = (px__shm *)t;
+    if (!m) return;
+    px__seg_close(&m->down);
+    px__seg_close(&m->bell);
+    for (int r = 0; m->up && r < t->world; r++)
+        px__seg_close(&m->up[r]);
+    px_free(m->rbuf);
+    free(m->up);
+    free(m->slot_first);
+    free(m->took);
+    free(m->ctl);
+    free(m->slot);
+    free(m->seen);
+    free(m->next_order);
+    free(m->posted);
+    free(m->pend_buf);
+    free(m->hold_buf);
+    free(m->my_post);
+    free(m->my_msg);
+    free(m->lent);
+    free(m);
+}
+
+/* ---- start-up ---- */
+
+static px_status px__alloc(px__shm *m)
+{
+    int world = m->base.world;
+    m->slot_first = calloc((size_t)world + 1, sizeof *m->slot_first);
+    m->up = calloc((size_t)world, sizeof *m->up);
+    m->took = calloc((size_t)world, sizeof *m->took);
+    if (!m->slot_first || !m->up || !m->took) return px_error(PX_ENOMEM, "shm: cannot allocate");
+    for (int r = 0; r < world; r++)
+        m->slot_first[r + 1] = m->slot_first[r] + (r ? px__hosted(m->n_workers, world, r) + 1 : 0);
+    m->n_slots = m->slot_first[world];
+    m->ctl = calloc(m->n_slots, sizeof *m->ctl);
+    m->slot = calloc(m->n_slots, sizeof *m->slot);
+    if (!m->ctl || !m->slot) return px_error(PX_ENOMEM, "shm: cannot allocate");
+    if (m->base.rank == 0) {
+        m->rbuf = px_alloc(m->max_msg, "the receive buffer");
+        m->seen = calloc(m->n_slots, sizeof *m->seen);
+        m->next_order = calloc((size_t)world, sizeof *m->next_order);
+        m->posted = calloc((size_t)world, sizeof *m->posted);
+        m->pend_buf = malloc((size_t)world * sizeof *m->pend_buf);
+        m->hold_buf = malloc((size_t)world * sizeof *m->hold_buf);
+        if (!m->rbuf || !m->seen || !m->next_order || !m->posted || !m->pend_buf || !m->hold_buf)
+            return px_error(PX_ENOMEM, "shm: cannot allocate the server's buffers");
+        for (int r = 0; r < world; r++) {
+            m->pend_buf[r] = m->hold_buf[r] = -1;
+            m->next_order[r] = 1;
+        }
+    } else {
+        size_t k = px__up_slots(m, m->base.rank);
+        m->my_post = calloc(k, sizeof *m->my_post);
+        m->my_msg = calloc(k, sizeof *m->my_msg);
+        m->lent = calloc(k, 1);
+        if (!m->my_post || !m->my_msg || !m->lent) return px_error(PX_ENOMEM, "shm: cannot allocate");
+    }
+    return PX_OK;
+}
+
+static void px__names(px__shm *m, const char *key)
+{
+    snprintf(m->down.name, sizeof m->down.name, "/phalanx-%s-down", key);
+    snprintf(m->bell.name, sizeof m->bell.name, "/phalanx-%s-bell", key);
+    for (int r = 1; r < m->base.world; r++)
+        snprintf(m->up[r].name, sizeof m->up[r].name, "/phalanx-%s-up%d", key, r);
+}
+
+/* The server: makes down and bell, maps every rank's up segment as it appears, tells each rank
+ * it did, and unlinks its own two once every rank has mapped them (a rank makes its up segment
+ * only after mapping down and bell). */
+static px_status px__attach_server(px__shm *m, double deadline_ms)
+{
+    int world = m->base.world;
+    m->down.bytes = px__down_bytes(m);
+    px__shm_head h = px__head(m, PX__SEG_DOWN, 0, m->down.bytes);
+    PX_CHECK(px__seg_create(&m->down, &h));
+    px__down_views(m);
+    m->bell.bytes = PX__PAGE;
+    h = px__head(m, PX__SEG_BELL, 0, m->bell.bytes);
+    PX_CHECK(px__seg_create(&m->bell, &h));
+    m->up_bell = (px__word *)(m->bell.base + PX__LINE);
+    for (int r = 1; r < world; r++) {
+        m->up[r].bytes = px__up_bytes(m, r);
+        h = px__head(m, PX__SEG_UP, r, m->up[r].bytes);
+        PX_CHECK(px__seg_open(&m->up[r], &h, 0, r, deadline_ms));
+        px__up_views(m, r);
+        atomic_store_explicit(&PX__MBOX(m, r)->mapped, 1, memory_order_release);
+        px__ring(m->down_bell);
+    }
+    px__seg_unlink(&m->down);
+    px__seg_unlink(&m->bell);
+    return PX_OK;
+}
+
+/* A worker rank: maps down (read-only) and bell, makes its up segment, and unlinks it once the
+ * server says it mapped it. */
+static px_status px__attach_worker(px__shm *m, double deadline_ms)
+{
+    int r = m->base.rank;
+    m->down.bytes = px__down_bytes(m);
+    px__shm_head h = px__head(m, PX__SEG_DOWN, 0, m->down.bytes);
+    PX_CHECK(px__seg_open(&m->down, &h, 0, 0, deadline_ms));
+    px__down_views(m);
+    m->bell.bytes = PX__PAGE;
+    h = px__head(m, PX__SEG_BELL, 0, m->bell.bytes);
+    PX_CHECK(px__seg_open(&m->bell, &h, 1, 0, deadline_ms));
+    m->up_bell = (px__word *)(m->bell.base + PX__LINE);
+    m->up[r].bytes = px__up_bytes(m, r);
+    h = px__head(m, PX__SEG_UP, r, m->up[r].bytes);
+    PX_CHECK(px__seg_create(&m->up[r], &h));
+    px__up_views(m, r);
+    px__mailbox *mb = PX__MBOX(m, r);
+    for (;;) {
+        uint32_t bell = atomic_load_explicit(m->down_bell, memory_order_acquire);
+        if (atomic_load_explicit(&mb->mapped, memory_order_acquire)) break;
+        if (px_now_ms() > deadline_ms)
+            return px_error(PX_ETIMEOUT, "shm: the server (rank 0) did not map this rank's "
+                                         "segment before the deadline (stalled or dead)");
+        px__wait_word(m->down_bell, bell, deadline_ms);
+    }
+    px__seg_unlink(&m->up[r]);
+    return PX_OK;
+}
+
+px_status px_transport_shm_attach(px_transport **out, const char *key, int rank, int world,
+                                  size_t min_msg, size_t max_msg, size_t n_workers,
+                                  double deadline_ms)
+{
+    *out = NULL;
+    if (world < 2 || rank < 0 || rank >= world)
+        return px_error(PX_EINVAL, "shm transport: rank %d of %d: needs at least 2 ranks", rank,
+                        world);
+    if (max_msg == 0 || min_msg > max_msg || max_msg > ((size_t)1 << 40))
+        return px_error(PX_EINVAL, "shm transport: legal message sizes [%zu, %zu] bytes",
+                        min_msg, max_msg);
+    if (!key || !key[0] || strlen(key) > 48 || strchr(key, '/'))
+        return px_error(PX_EINVAL, "shm transport: a segment key of 1 to 48 characters, no '/'");
+    px__shm *m = calloc(1, sizeof *m);
+    if (!m) return px_error(PX_ENOMEM, "shm transport: cannot allocate");
+    m->base.name = "shm";
+    m->base.rank = rank;
+    m->base.world = world;
+    m->min_msg = min_msg;
+    m->max_msg = max_msg;
+    m->cap = px__round(max_msg, PX__PAGE);
+    m->n_workers = n_workers;
+    /* each worker rank holds at most two buffers (the message it computes on, and the next one
+     * posted to it), and a step stages two (the delta and the full parameters) */
+    m->n_bufs = 2 * (world - 1) + 2;
+    m->base.send_params = px__send_params;
+    m->base.recv = px__server_recv;
+    m->base.send_stop = px__send_stop;
+    m->base.recv_from_server = px__recv_from_server;
+    m->base.send = px__send;
+    m->base.sends_done = px__sends_done;
+    m->base.in_flight = px__in_flight;
+    m->base.send_buffer = px__send_buffer;
+    m->base.destroy = px__destroy;
+    px_status st = px__alloc(m);
+    if (st == PX_OK) {
+        px__names(m, key);
+        st = rank == 0 ? px__attach_server(m, deadline_ms) : px__attach_worker(m, deadline_ms);
+    }
+    if (st < 0) {
+        px__destroy(&m->base); /* unlinks whatever this rank made */
+        return st;
+    }
+    *out = &m->base;
+    return PX_OK;
+}
+
+/* Polls a request until the deadline: 1 if it completed. */
+static int px__mpi_wait(MPI_Request *req, double deadline_ms)
+{
+    for (;;) {
+        int done = 0;
+        if (MPI_Test(req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) return 0;
+        if (done) return 1;
+        if (px_now_ms() > deadline_ms) return 0;
+        px_sleep_us(PX__ATTACH_POLL_US);
+    }
+}
+
+px_status px_transport_shm_create(px_transport **out, size_t min_msg, size_t max_msg,
+                                  size_t n_workers, double deadline_ms)
+{
+    /* static: a collective cannot be cancelled; on a timeout it stays pending on these */
+    static char key[64];
+    static int in[2], res[2];
+    static MPI_Request req = MPI_REQUEST_NULL;
+    *out = NULL;
+    if (req != MPI_REQUEST_NULL)
+        return px_error(PX_ERUNTIME, "shm: an earlier start-up is still pending");
+    int rank, world, local = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    MPI_Comm node;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) !=
+        MPI_SUCCESS)
+        return px_error(PX_ERUNTIME, "shm: cannot tell which ranks share this node");
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+    if (local != world)
+        return px_error(PX_EINVAL,
+                        "config: cluster.transport = SHM needs every rank on one node; this "
+                        "node has %d of the job's %d ranks (use MPI or AUTO)",
+                        local, world);
+    if (rank == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(key, sizeof key, "%ld-%lx", (long)getpid(),
+                 (unsigned long)(ts.tv_nsec ^ ((unsigned long)ts.tv_sec << 20)));
+    }
+    if (MPI_Ibcast(key, (int)sizeof key, MPI_CHAR, 0, MPI_COMM_WORLD, &req) != MPI_SUCCESS) {
+        req = MPI_REQUEST_NULL;
+        return px_error(PX_ERUNTIME, "shm: cannot broadcast the segment key");
+    }
+    if (!px__mpi_wait(&req, deadline_ms))
+        return px_error(PX_ETIMEOUT, "shm: the segment key did not reach every rank before the "
+                                     "deadline");
+    key[sizeof key - 1] = 0;
+    px_status st = px_transport_shm_attach(out, key, rank, world, min_msg, max_msg, n_workers,
+                                           deadline_ms);
+    char why[512];
+    snprintf(why, sizeof why, "%s", st < 0 ? px_errmsg() : "");
+    /* every rank learns whether every rank attached, so all start or all stop */
+    in[0] = st < 0;
+    in[1] = rank;
+    if (MPI_Iallreduce(in, res, 1, MPI_2INT, MPI_MAXLOC, MPI_COMM_WORLD, &req) != MPI_SUCCESS) {
+        req = MPI_REQUEST_NULL;
+        if (*out) (*out)->destroy(*out);
+        *out = NULL;
+        return px_error(PX_ERUNTIME, "shm: start-up agreement failed");
+    }
+    if (!px__mpi_wait(&req, deadline_ms)) {
+        if (*out) (*out)->destroy(*out);
+        *out = NULL;
+        return px_error(PX_ETIMEOUT, "shm: not every rank attached before the deadline");
+    }
+    if (st < 0) return px_error(st, "%s", why);
+    if (res[0]) {
+        (*out)->destroy(*out);
+        *out = NULL;
+        return px_error(PX_ERUNTIME, "shm: rank %d could not attach the shared memory (see its "
+                                     "message)",
+                        res[1]);
+    }
+    return PX_OK;
+}
