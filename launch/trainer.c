@@ -8,9 +8,11 @@
  */
 #include <math.h>
 #include <mpi.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "aggregators/aggregator.h"
 #include "runtime/config.h"
@@ -99,6 +101,26 @@ static void px__report_exit(int code)
     if (!f) return;
     fprintf(f, "%d\n", code);
     fclose(f);
+}
+
+/* Ending MPI can wait forever on a peer that died (MPI_Finalize, or MPI_Abort under
+ * --enable-recovery, seen spinning in Open MPI after the server's abort): past a deadline the
+ * process ends on its own with the status it was going to report. */
+#define PX_MPI_END_S 20
+static volatile sig_atomic_t px__end_code;
+static void px__end_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "trainer: MPI did not let this rank end within 20 s: exiting\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w; /* nothing more to do if it fails */
+    _exit(px__end_code);
+}
+static void px__end_mpi_within(int code)
+{
+    px__end_code = code;
+    signal(SIGALRM, px__end_alarm);
+    alarm(PX_MPI_END_S);
 }
 
 /* Rank and size as the launcher announces them, before MPI is initialised. */
@@ -274,9 +296,11 @@ int main(int argc, char **argv)
                             "stopped responding (lost): ending the MPI job with exit status 4\n");
             px__report_exit(4);
             fflush(stderr);
+            px__end_mpi_within(4);
             MPI_Abort(MPI_COMM_WORLD, 4);
         }
         px__report_exit(code ? code : (st < 0 ? 1 : 0));
+        px__end_mpi_within(code ? code : (st < 0 ? 1 : 0));
         if (st < 0 && sum.started) {
             /* the other ranks are in the middle of a step: end the whole job now */
             fflush(stderr);

@@ -225,10 +225,14 @@ static px_status px__server_step(px__run *R, uint32_t step, float lr, px__step_f
     const unsigned char *pmsg, *full;
     size_t plen, full_len;
     PX_CHECK(px_server_begin_step(s, step, &pmsg, &plen, &full, &full_len));
-    int skipped = 0, n_full = 0;
-    for (int r = 0; full && r < (t->world > 1 ? t->world : 1); r++)
+    /* the ranks that get the full message: marked before the send, cleared by it */
+    int skipped = 0, n_full = 0, ranks = t->world > 1 ? t->world : 1;
+    for (int r = 0; full && r < ranks; r++)
         n_full += s->needs_full[r];
     PX_CHECK(t->send_params(t, pmsg, plen, full, full_len, s->needs_full, &skipped));
+    for (int r = 0; full && r < ranks; r++)
+        n_full -= s->needs_full[r];
+    R->full_sent += (uint64_t)n_full;
     fig->compute_ms = 0;
     if (R->is_local) {
         double c0 = px_now_ms();
@@ -237,8 +241,7 @@ static px_status px__server_step(px__run *R, uint32_t step, float lr, px__step_f
     }
     /* bytes as they would travel: one message per worker rank (per worker, alone) */
     int n_worker_ranks = R->is_local ? (int)R->cfg->cluster->workers : t->world - 1;
-    fig->bytes_down = (double)plen * (n_worker_ranks - skipped) +
-                      (double)n_full * ((double)full_len - (double)plen);
+    fig->bytes_down = (double)plen * (n_worker_ranks - skipped - n_full) + (double)n_full * full_len;
     fig->bytes_up = 0;
     PX_CHECK(px__collect(R, &fig->bytes_up));
     fig->comm_ms = px_now_ms() - t0 - fig->compute_ms;

@@ -408,6 +408,7 @@ static px_status px__write_done(px__run *R, const px_run_summary *sum)
     px_json_int(&j, "nonfinite_total", (long long)s->drops[PX_DROP_NONFINITE]);
     px_json_int(&j, "update_refused_total", (long long)s->update_refused);
     px_json_int(&j, "steps_skipped", (long long)s->steps_skipped);
+    px_json_int(&j, "full_params_sent", (long long)R->full_sent);
     px_json_int(&j, "workers_alive", (long long)s->n_alive);
     px_json_raw(&j, "drops", drops);
     px_json_str(&j, "mode", R->is_local ? "local" : "mpi");

@@ -52,6 +52,7 @@ typedef struct {
     char resume_dir[4200];
     uint64_t bytes_totals[2]; /* up, down, since the start of the run (a resumed one too) */
     double trained_values;    /* active values summed over the steps run (LISA's share) */
+    uint64_t full_sent; /* full parameter messages sent by this process's run (resyncs) */
     int *expected, *got;      /* per rank: messages due and received this step (MPI) */
     uint64_t drops_seen, late_seen, nonfinite_seen; /* already put in an interval */
     double compression_ratio; /* uplink message bytes over those of a float32 message */
