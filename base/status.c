@@ -59,6 +59,8 @@ const char *px_status_name(px_status status)
         return "run-time error";
     case PX_ENOTSUP:
         return "not supported";
+    case PX_ELOST:
+        return "peer lost";
     default:
         return "unknown error";
     }

@@ -23,6 +23,7 @@ enum {
     PX_EPROTO = -5,   /* a message broke the wire format */
     PX_ERUNTIME = -6, /* anything else that stops a run */
     PX_ENOTSUP = -7,  /* asked for something this build or machine cannot do */
+    PX_ELOST = -8,    /* a peer was lost (died or cut off mid-message); the error names it */
 };
 
 /* Records a formatted message as this thread's last error and returns `status`, so that a

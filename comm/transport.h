@@ -57,7 +57,9 @@ struct px_transport {
      * (local: when no message is left and none is on its way). PX_EPROTO when a message arrived
      * whose size is outside the legal range (MPI: [min_msg, max_msg] of the create function):
      * it was discarded without being written anywhere but a buffer of its own size, *len is
-     * its size, *src its sender, and the message names both. The caller may go on receiving. */
+     * its size, *src its sender, and the message names both. The caller may go on receiving.
+     * PX_ELOST when rank *src was lost in the middle of a message (MPI): nothing more comes
+     * from it; the caller may go on receiving from the others. */
     px_status (*recv)(px_transport *t, const unsigned char **msg, size_t *len, int *src,
                       double deadline_ms);
     /* Tells every worker rank that the run is over (`msg`, sent as send_params sends), then
@@ -127,9 +129,10 @@ static inline int px_worker_rank(uint32_t w, int world)
  * PX_MPI_DRAIN_MAX_BYTES), and dropped: recv returns PX_EPROTO. `max_sends` is the most messages
  * a worker rank sends per step. A message is matched on its first bytes; the rest must arrive
  * within `stall_ms` (or by the receive's deadline, if later), otherwise its sender is taken as
- * lost mid-message (a cut link, a dead rank) and the receive fails with PX_ERUNTIME naming the
- * rank: the run must end then, as the receive buffer stays MPI's (it is never freed). Sets
- * MPI_ERRORS_RETURN on MPI_COMM_WORLD: MPI failures come back as codes. */
+ * lost mid-message (a cut link, a dead rank): the receive fails with PX_ELOST, *src naming the
+ * rank; the buffer it was going into stays MPI's (never freed), and the rank's later messages
+ * are dropped unseen, so the caller may go on without it. Sets MPI_ERRORS_RETURN on
+ * MPI_COMM_WORLD: MPI failures come back as codes. */
 px_status px_transport_mpi_create(px_transport **out, size_t min_msg, size_t max_msg,
                                   size_t max_sends, double stall_ms);
 

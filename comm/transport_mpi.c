@@ -39,9 +39,9 @@ typedef struct {
     /* server: parameter buffers (one in normal operation, one more per lagging rank) */
     px__buffer *bufs;
     int n_bufs, max_bufs;
-    /* a receive into rbuf that never completed (its sender was lost mid-message): rbuf is then
-     * never freed, since MPI may still write into it */
-    MPI_Request stuck_recv;
+    /* per rank: lost mid-message (its receive never completed; the buffer it was going into is
+     * abandoned to MPI, never freed), and no longer listened to */
+    uint8_t *lost;
     double stall_ms;      /* how long the rest of a matched message may take (create's stall_ms) */
     MPI_Request *to_rank; /* per rank: the pending parameter send, or MPI_REQUEST_NULL */
     int *to_rank_buf;     /* per rank: the buffer that send reads */
@@ -206,8 +206,29 @@ static px_status px__discard(px__mpi *m, MPI_Message *handle, int src, size_t le
                     rule, limit);
 }
 
+/* A message matched from a rank already lost: taken in if it is all there, otherwise left to
+ * MPI (request freed, buffer never freed); dropped either way, without waiting for it. */
+static void px__forget(px__mpi *m, MPI_Message *handle, int count)
+{
+    (void)m;
+    unsigned char *sink = malloc(count > 0 ? (size_t)count : 1);
+    MPI_Request req;
+    if (!sink || MPI_Imrecv(sink, count, MPI_BYTE, handle, &req) != MPI_SUCCESS) {
+        free(sink);
+        return;
+    }
+    int done = 0;
+    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+    if (done) {
+        free(sink);
+        return;
+    }
+    MPI_Request_free(&req); /* sink stays MPI's */
+}
+
 /* Receives the next message with `tag` from `source` into rbuf; a deadline in the past polls
- * once. */
+ * once. A rank whose message stops arriving mid-way is lost: PX_ELOST names it (*src), and its
+ * later messages are dropped unseen. */
 static px_status px__recv(px__mpi *m, int source, int tag, const unsigned char **msg, size_t *len,
                           int *src, double deadline_ms)
 {
@@ -224,6 +245,10 @@ static px_status px__recv(px__mpi *m, int source, int tag, const unsigned char *
                 return px_error(PX_ERUNTIME, "mpi: cannot tell the size of rank %d's message",
                                 *src);
             *len = (size_t)count;
+            if (*src >= 0 && *src < m->base.world && m->lost[*src]) {
+                px__forget(m, &handle, count);
+                continue;
+            }
             if (*len < m->min_msg || *len > m->max_msg) return px__discard(m, &handle, *src, *len);
             /* not MPI_Mrecv: a message above the eager limit is matched on its first
              * fragment, and a blocking receive of the rest never returns when the sender's
@@ -236,8 +261,13 @@ static px_status px__recv(px__mpi *m, int source, int tag, const unsigned char *
             if (deadline_ms > until) until = deadline_ms;
             px_status ws = px__wait_all(&req, 1, until);
             if (ws == PX_ETIMEOUT) {
-                m->stuck_recv = req; /* a fatal error: the run ends, rbuf stays allocated */
-                return px_error(PX_ERUNTIME,
+                /* MPI may still write into rbuf: it is abandoned (never freed), the rank is no
+                 * longer listened to, and later receives go into a fresh buffer */
+                MPI_Request_free(&req);
+                m->lost[*src] = 1;
+                m->rbuf = px_alloc(m->max_msg, "the receive buffer");
+                if (!m->rbuf) return PX_ENOMEM;
+                return px_error(PX_ELOST,
                                 "rank %d's message of %zu bytes stopped arriving mid-way: the "
                                 "rest did not come within %.0f ms (cluster.timeout_ms): "
                                 "link lost or rank dead",
@@ -393,10 +423,8 @@ static void px__destroy(px_transport *t)
     }
     for (size_t i = 0; m->sends && i < m->n_sends; i++)
         if (m->sends[i] != MPI_REQUEST_NULL) MPI_Request_free(&m->sends[i]);
-    if (m->stuck_recv != MPI_REQUEST_NULL)
-        MPI_Request_free(&m->stuck_recv); /* abandoned: rbuf is never freed */
-    else
-        px_free(m->rbuf);
+    px_free(m->rbuf);
+    free(m->lost);
     for (int b = 0; b < m->n_bufs; b++)
         if (m->bufs[b].users == 0) px_free(m->bufs[b].data);
     free(m->bufs);
@@ -431,7 +459,6 @@ px_status px_transport_mpi_create(px_transport **out, size_t min_msg, size_t max
     /* errors come back as codes: a failed receive is reported, not fatal to the job */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     m->base.name = "mpi";
-    m->stuck_recv = MPI_REQUEST_NULL;
     m->stall_ms = stall_ms;
     m->min_msg = min_msg;
     m->max_msg = max_msg;
@@ -442,6 +469,7 @@ px_status px_transport_mpi_create(px_transport **out, size_t min_msg, size_t max
     m->bufs = calloc((size_t)m->max_bufs, sizeof *m->bufs);
     m->to_rank = malloc((size_t)world * sizeof *m->to_rank);
     m->to_rank_buf = calloc((size_t)world, sizeof *m->to_rank_buf);
+    m->lost = calloc((size_t)world, 1);
     m->sends = malloc(m->max_sends * sizeof *m->sends);
     m->send_msg = calloc(m->max_sends, sizeof *m->send_msg);
     if (m->to_rank)
@@ -450,7 +478,8 @@ px_status px_transport_mpi_create(px_transport **out, size_t min_msg, size_t max
     if (m->sends)
         for (size_t i = 0; i < m->max_sends; i++)
             m->sends[i] = MPI_REQUEST_NULL;
-    if (!m->rbuf || !m->bufs || !m->to_rank || !m->to_rank_buf || !m->sends || !m->send_msg) {
+    if (!m->rbuf || !m->bufs || !m->to_rank || !m->to_rank_buf || !m->lost || !m->sends ||
+        !m->send_msg) {
         px__destroy(&m->base);
         return px_error(PX_ENOMEM, "mpi transport: cannot allocate buffers");
     }

@@ -111,6 +111,17 @@ static px_status px__collect(px__run *R, double *bytes_up)
             silent = R->is_local ? delivered < s->n_alive : 1;
             break;
         }
+        if (st == PX_ELOST && f_wait && src > 0 && src < R->world) {
+            /* the rank died or was cut off mid-message: its workers are gone for good, and the
+             * step goes on with the others if the rule still holds for them */
+            PX_CHECK(px_server_lose_rank(s, src));
+            if (R->got[src] < R->expected[src]) {
+                R->expected[src] = R->got[src];
+                ranks_owing--;
+            }
+            need = need < s->n_alive ? need : s->n_alive;
+            continue;
+        }
         *bytes_up += (double)len;
         int counts = 1;
         if (st == PX_EPROTO) {

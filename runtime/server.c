@@ -323,6 +323,17 @@ px_drop_reason px_server_accept(px_server *s, const unsigned char *msg, size_t l
     return PX_DROP_NONE;
 }
 
+/* The rule must still hold for the workers alive. */
+static px_status px__check_alive(const px_server *s)
+{
+    px_agg_params ap;
+    PX_CHECK(px_config_agg_params(s->cfg, &ap));
+    if (px_agg_validate(s->cfg->aggregator->rule, &ap, s->n_alive) < 0)
+        return px_error(PX_ERUNTIME, "step %u: too few live workers left: %s", s->step,
+                        px_errmsg());
+    return PX_OK;
+}
+
 px_status px_server_track_liveness(px_server *s, double now_ms, double silence_ms, int *changed)
 {
     *changed = 0;
@@ -348,14 +359,24 @@ px_status px_server_track_liveness(px_server *s, double now_ms, double silence_m
                    s->step, w, where, now_ms - s->last_heard_ms[w], s->n_alive);
         }
     }
-    if (*changed) {
-        px_agg_params ap;
-        PX_CHECK(px_config_agg_params(s->cfg, &ap));
-        if (px_agg_validate(s->cfg->aggregator->rule, &ap, s->n_alive) < 0)
-            return px_error(PX_ERUNTIME, "step %u: too few live workers left: %s", s->step,
-                            px_errmsg());
+    return *changed ? px__check_alive(s) : PX_OK;
+}
+
+px_status px_server_lose_rank(px_server *s, int rank)
+{
+    size_t lost = 0;
+    for (size_t w = 0; w < s->n; w++) {
+        if (s->world < 2 || px_worker_rank((uint32_t)w, s->world) != rank) continue;
+        s->have[w] = 0; /* a gradient kept this step goes with its rank */
+        if (s->alive[w]) {
+            s->alive[w] = 0;
+            s->n_alive--;
+            lost++;
+        }
     }
-    return PX_OK;
+    px_log(PX_LOG_WARN, "step %u: rank %d lost: its %zu workers are dead, %zu workers left",
+           s->step, rank, lost, s->n_alive);
+    return px__check_alive(s);
 }
 
 /* The mean loss the honest workers reported, before an attacker takes over the Byzantine rows. */

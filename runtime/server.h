@@ -131,6 +131,11 @@ void px_server_count_drop(px_server *s, px_drop_reason r, int src, const char *w
  * PX_ERUNTIME when the workers left are too few for the aggregation rule. */
 px_status px_server_track_liveness(px_server *s, double now_ms, double silence_ms, int *changed);
 
+/* The transport lost rank `rank` (it died or was cut off mid-message, and nothing more will
+ * come from it): its workers are dead from now on and their gradients of this step are
+ * dropped. Fails with PX_ERUNTIME when the workers left are too few for the aggregation rule. */
+px_status px_server_lose_rank(px_server *s, int rank);
+
 typedef struct {
     size_t received;   /* gradients kept this step */
     size_t injected;   /* of which written by the OMNISCIENT attacker */

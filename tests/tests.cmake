@@ -89,14 +89,15 @@ if(PX_HAVE_NCCL)
   set_target_properties(nccl_check PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 endif()
 
-# tests/it_death.sh (a worker rank killed under launch/mpirun.sh) is not run by ctest: when the
-# rank dies in the middle of a large transfer, the server can stall inside Open MPI's
-# shared-memory transport (vader's CMA read from the dead process), where no deadline of ours
-# runs -- seen in 2 of about 8 runs. Run it by hand: bash tests/it_death.sh build .
-# Over the shared-memory transport (PX_TEST_TRANSPORT=SHM bash tests/it_death.sh build .) the
-# server no longer stalls, but the surviving worker ranks can be left in MPI_Finalize after rank
-# 0's MPI_Abort under --enable-recovery (2 of 8 runs hung so, the server having finished and
-# written its outputs; gdb showed the two survivors yielding in Open MPI): not in ctest either.
+# real process death under launch/mpirun.sh (--enable-recovery), over MPI and over shared memory
+px_integration_test(it_death 600)
+add_test(NAME it_death_shm COMMAND bash ${CMAKE_SOURCE_DIR}/tests/it_death.sh ${CMAKE_BINARY_DIR}
+  ${CMAKE_SOURCE_DIR})
+set_tests_properties(it_death_shm PROPERTIES TIMEOUT 600 LABELS integration
+  ENVIRONMENT "${PX_SANITIZER_ENV};PX_TEST_TRANSPORT=SHM")
+# tests whose deadlines or daemons do not share the machine well: run alone
+set_tests_properties(it_death it_death_shm it_slurm it_cluster_quickstart it_cluster_cut it_resync
+  PROPERTIES RUN_SERIAL TRUE)
 
 # checks that need a tool the machine may lack (clang's UBSan, GCC's LeakSanitizer runtime):
 # they exit 77 without it, which ctest reports as skipped
