@@ -33,7 +33,7 @@ expect_exit 2 "is a directory" "$TRAINER" "$WORK"
 # overrides that do not parse
 expect_exit 2 "optimizer has no field 'lrr'" "$TRAINER" --set optimizer.lrr=1 "$EX/tiny.pb"
 expect_exit 2 "expected a finite number, got 'fast'" "$TRAINER" --set optimizer.lr=fast "$EX/tiny.pb"
-expect_exit 2 "is not one of AUTO, MPI, LOCAL, NCCL" "$TRAINER" --set cluster.transport=udp "$EX/tiny.pb"
+expect_exit 2 "is not one of AUTO, MPI, LOCAL, SHM, NCCL" "$TRAINER" --set cluster.transport=udp "$EX/tiny.pb"
 expect_exit 2 "--set needs" "$TRAINER" "$EX/tiny.pb" --set
 
 # configs that break a rule: each names the field, the rule and the value

@@ -223,7 +223,7 @@ static void test_set_errors(void **state)
         {"optimizer.lr=1e39", "expected a finite number"},
         {"cluster.workers=-3", "non-negative integer"},
         {"cluster.workers=5000000000", "[0, 4294967295]"},
-        {"cluster.transport=carrier_pigeon", "is not one of AUTO, MPI, LOCAL, NCCL"},
+        {"cluster.transport=carrier_pigeon", "is not one of AUTO, MPI, LOCAL, SHM, NCCL"},
         {"logging.save_params=maybe", "true or false"},
         {"optimizer=3", "is a section"},
         {"optimizer.lr.x=3", "is not a section"},
