@@ -122,8 +122,9 @@ for ax, nnm in zip(axes[0], nnms):
     ax.set_title("NNM %s: worst case over %d attacks" % (nnm, len(attacks) - 1))
     ax.grid(axis="y", alpha=0.3)
 axes[0][0].set_ylabel("final test accuracy (%)")
-axes[0][-1].legend(loc="lower right", fontsize=8)
-fig.tight_layout()
+handles, labels = axes[0][0].get_legend_handles_labels()
+fig.legend(handles, labels, loc="lower center", ncol=len(datas), fontsize=9)
+fig.tight_layout(rect=(0, 0.07, 1, 1))
 fig.savefig(os.path.join(OUT, "worst_case.png"), dpi=110)
 plt.close(fig)
 
