@@ -70,14 +70,15 @@ px_status px__byz_adaptive_create(px_byz_server *b, size_t n_rows)
     a->hidx = calloc(n_rows, sizeof *a->hidx);
     px_attack k = b->spec.attack;
     int optimal = px_attack_needs_rule(k);
-    if (k == PX_ATTACK_MIN_MAX || k == PX_ATTACK_MIN_SUM)
+    if (k == PX_ATTACK_MIN_MAX || k == PX_ATTACK_MIN_SUM) /* (needs_dir below) */
         a->dir = px_alloc(d * sizeof(float), "the attack's direction");
     if (optimal) {
         a->cand = px_alloc(d * sizeof(float), "the attack's candidate vector");
         a->out = px_alloc(d * sizeof(float), "the rule's output on the candidates");
     }
+    int needs_dir = k == PX_ATTACK_MIN_MAX || k == PX_ATTACK_MIN_SUM;
     if (!a->basis || !a->G || !a->part || !a->inputs || !a->C || !a->T || !a->K || !a->w ||
-        !a->c || !a->order || !a->hidx || (a->dir == NULL && !optimal && k != PX_ATTACK_MIMIC) ||
+        !a->c || !a->order || !a->hidx || (needs_dir && !a->dir) ||
         (optimal && (!a->cand || !a->out)))
         return px_error(PX_ENOMEM, "fault injection: cannot allocate the adaptive attack");
     return PX_OK;

@@ -185,6 +185,9 @@ static px_status px__write_line(px__run *R, uint32_t done, float lr, px__interva
     px_json_int(&j, "late", (long long)iv->late);
     px_json_int(&j, "workers_used", (long long)iv->received_last);
     if (R->server.byz_on) px_json_int(&j, "byzantine_injected", (long long)iv->injected_last);
+    /* the adaptive attacks' factor of the last step (tau or gamma), for reading a run */
+    if (R->server.byz_on && isfinite(R->server.byz.last.factor))
+        px_json_num(&j, "attack_factor", R->server.byz.last.factor);
     px_json_int(&j, "workers_alive", (long long)R->server.n_alive);
     px_json_num(&j, "compression_ratio", R->compression_ratio);
     size_t groups = 0;
