@@ -134,7 +134,9 @@ static int launched_by_mpi(int *rank)
            getenv("PMI_RANK");
 }
 
-int main(int argc, char **argv)
+static int px__mpi_started; /* MPI_Init has been called */
+
+static int px__main(int argc, char **argv)
 {
     int env_rank = 0;
     int under_mpi = launched_by_mpi(&env_rank);
@@ -248,6 +250,7 @@ int main(int argc, char **argv)
     if (under_mpi) {
         int provided;
         MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+        px__mpi_started = 1;
         MPI_Comm_rank(MPI_COMM_WORLD, &env.rank);
         MPI_Comm_size(MPI_COMM_WORLD, &env.world);
     }
@@ -308,5 +311,16 @@ int main(int argc, char **argv)
         }
         MPI_Finalize();
     }
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    int rank = 0, under_mpi = launched_by_mpi(&rank);
+    int code = px__main(argc, argv);
+    /* An error found before MPI starts (the command line, the config) is printed by rank 0
+     * alone; the others leave it a moment, so that mpirun, which ends the job at the first
+     * failed rank, does not kill rank 0 before its message is out. */
+    if (under_mpi && rank != 0 && !px__mpi_started && code != 0) sleep(1);
     return code;
 }

@@ -316,14 +316,34 @@ static px_status px__agree(px__run *R, px_status st, px_run_summary *sum)
     return st;
 }
 
+/* cluster.transport = AUTO under mpirun: shared memory when mpirun placed every rank on this
+ * node (its OMPI_COMM_WORLD_LOCAL_SIZE is the world size), MPI otherwise (several nodes, or a
+ * launcher that does not say). */
+static int px__one_node_job(void)
+{
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE"), *world = getenv("OMPI_COMM_WORLD_SIZE");
+    return local && world && atoi(local) > 1 && strcmp(local, world) == 0;
+}
+
 /* After the agreement, with every rank present: the shared-memory transport (collective, with
- * its own agreement), and the worker ranks' messages moved into their slots. */
+ * its own agreement), and the worker ranks' messages moved into their slots. Under AUTO a
+ * shared memory that cannot be set up (every rank learns it alike) leaves the job on MPI. */
 static px_status px__connect(px__run *R)
 {
     if (!R->is_shm) return PX_OK;
-    PX_CHECK(px_transport_shm_create(&R->t, PX_WIRE_HEADER_BYTES, R->msg_max,
-                                     R->cfg->cluster->workers,
-                                     px_now_ms() + R->cfg->cluster->timeout_ms));
+    px_status st = px_transport_shm_create(&R->t, PX_WIRE_HEADER_BYTES, R->msg_max,
+                                           R->cfg->cluster->workers,
+                                           px_now_ms() + R->cfg->cluster->timeout_ms);
+    if (st < 0 && R->cfg->cluster->transport == PHALANX__CLUSTER__TRANSPORT__AUTO) {
+        if (R->rank == 0)
+            px_log(PX_LOG_WARN, "shared memory unavailable (%s): messages through MPI",
+                   px_errmsg());
+        R->is_shm = 0;
+        return px_transport_mpi_create(&R->t, PX_WIRE_HEADER_BYTES, R->msg_max,
+                                       (size_t)R->cfg->cluster->workers + 1,
+                                       (double)R->cfg->cluster->timeout_ms);
+    }
+    PX_CHECK(st);
     if (R->rank > 0) PX_CHECK(px_worker_group_place(&R->group, R->t));
     if (R->rank == 0) { /* the copy out of a slot checks the payload's CRC as it goes */
         R->t->copy_in = px_wire_copy;
@@ -532,7 +552,9 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
     R.rank = env->rank;
     R.is_mpi = env->world >= 2;
     R.is_local = !R.is_mpi;
-    R.is_shm = R.is_mpi && cfg->cluster->transport == PHALANX__CLUSTER__TRANSPORT__SHM;
+    R.is_shm = R.is_mpi && (cfg->cluster->transport == PHALANX__CLUSTER__TRANSPORT__SHM ||
+                            (cfg->cluster->transport == PHALANX__CLUSTER__TRANSPORT__AUTO &&
+                             px__one_node_job()));
     R.federated = cfg->federated->enabled;
     R.lock_fd = -1;
 

@@ -44,7 +44,8 @@ hostile_job() {
   shift
   while [ "$1" != -- ]; do hargs+=("$1"); shift; done
   shift
-  mpi_job "$name" -np 3 "$TRAINER" "$EX/tiny.pb" --set run.name="$name" \
+  # the hostile program speaks MPI: the trainers must too (AUTO would take shared memory)
+  mpi_job "$name" -np 3 "$TRAINER" "$EX/tiny.pb" --set run.name="$name" --set cluster.transport=MPI \
     --set logging.progress=QUIET --set schedule.eval_every=0 --set aggregator.rule=mean "$@" \
     : -np 1 "$HOSTILE" "${hargs[@]}"
 }
@@ -88,7 +89,8 @@ echo "ok: c, a message over the drain limit: exit 0 after $TOOK s, length drops 
 
 # d: a hostile server: each worker rank refuses the oversized message and the job ends, exit 1
 mpi_job hostile_server -np 1 "$HOSTILE" 60000 : -np 2 "$TRAINER" "$EX/tiny.pb" \
-  --set run.name=hostile_server --set logging.progress=QUIET --set cluster.timeout_ms=3000
+  --set run.name=hostile_server --set cluster.transport=MPI --set logging.progress=QUIET \
+  --set cluster.timeout_ms=3000
 [ "$RC" = 1 ] || { cat hostile_server.log; fail "d, hostile server: exit $RC, expected 1"; }
 grep -qE "rank [12]: a broken message from the server: rank 0 sent 1000000 bytes, more than" \
   hostile_server.log || { cat hostile_server.log; fail "d, hostile server: no message naming it"; }
