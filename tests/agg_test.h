@@ -56,6 +56,24 @@ static inline void agg_fill_normal(agg_data *a, uint64_t seed)
         a->data[i] = (float)px_rng_normal(&r);
 }
 
+/* The library's defaults with "key=value;key=value" applied (a test's case table); fails the
+ * test, naming `what`, if a pair is refused. */
+static inline px_agg_params agg_params_from(const char *what, const char *sets)
+{
+    px_agg_params p;
+    px_agg_params_default(&p);
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", sets);
+    char *save = NULL;
+    for (char *kv = strtok_r(buf, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(kv, '=');
+        assert_non_null(eq);
+        *eq = 0;
+        if (px_agg_params_set(&p, kv, eq + 1) != PX_OK) fail_msg("%s: %s", what, px_errmsg());
+    }
+    return p;
+}
+
 /* creates, runs once at `step`, destroys; returns the status of create or run */
 static inline px_status agg_run_once(const char *rule, const px_agg_params *p,
                                      const float *const *rows, size_t n, size_t d, float *out,

@@ -14,21 +14,13 @@ cd "$WORK"
 # The run must outlast cluster.timeout_ms after the kill (then a silent rank is declared lost; a
 # rank killed in the middle of a message is lost at once):
 # shared memory runs tiny's steps about 3x faster, so it gets more of them.
-TRANSPORT=${PX_TEST_TRANSPORT:-AUTO}
+TRANSPORT=${PX_TEST_TRANSPORT:-MPI}
 STEPS=5000
 [ "$TRANSPORT" = SHM ] && STEPS=10000
 RUN=(timeout -k 10 180 bash "$SRC/launch/mpirun.sh" -np 4 "$TRAINER" --set schedule.steps=$STEPS
   --set cluster.step_timeout_ms=500 --set cluster.timeout_ms=3000 --set logging.progress=QUIET
   --set cluster.transport="$TRANSPORT")
 
-rank_pid() { # name rank: the pid of that rank of the job running run.name=name
-  for p in $(pgrep -f "run.name=$1 " || true); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
-      echo "$p"
-      return
-    fi
-  done
-}
 wait_training() { # name: until the job has logged a few lines
   for _ in $(seq 1 300); do
     [ -s "runs/$1/metrics.jsonl.partial" ] && [ "$(wc -l <"runs/$1/metrics.jsonl.partial")" -ge 3 ] && return 0
@@ -39,7 +31,7 @@ wait_training() { # name: until the job has logged a few lines
 kill_rank() { # name rank
   wait_training "$1"
   local p
-  p=$(rank_pid "$1" "$2")
+  p=$(pid_of_rank "$1" "$2" || true)
   [ -n "$p" ] || fail "$1: no rank $2 found"
   kill -9 "$p"
 }

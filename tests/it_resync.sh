@@ -8,17 +8,6 @@
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 
-pid_of_rank() { # NAME R
-  local p
-  for p in $(pgrep -f "run.name=$1 " || true); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
-
 # freeze NAME STEPS ARGS...: an mpirun -np 4 job; rank 2 frozen for 0.8 s once it trains
 freeze() {
   local name=$1 steps=$2
@@ -52,7 +41,7 @@ freeze() {
   echo "ok: $name: rank 2 frozen 0.8 s: exit 0, $full full parameter messages (3 at the start)"
 }
 
-freeze int8_down 3000 --set compression.downlink=INT8
+freeze int8_down 3000 --set compression.downlink=INT8 --set cluster.transport=MPI
 freeze int8_down_shm 3000 --set compression.downlink=INT8 --set cluster.transport=SHM
 freeze lisa_down 1500 --set model.kind=GPT --set model.blocks=4 --set model.width=16 \
   --set model.heads=2 --set model.context=16 --set data.dataset=FORTUNES --set data.path= \

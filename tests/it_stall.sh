@@ -5,19 +5,6 @@
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 
-# pid_of_rank NAME R: the trainer process of MPI rank R in job NAME (read from its environment;
-# the run name on the command line keeps other tests' jobs out)
-pid_of_rank() {
-  local p
-  for p in $(pgrep -f "run.name=$1 " || true); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
-
 # start_job NAME: a long run (it would take hours) with a 2 s timeout, in the background
 start_job() {
   timeout -k 10 120 mpirun -np 4 "$TRAINER" --set run.name="$1" --set schedule.steps=10000000 \

@@ -14,6 +14,19 @@ fail() {
   exit 1
 }
 
+# pid_of_rank NAME R: the trainer process of MPI rank R in the job running run.name=NAME (read
+# from its environment; the run name on the command line keeps other tests' jobs out)
+pid_of_rank() {
+  local p
+  for p in $(pgrep -f "run.name=$1 " || true); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
 # json_num FILE KEY: the number after "KEY": on the last line of FILE that has it
 json_num() {
   grep -o "\"$2\":[-0-9.eE+]*" "$1" | tail -n 1 | cut -d: -f2

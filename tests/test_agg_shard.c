@@ -33,21 +33,6 @@ static const shard_case cases[] = {
     {"flag", "f=2;pre=nnm"},
 };
 
-static px_agg_params params_of(const shard_case *sc)
-{
-    px_agg_params p;
-    px_agg_params_default(&p);
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", sc->sets);
-    for (char *kv = strtok(buf, ";"); kv; kv = strtok(NULL, ";")) {
-        char *eq = strchr(kv, '=');
-        assert_non_null(eq);
-        *eq = 0;
-        if (px_agg_params_set(&p, kv, eq + 1) != PX_OK) fail_msg("%s: %s", sc->rule, px_errmsg());
-    }
-    return p;
-}
-
 /* Eight honest inputs around a common direction, three attackers far away in two groups. */
 static void make_inputs(agg_data *g)
 {
@@ -88,7 +73,7 @@ typedef struct {
 /* Runs the S shards on g: partials, their sum in shard order, finish. */
 static void run_sharded(const shard_case *sc, const agg_data *g, size_t S, sharded *res)
 {
-    px_agg_params p = params_of(sc);
+    px_agg_params p = agg_params_from(sc->rule, sc->sets);
     size_t off[S_MAX], len[S_MAX];
     cut(S, off, len);
     px_agg_shard *sh[S_MAX];
@@ -124,7 +109,7 @@ static void run_sharded(const shard_case *sc, const agg_data *g, size_t S, shard
  * (another order than any shard's). */
 static int reference_weights(const shard_case *sc, const agg_data *g, double *w)
 {
-    px_agg_params p = params_of(sc);
+    px_agg_params p = agg_params_from(sc->rule, sc->sets);
     double *K = calloc(N * N, sizeof *K);
     assert_non_null(K);
     for (size_t i = 0; i < N; i++)
@@ -149,7 +134,7 @@ static void test_shards_decide_alike(void **state)
     assert_non_null(res.out);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const shard_case *sc = &cases[c];
-        px_agg_params p = params_of(sc);
+        px_agg_params p = agg_params_from(sc->rule, sc->sets);
         px_agg *a;
         assert_int_equal(px_agg_create(&a, sc->rule, &p, N, D, NULL, NULL), PX_OK);
         assert_int_equal(px_agg_run(a, g.rows, N, 3, whole, NULL), PX_OK);
@@ -208,7 +193,7 @@ static void test_nonfinite_in_one_slice(void **state)
     const shard_case krum = {"krum", "f=2"}, med = {"median", ""};
     const shard_case *both[] = {&krum, &med};
     for (size_t c = 0; c < 2; c++) {
-        px_agg_params p = params_of(both[c]);
+        px_agg_params p = agg_params_from(both[c]->rule, both[c]->sets);
         px_agg *a;
         assert_int_equal(px_agg_create(&a, both[c]->rule, &p, N, D, NULL, NULL), PX_OK);
         px_agg_report rep;

@@ -22,21 +22,6 @@ typedef struct {
     size_t zero_lo, zero_hi;
 } state_case;
 
-static px_agg_params case_params(const state_case *sc)
-{
-    px_agg_params p;
-    px_agg_params_default(&p);
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", sc->sets);
-    for (char *kv = strtok(buf, ";"); kv; kv = strtok(NULL, ";")) {
-        char *eq = strchr(kv, '=');
-        assert_non_null(eq);
-        *eq = 0;
-        if (px_agg_params_set(&p, kv, eq + 1) != PX_OK) fail_msg("%s: %s", sc->rule, px_errmsg());
-    }
-    return p;
-}
-
 static px_agg *make(const char *rule, const px_agg_params *p, size_t n_max, size_t d, px_pool *pool)
 {
     px_agg *a;
@@ -99,7 +84,7 @@ static void expect_refused(px_agg *a, const unsigned char *buf, size_t len, cons
  * when the rule carries state, the same when it does not. */
 static void check_resume(const state_case *sc)
 {
-    px_agg_params p = case_params(sc);
+    px_agg_params p = agg_params_from(sc->rule, sc->sets);
     px_pool *pool;
     assert_int_equal(px_pool_create(&pool, 2), PX_OK);
     agg_data g = agg_data_new(N, D);
@@ -222,7 +207,7 @@ static void test_fedld_flags(void **state)
 {
     (void)state;
     const state_case *sc = &stateful_cases[2];
-    px_agg_params p = case_params(sc);
+    px_agg_params p = agg_params_from(sc->rule, sc->sets);
     agg_data g = agg_data_new(N, D);
     float *ob = malloc(D * sizeof *ob), *ox = malloc(D * sizeof *ox);
     px_agg *A = make("fedld", &p, N, D, NULL);
@@ -290,7 +275,7 @@ typedef struct {
 static saved_run run_and_save(const char *rule, const char *sets)
 {
     state_case sc = {rule, sets, true, 0, 0};
-    saved_run r = {.p = case_params(&sc)};
+    saved_run r = {.p = agg_params_from(sc.rule, sc.sets)};
     agg_data g = agg_data_new(N, D);
     r.next = malloc(D * sizeof *r.next);
     px_agg *A = make(rule, &r.p, N, D, NULL);
