@@ -17,19 +17,7 @@ extern "C" px_status px_agg_cuda_create(px_agg_cuda **out, void *stream, size_t 
     c->stream = (cudaStream_t)stream;
     c->n_max = n_max;
     c->chunk = chunk ? chunk : 1;
-    cublasStatus_t bs = cublasCreate(&c->blas);
-    if (bs != CUBLAS_STATUS_SUCCESS) {
-        c->blas = NULL;
-        st = px_error(PX_ERUNTIME, "%s:%d: cublasCreate: %s", __FILE__, __LINE__,
-                      cublasGetStatusString(bs));
-        goto fail;
-    }
-    bs = cublasSetStream(c->blas, c->stream);
-    if (bs != CUBLAS_STATUS_SUCCESS) {
-        st = px_error(PX_ERUNTIME, "%s:%d: cublasSetStream: %s", __FILE__, __LINE__,
-                      cublasGetStatusString(bs));
-        goto fail;
-    }
+    PX_CHECK_GOTO(px_cublas_create(&c->blas, c->stream), st, fail);
     PX_CUDA_CHECK_GOTO(cudaMalloc((void **)&c->xd, n_max * c->chunk * sizeof(double)), st, fail);
     PX_CUDA_CHECK_GOTO(cudaMalloc((void **)&c->gd, n_max * n_max * sizeof(double)), st, fail);
     *out = c;

@@ -6,7 +6,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
-#include "base/cuda_check.h"
+#include "base/cublas_check.h"
 
 #define PX_AGG_THREADS 128 // small blocks: each thread holds up to PX_CW_MAX_N values
 
@@ -18,12 +18,5 @@ struct px_agg_cuda {
     double *gd; // n_max x n_max: the Gram matrix on the device
 };
 
-#define PX_CUBLAS_CHECK(call)                                                                      \
-    do {                                                                                           \
-        cublasStatus_t px__bs = (call);                                                            \
-        if (px__bs != CUBLAS_STATUS_SUCCESS)                                                       \
-            return px_error(PX_ERUNTIME, "%s:%d: %s: %s", __FILE__, __LINE__, #call,              \
-                            cublasGetStatusString(px__bs));                                        \
-    } while (0)
 
 #endif

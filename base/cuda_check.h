@@ -1,8 +1,7 @@
 /* cuda_check.h - the check of every CUDA runtime call (CUDA builds only): a failing call returns
  * a px_status whose message names the call, the file and line, and the runtime's error, in the
- * manner of llm.c's cudaCheck, but returned to the caller instead of exiting. Libraries on top
- * of CUDA (cuBLAS in runtime/nn and aggregators, NCCL in comm) have their own macro beside
- * their calls. */
+ * manner of llm.c's cudaCheck, but returned to the caller instead of exiting. cuBLAS has its
+ * own in base/cublas_check.h, NCCL beside its calls in comm/. */
 #ifndef PX_CUDA_CHECK_H
 #define PX_CUDA_CHECK_H
 

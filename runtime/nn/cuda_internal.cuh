@@ -6,7 +6,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
-#include "base/cuda_check.h"
+#include "base/cublas_check.h"
 #include "runtime/nn/layers_cuda.h"
 
 struct px_nn_cuda {
@@ -15,14 +15,6 @@ struct px_nn_cuda {
     unsigned long long *refused; // device counter of the optimizers' refused elements
 };
 
-// A failing cuBLAS call returns PX_ERUNTIME naming the call, file, line and cuBLAS's status.
-#define PX_CUBLAS_CHECK(call)                                                                      \
-    do {                                                                                           \
-        cublasStatus_t px__bs = (call);                                                            \
-        if (px__bs != CUBLAS_STATUS_SUCCESS)                                                       \
-            return px_error(PX_ERUNTIME, "%s:%d: %s: %s", __FILE__, __LINE__, #call,              \
-                            cublasGetStatusString(px__bs));                                        \
-    } while (0)
 
 #define PX_NN_THREADS 256
 

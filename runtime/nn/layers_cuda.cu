@@ -18,19 +18,7 @@ extern "C" px_status px_nn_cuda_create(px_nn_cuda **out, void *stream)
     if (!c) return px_error(PX_ENOMEM, "nn cuda: cannot allocate a context");
     px_status st = PX_OK;
     c->stream = (cudaStream_t)stream;
-    cublasStatus_t bs = cublasCreate(&c->blas);
-    if (bs != CUBLAS_STATUS_SUCCESS) {
-        c->blas = NULL;
-        st = px_error(PX_ERUNTIME, "%s:%d: cublasCreate: %s", __FILE__, __LINE__,
-                      cublasGetStatusString(bs));
-        goto fail;
-    }
-    bs = cublasSetStream(c->blas, c->stream);
-    if (bs != CUBLAS_STATUS_SUCCESS) {
-        st = px_error(PX_ERUNTIME, "%s:%d: cublasSetStream: %s", __FILE__, __LINE__,
-                      cublasGetStatusString(bs));
-        goto fail;
-    }
+    PX_CHECK_GOTO(px_cublas_create(&c->blas, c->stream), st, fail);
     PX_CUDA_CHECK_GOTO(cudaMalloc((void **)&c->refused, sizeof *c->refused), st, fail);
     PX_CUDA_CHECK_GOTO(cudaMemsetAsync(c->refused, 0, sizeof *c->refused, c->stream), st, fail);
     *out = c;
