@@ -208,9 +208,8 @@ static px_status px__discard(px__mpi *m, MPI_Message *handle, int src, size_t le
 
 /* A message matched from a rank already lost: taken in if it is all there, otherwise left to
  * MPI (request freed, buffer never freed); dropped either way, without waiting for it. */
-static void px__forget(px__mpi *m, MPI_Message *handle, int count)
+static void px__forget(MPI_Message *handle, int count)
 {
-    (void)m;
     unsigned char *sink = malloc(count > 0 ? (size_t)count : 1);
     MPI_Request req;
     if (!sink || MPI_Imrecv(sink, count, MPI_BYTE, handle, &req) != MPI_SUCCESS) {
@@ -246,7 +245,7 @@ static px_status px__recv(px__mpi *m, int source, int tag, const unsigned char *
                                 *src);
             *len = (size_t)count;
             if (*src >= 0 && *src < m->base.world && m->lost[*src]) {
-                px__forget(m, &handle, count);
+                px__forget(&handle, count);
                 continue;
             }
             if (*len < m->min_msg || *len > m->max_msg) return px__discard(m, &handle, *src, *len);
