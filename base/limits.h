@@ -26,4 +26,8 @@
  * parameter is allocated. */
 #define PX_MAX_PARAMS (1u << 28)
 
+/* Most server shards of a run (cluster.server_shards): a worker rank holds one transport and
+ * one message per shard and per hosted worker. */
+#define PX_MAX_SERVER_SHARDS 64u
+
 #endif

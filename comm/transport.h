@@ -136,6 +136,15 @@ static inline int px_worker_rank(uint32_t w, int world)
 px_status px_transport_mpi_create(px_transport **out, size_t min_msg, size_t max_msg,
                                   size_t max_sends, double stall_ms);
 
+/* The same over a communicator of the job's ranks (`comm` points at an MPI_Comm; its rank 0
+ * is the server this transport talks to), for a server of several shards: one transport per
+ * shard, over that shard and the worker ranks. `server_name` (kept, not copied) names the
+ * server in the workers' errors ("server shard 1 (rank 1)"); errors name ranks as
+ * MPI_COMM_WORLD numbers them, and recv's *src is the rank in `comm`. */
+px_status px_transport_mpi_create_on(px_transport **out, const void *comm,
+                                     const char *server_name, size_t min_msg, size_t max_msg,
+                                     size_t max_sends, double stall_ms);
+
 /* Start-up agreement of an MPI job: every rank contributes `code` (0 = ready, larger = worse)
  * and learns the worst code and the lowest rank that reported it. A non-blocking collective
  * polled against the deadline, so a rank that never arrives is reported, not waited for (the

@@ -34,6 +34,9 @@ typedef struct {
 
 typedef struct {
     px_transport base;
+    MPI_Comm comm;           /* the job's ranks this transport joins: rank 0 is its server */
+    int *world_of;           /* per rank of comm: its rank in MPI_COMM_WORLD (for messages) */
+    const char *server_name; /* "the server (rank 0)", or a shard's name */
     size_t min_msg, max_msg;
     unsigned char *rbuf;
     /* server: parameter buffers (one in normal operation, one more per lagging rank) */
@@ -50,6 +53,12 @@ typedef struct {
     const unsigned char **send_msg;
     size_t n_sends, max_sends;
 } px__mpi;
+
+/* Rank r of the transport's communicator as MPI_COMM_WORLD numbers it (what a user sees). */
+static int px__world(const px__mpi *m, int r)
+{
+    return m->world_of && r >= 0 && r < m->base.world ? m->world_of[r] : r;
+}
 
 /* Waits for reqs[0..n) until the deadline: PX_OK, or PX_ETIMEOUT. */
 static px_status px__wait_all(MPI_Request *reqs, int n, double deadline_ms)
@@ -151,9 +160,9 @@ static px_status px__send_to_ranks(px__mpi *m, const unsigned char *msg, size_t 
         int use_full = b_full >= 0 && needs_full[r];
         int b = use_full ? b_full : b_msg;
         if (MPI_Isend(m->bufs[b].data, (int)(use_full ? full_len : len), MPI_BYTE, r,
-                      PX__TAG_FROM_SERVER, MPI_COMM_WORLD, &m->to_rank[r]) != MPI_SUCCESS) {
+                      PX__TAG_FROM_SERVER, m->comm, &m->to_rank[r]) != MPI_SUCCESS) {
             m->to_rank[r] = MPI_REQUEST_NULL;
-            st = px_error(PX_ERUNTIME, "mpi: cannot start the send to rank %d", r);
+            st = px_error(PX_ERUNTIME, "mpi: cannot start the send to rank %d", px__world(m, r));
             goto done;
         }
         if (use_full) needs_full[r] = 0;
@@ -190,20 +199,20 @@ static px_status px__discard(px__mpi *m, MPI_Message *handle, int src, size_t le
         return px_error(PX_EPROTO,
                         "rank %d sent %zu bytes, %s legal message (%zu bytes); not taken in: "
                         "more than the %zu bytes the transport drains",
-                        src, len, rule, limit, PX_MPI_DRAIN_MAX_BYTES);
+                        px__world(m, src), len, rule, limit, PX_MPI_DRAIN_MAX_BYTES);
     if (!sink) sink = malloc(len);
     if (!sink)
         return px_error(PX_EPROTO,
                         "rank %d sent %zu bytes, %s legal message (%zu bytes); not taken in: "
                         "no memory to drain it",
-                        src, len, rule, limit);
+                        px__world(m, src), len, rule, limit);
     int rc = MPI_Mrecv(sink, (int)len, MPI_BYTE, handle, MPI_STATUS_IGNORE);
     if (sink != m->rbuf) free(sink);
     if (rc != MPI_SUCCESS)
         return px_error(PX_ERUNTIME, "mpi: receiving the %zu-byte message of rank %d failed", len,
-                        src);
-    return px_error(PX_EPROTO, "rank %d sent %zu bytes, %s legal message (%zu bytes)", src, len,
-                    rule, limit);
+                        px__world(m, src));
+    return px_error(PX_EPROTO, "rank %d sent %zu bytes, %s legal message (%zu bytes)",
+                    px__world(m, src), len, rule, limit);
 }
 
 /* A message matched from a rank already lost: taken in if it is all there, otherwise left to
@@ -235,14 +244,14 @@ static px_status px__recv(px__mpi *m, int source, int tag, const unsigned char *
         int flag = 0;
         MPI_Message handle;
         MPI_Status status;
-        if (MPI_Improbe(source, tag, MPI_COMM_WORLD, &flag, &handle, &status) != MPI_SUCCESS)
+        if (MPI_Improbe(source, tag, m->comm, &flag, &handle, &status) != MPI_SUCCESS)
             return px_error(PX_ERUNTIME, "mpi: MPI_Improbe failed");
         if (flag) {
             int count = MPI_UNDEFINED;
             *src = status.MPI_SOURCE;
             if (MPI_Get_count(&status, MPI_BYTE, &count) != MPI_SUCCESS || count < 0)
                 return px_error(PX_ERUNTIME, "mpi: cannot tell the size of rank %d's message",
-                                *src);
+                                px__world(m, *src));
             *len = (size_t)count;
             if (*src >= 0 && *src < m->base.world && m->lost[*src]) {
                 px__forget(&handle, count);
@@ -254,7 +263,8 @@ static px_status px__recv(px__mpi *m, int source, int tag, const unsigned char *
              * link is cut mid-message (seen on tests/cluster/: the server hung in MPI_Mrecv) */
             MPI_Request req;
             if (MPI_Imrecv(m->rbuf, count, MPI_BYTE, &handle, &req) != MPI_SUCCESS)
-                return px_error(PX_ERUNTIME, "mpi: receive from rank %d failed", *src);
+                return px_error(PX_ERUNTIME, "mpi: receive from rank %d failed",
+                                px__world(m, *src));
             /* the first bytes are in: the rest gets stall_ms, or until the deadline if later */
             double until = px_now_ms() + m->stall_ms;
             if (deadline_ms > until) until = deadline_ms;
@@ -270,9 +280,11 @@ static px_status px__recv(px__mpi *m, int source, int tag, const unsigned char *
                                 "rank %d's message of %zu bytes stopped arriving mid-way: the "
                                 "rest did not come within %.0f ms (cluster.timeout_ms): "
                                 "link lost or rank dead",
-                                *src, *len, m->stall_ms);
+                                px__world(m, *src), *len, m->stall_ms);
             }
-            if (ws < 0) return px_error(PX_ERUNTIME, "mpi: receive from rank %d failed", *src);
+            if (ws < 0)
+                return px_error(PX_ERUNTIME, "mpi: receive from rank %d failed",
+                                px__world(m, *src));
             *msg = m->rbuf;
             return PX_OK;
         }
@@ -354,8 +366,10 @@ static px_status px__recv_from_server(px_transport *t, const unsigned char **msg
     int src;
     px_status st = px__recv(m, 0, PX__TAG_FROM_SERVER, msg, len, &src, deadline_ms);
     if (st == PX_ETIMEOUT)
-        return px_error(PX_ETIMEOUT, "no message from the server (rank 0) before the deadline "
-                                     "(cluster.timeout_ms): stalled or dead");
+        return px_error(PX_ETIMEOUT,
+                        "no message from %s before the deadline (cluster.timeout_ms): stalled "
+                        "or dead",
+                        m->server_name);
     if (st == PX_EPROTO) return px_error_context(st, "a broken message from the server");
     return st;
 }
@@ -371,10 +385,10 @@ static px_status px__send(px_transport *t, const unsigned char *msg, size_t len,
      * the microsecond count past about 71 minutes) */
     for (double wait = ready_at - px_now_ms(); wait > 0; wait = ready_at - px_now_ms())
         px_sleep_us(wait > 1000.0 ? 1000000u : (unsigned)(wait * 1000) + 1);
-    if (MPI_Isend(msg, (int)len, MPI_BYTE, 0, PX__TAG_TO_SERVER, MPI_COMM_WORLD,
+    if (MPI_Isend(msg, (int)len, MPI_BYTE, 0, PX__TAG_TO_SERVER, m->comm,
                   &m->sends[m->n_sends]) != MPI_SUCCESS) {
         m->sends[m->n_sends] = MPI_REQUEST_NULL;
-        return px_error(PX_ERUNTIME, "cannot start a send to the server");
+        return px_error(PX_ERUNTIME, "cannot start a send to %s", m->server_name);
     }
     m->send_msg[m->n_sends] = msg;
     m->n_sends++;
@@ -387,8 +401,10 @@ static px_status px__sends_done(px_transport *t, double deadline_ms)
     if (m->n_sends == 0) return PX_OK;
     px_status st = px__wait_all(m->sends, (int)m->n_sends, deadline_ms);
     if (st == PX_ETIMEOUT)
-        return px_error(PX_ETIMEOUT, "the server (rank 0) did not take our messages before the "
-                                     "deadline (cluster.timeout_ms): stalled or dead");
+        return px_error(PX_ETIMEOUT,
+                        "%s did not take our messages before the deadline (cluster.timeout_ms): "
+                        "stalled or dead",
+                        m->server_name);
     if (st == PX_OK) m->n_sends = 0;
     return st;
 }
@@ -424,6 +440,7 @@ static void px__destroy(px_transport *t)
         if (m->sends[i] != MPI_REQUEST_NULL) MPI_Request_free(&m->sends[i]);
     px_free(m->rbuf);
     free(m->lost);
+    free(m->world_of);
     for (int b = 0; b < m->n_bufs; b++)
         if (m->bufs[b].users == 0) px_free(m->bufs[b].data);
     free(m->bufs);
@@ -437,6 +454,15 @@ static void px__destroy(px_transport *t)
 px_status px_transport_mpi_create(px_transport **out, size_t min_msg, size_t max_msg,
                                   size_t max_sends, double stall_ms)
 {
+    static MPI_Comm world = MPI_COMM_WORLD;
+    return px_transport_mpi_create_on(out, &world, "the server (rank 0)", min_msg, max_msg,
+                                      max_sends, stall_ms);
+}
+
+px_status px_transport_mpi_create_on(px_transport **out, const void *comm,
+                                     const char *server_name, size_t min_msg, size_t max_msg,
+                                     size_t max_sends, double stall_ms)
+{
     *out = NULL;
     int inited = 0;
     MPI_Initialized(&inited);
@@ -448,15 +474,17 @@ px_status px_transport_mpi_create(px_transport **out, size_t min_msg, size_t max
                         min_msg, max_msg, INT_MAX);
     px__mpi *m = calloc(1, sizeof *m);
     if (!m) return px_error(PX_ENOMEM, "mpi transport: cannot allocate");
-    MPI_Comm_rank(MPI_COMM_WORLD, &m->base.rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &m->base.world);
+    m->comm = *(const MPI_Comm *)comm;
+    m->server_name = server_name;
+    MPI_Comm_rank(m->comm, &m->base.rank);
+    MPI_Comm_size(m->comm, &m->base.world);
     int world = m->base.world;
     if (world < 2) {
         free(m);
         return px_error(PX_EINVAL, "mpi transport: needs at least 2 ranks, the job has %d", world);
     }
     /* errors come back as codes: a failed receive is reported, not fatal to the job */
-    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
     m->base.name = "mpi";
     m->stall_ms = stall_ms;
     m->min_msg = min_msg;
@@ -469,6 +497,17 @@ px_status px_transport_mpi_create(px_transport **out, size_t min_msg, size_t max
     m->to_rank = malloc((size_t)world * sizeof *m->to_rank);
     m->to_rank_buf = calloc((size_t)world, sizeof *m->to_rank_buf);
     m->lost = calloc((size_t)world, 1);
+    m->world_of = malloc((size_t)world * sizeof *m->world_of);
+    if (m->world_of) {
+        MPI_Group g, wg;
+        MPI_Comm_group(m->comm, &g);
+        MPI_Comm_group(MPI_COMM_WORLD, &wg);
+        for (int r = 0; r < world; r++)
+            m->world_of[r] = r;
+        MPI_Group_translate_ranks(g, world, m->world_of, wg, m->world_of);
+        MPI_Group_free(&g);
+        MPI_Group_free(&wg);
+    }
     m->sends = malloc(m->max_sends * sizeof *m->sends);
     m->send_msg = calloc(m->max_sends, sizeof *m->send_msg);
     if (m->to_rank)
@@ -477,8 +516,8 @@ px_status px_transport_mpi_create(px_transport **out, size_t min_msg, size_t max
     if (m->sends)
         for (size_t i = 0; i < m->max_sends; i++)
             m->sends[i] = MPI_REQUEST_NULL;
-    if (!m->rbuf || !m->bufs || !m->to_rank || !m->to_rank_buf || !m->lost || !m->sends ||
-        !m->send_msg) {
+    if (!m->rbuf || !m->bufs || !m->to_rank || !m->to_rank_buf || !m->lost || !m->world_of ||
+        !m->sends || !m->send_msg) {
         px__destroy(&m->base);
         return px_error(PX_ENOMEM, "mpi transport: cannot allocate buffers");
     }

@@ -273,6 +273,47 @@ static px_status px__validate_data_and_optimizer(const px_config *cfg)
     return PX_OK;
 }
 
+/* cluster.server_shards: what a sharded server can run (the rank count is checked at start-up,
+ * runtime/run.c, where it is known). What it cannot is refused, named, rather than run wrong. */
+static px_status px__validate_shards(const px_config *cfg)
+{
+    const Phalanx__Cluster *cl = cfg->cluster;
+    uint32_t S = cl->server_shards;
+    PX__RULE(S >= 1 && S <= PX_MAX_SERVER_SHARDS,
+             "config: cluster.server_shards = %u must be in [1, %u]", S, PX_MAX_SERVER_SHARDS);
+    if (S == 1) return PX_OK;
+    PX__RULE(cl->transport == PHALANX__CLUSTER__TRANSPORT__AUTO ||
+                 cl->transport == PHALANX__CLUSTER__TRANSPORT__MPI,
+             "config: cluster.server_shards = %u needs cluster.transport = MPI or AUTO (each "
+             "shard has its own MPI channel to the workers)",
+             S);
+    PX__RULE(cl->device == PHALANX__CLUSTER__DEVICE__CPU,
+             "config: cluster.server_shards = %u runs on the CPU (cluster.device = CPU)", S);
+    PX__RULE(!cfg->federated->enabled,
+             "config: cluster.server_shards = %u: federated mode runs with one server "
+             "(server_shards = 1)",
+             S);
+    PX__RULE(!cfg->checkpoint->every && !cfg->logging->save_state_step,
+             "config: cluster.server_shards = %u does not save run state yet "
+             "(checkpoint.every and logging.save_state_step must be 0)",
+             S);
+    PX__RULE(!cfg->logging->save_gradients_step,
+             "config: cluster.server_shards = %u: logging.save_gradients_step needs whole "
+             "gradients on one rank (server_shards = 1)",
+             S);
+    px_byz_spec byz;
+    PX_CHECK(px_config_byz_spec(cfg, &byz));
+    PX__RULE(!(byz.omniscient && byz.count && byz.attack != PX_ATTACK_NONE),
+             "config: cluster.server_shards = %u: an OMNISCIENT attack rewrites whole gradients "
+             "on the server and needs them on one rank (server_shards = 1, or a LOCAL attack)",
+             S);
+    px_agg_params ap;
+    PX_CHECK(px_config_agg_params(cfg, &ap));
+    px_status st = px_agg_shard_check(cfg->aggregator->rule, &ap);
+    if (st < 0) return px_error_context(st, "config: cluster.server_shards = %u", S);
+    return PX_OK;
+}
+
 static px_status px__validate_cluster(const px_config *cfg)
 {
     const Phalanx__Cluster *cl = cfg->cluster;
@@ -307,7 +348,7 @@ static px_status px__validate_cluster(const px_config *cfg)
                  (cl->step_timeout_ms >= 10 && cl->step_timeout_ms <= cl->timeout_ms),
              "config: cluster.step_timeout_ms = %u must be 0 or in [10, cluster.timeout_ms = %u]",
              cl->step_timeout_ms, cl->timeout_ms);
-    return PX_OK;
+    return px__validate_shards(cfg);
 }
 
 static px_status px__validate_faults_and_codecs(const px_config *cfg)

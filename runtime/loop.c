@@ -33,12 +33,12 @@ static uint64_t px__drops_total(const px_server *s)
 static int px__expect(px__run *R)
 {
     const px_server *s = &R->server;
-    int ranks_owing = 0;
-    for (int r = 1; r < R->world; r++)
+    int ranks_owing = 0, world = R->t->world; /* the ranks of this server's (shard's) transport */
+    for (int r = 1; r < world; r++)
         R->expected[r] = R->got[r] = 0;
     for (uint32_t w = 0; w < s->n; w++)
-        if (s->alive[w]) R->expected[px_worker_rank(w, R->world)]++;
-    for (int r = 1; r < R->world; r++)
+        if (s->alive[w]) R->expected[px_worker_rank(w, world)]++;
+    for (int r = 1; r < world; r++)
         ranks_owing += R->expected[r] > 0;
     return ranks_owing;
 }
@@ -60,11 +60,11 @@ static px_status px__silent_error(px__run *R)
                         "(cluster.f_wait = 0)",
                         s->step, who);
     }
-    for (int r = 1; r < R->world; r++) {
+    for (int r = 1; r < R->t->world; r++) {
         if (R->got[r] >= R->expected[r]) continue;
         char one[64];
-        snprintf(one, sizeof one, "%srank %d (%d of %d messages)", who[0] ? ", " : "", r, R->got[r],
-                 R->expected[r]);
+        snprintf(one, sizeof one, "%srank %d (%d of %d messages)", who[0] ? ", " : "",
+                 r + s->rank_base, R->got[r], R->expected[r]);
         strncat(who, one, sizeof who - strlen(who) - 1);
     }
     return px_error(PX_ETIMEOUT,
@@ -90,7 +90,7 @@ static void px__drop_rest_local(px__run *R, double *bytes_up)
  * (cluster.f_wait) as soon as n - f_wait are, or when the rest cannot come: every rank has
  * delivered what it owes (MPI), or no message is left or on its way (one process). A wait past
  * the deadline ends the run when every gradient was required, and the step otherwise. */
-static px_status px__collect(px__run *R, double *bytes_up)
+static px_status px__collect(px__run *R, double *bytes_up, double *bytes_down, int *stop)
 {
     px_server *s = &R->server;
     const Phalanx__Cluster *cl = R->cfg->cluster;
@@ -111,7 +111,7 @@ static px_status px__collect(px__run *R, double *bytes_up)
             silent = R->is_local ? delivered < s->n_alive : 1;
             break;
         }
-        if (st == PX_ELOST && f_wait && src > 0 && src < R->world) {
+        if (st == PX_ELOST && f_wait && src > 0 && src < R->t->world) {
             /* the rank died or was cut off mid-message: its workers are gone for good, and the
              * step goes on with the others if the rule still holds for them */
             PX_CHECK(px_server_lose_rank(s, src));
@@ -136,12 +136,14 @@ static px_status px__collect(px__run *R, double *bytes_up)
             counts = r != PX_DROP_STEP;
         }
         delivered += counts;
-        if (!R->is_local && counts && src > 0 && src < R->world &&
+        if (!R->is_local && counts && src > 0 && src < R->t->world &&
             ++R->got[src] == R->expected[src])
             ranks_owing--;
     }
     if (R->is_local) px__drop_rest_local(R, bytes_up);
     if (silent && f_wait == 0) return px__silent_error(R);
+    /* a sharded server goes on with the gradients every shard took */
+    if (s->slice) PX_CHECK(px_server_agree_inputs(s, bytes_up, bytes_down, stop));
     if (f_wait) {
         int changed;
         PX_CHECK(px_server_track_liveness(s, px_now_ms(), cl->timeout_ms, &changed));
@@ -194,7 +196,7 @@ static px_status px__write_line(px__run *R, uint32_t done, float lr, px__interva
     for (size_t g = 0; g < R->server.model->n_groups; g++)
         groups += R->server.active_mask[g];
     px_json_int(&j, "active_layers", (long long)groups);
-    px_json_int(&j, "active_values", (long long)R->server.n_active);
+    px_json_int(&j, "active_values", (long long)R->server.n_active_all);
     if (R->server.lisa.on) { /* which groups: the names, in order */
         char names[1024] = "";
         for (size_t g = 0; g < R->server.model->n_groups; g++) {
@@ -204,7 +206,8 @@ static px_status px__write_line(px__run *R, uint32_t done, float lr, px__interva
         }
         px_json_str(&j, "active", names);
     }
-    px_json_num(&j, "trained_fraction", (double)R->server.n_active / (double)R->server.d);
+    px_json_num(&j, "trained_fraction",
+                (double)R->server.n_active_all / (double)R->server.d_all);
     px_json_int(&j, "optimizer_state_bytes",
                 (long long)R->server.opt->ops->state_bytes(R->server.opt));
     px_json_end(&j);
@@ -221,12 +224,13 @@ static px_status px__local_workers(px__run *R, uint32_t step)
     int stop;
     PX_CHECK(R->t->recv_from_server(R->t, &in, &in_len, 0));
     PX_CHECK(px_worker_group_take(&R->group, in, in_len, &params, &in_step, &stop));
-    return px_worker_group_step(&R->group, params, step, R->t);
+    return px_worker_group_step(&R->group, params, step, &R->t);
 }
 
 /* The figures of one step, for the interval and the totals. */
 typedef struct {
     double t0, step_ms, comm_ms, compute_ms, bytes_up, bytes_down;
+    int stop; /* a preemption signal (on any shard of a sharded server) */
     px_step_result res;
 } px__step_figures;
 
@@ -257,7 +261,8 @@ static px_status px__server_step(px__run *R, uint32_t step, float lr, px__step_f
     int n_worker_ranks = R->is_local ? (int)R->cfg->cluster->workers : t->world - 1;
     fig->bytes_down = (double)plen * (n_worker_ranks - skipped - n_full) + (double)n_full * full_len;
     fig->bytes_up = 0;
-    PX_CHECK(px__collect(R, &fig->bytes_up));
+    fig->stop = px__preempt_signal != 0;
+    PX_CHECK(px__collect(R, &fig->bytes_up, &fig->bytes_down, &fig->stop));
     fig->comm_ms = px_now_ms() - t0 - fig->compute_ms;
     return px_server_finish_step(s, lr, &fig->res);
 }
@@ -267,7 +272,7 @@ static void px__account(px__run *R, const px__step_figures *fig, px__interval *i
     const px_server *s = &R->server;
     R->bytes_totals[0] += (uint64_t)fig->bytes_up;
     R->bytes_totals[1] += (uint64_t)fig->bytes_down;
-    R->trained_values += (double)s->n_active;
+    R->trained_values += (double)s->n_active_all;
     iv->steps++;
     iv->step_ms += fig->step_ms;
     iv->agg_ms += fig->res.agg_ms;
@@ -374,10 +379,13 @@ px_status px__server_loop(px__run *R, px_run_summary *sum)
         PX_CHECK(px__server_step(R, step, lr, &fig));
         uint32_t done = step + 1;
         int evaluate = (eval_every && done % eval_every == 0) || done == steps;
-        if (evaluate) px_server_evaluate(s, &test_loss, &test_acc);
+        if (evaluate) PX_CHECK(px_server_gather_params(s)); /* sharded: to shard 0 */
+        if (evaluate && R->rank == 0) px_server_evaluate(s, &test_loss, &test_acc);
         fig.step_ms = px_now_ms() - fig.t0; /* an evaluation counts in its step's time */
         px__account(R, &fig, &iv);
-        if (done % log_every == 0 || evaluate || done == steps) {
+        if (R->rank != 0) { /* a shard other than 0: no metrics, no outputs */
+            memset(&iv, 0, sizeof iv);
+        } else if (done % log_every == 0 || evaluate || done == steps) {
             if (iv.loss_n) last_train_loss = iv.loss_sum / iv.loss_n;
             PX_CHECK(px__write_line(R, done, lr, &iv, evaluate, test_loss, test_acc));
             px_progress_update(&R->metrics, done, last_train_loss,
@@ -385,7 +393,15 @@ px_status px__server_loop(px__run *R, px_run_summary *sum)
             memset(&iv, 0, sizeof iv);
         }
         if (done == save_at) PX_CHECK(px__save_state(R, done));
-        preempted = px__preempt_signal != 0 && done < steps;
+        preempted = (R->shards > 1 ? fig.stop : px__preempt_signal != 0) && done < steps;
+        if (preempted && R->shards > 1) {
+            /* every shard learnt it in the same step; none can save its state yet */
+            px__stop_workers(R, sum, done, 0);
+            return px_error(PX_ERUNTIME,
+                            "preempted after step %u: a sharded server cannot checkpoint yet "
+                            "(cluster.server_shards = %zu); stopped without a checkpoint",
+                            done, R->shards);
+        }
         if (px_checkpoint_due(cfg, done) && !preempted) {
             PX_CHECK(px__checkpoint_begin(R, done));
             px__checkpoint_end(R, done);
@@ -435,8 +451,82 @@ static px_status px__worker_checkpoint(px__run *R, uint32_t done)
     return px_worker_group_save(&R->group, dir);
 }
 
+/* Sharded server: shard k's next message, applied to the replica's slice; *got = 0 when a poll
+ * (deadline 0) finds none. */
+static px_status px__take_part(px__run *R, size_t k, double deadline_ms, uint32_t *step,
+                               int *stop, int *got)
+{
+    const unsigned char *msg;
+    size_t len;
+    *got = 0;
+    px_status st = R->ts[k]->recv_from_server(R->ts[k], &msg, &len, deadline_ms);
+    if (st == PX_ETIMEOUT && deadline_ms == 0) return PX_OK;
+    PX_CHECK(st);
+    *got = 1;
+    return px_worker_group_take_part(&R->group, k, msg, len, step, stop);
+}
+
+/* A worker rank of a sharded server: every shard sends its slice of the step's parameters; the
+ * rank computes once it holds every slice of one step (a shard that skipped the rank, because
+ * it was late, sends the whole slice of a later step: the rank then waits for the others'
+ * slices of that one), and sends each shard its slice of every update. At the end every shard
+ * gets a BYE. */
+static px_status px__worker_loop_sharded(px__run *R)
+{
+    px_worker_group *g = &R->group;
+    size_t S = R->shards;
+    double wait_ms = 2.0 * R->cfg->cluster->timeout_ms;
+    uint32_t at[PX_MAX_SERVER_SHARDS], step;
+    int stopped[PX_MAX_SERVER_SHARDS], stop, got;
+    for (;;) {
+        double deadline = px_now_ms() + wait_ms;
+        int any_stop = 0;
+        for (size_t k = 0; k < S; k++) { /* each shard's next, and all it queued, in order */
+            PX_CHECK(px__take_part(R, k, deadline, &at[k], &stopped[k], &got));
+            while (!stopped[k]) {
+                PX_CHECK(px__take_part(R, k, 0, &step, &stop, &got));
+                if (!got) break;
+                at[k] = step;
+                stopped[k] = stop;
+            }
+            any_stop |= stopped[k];
+        }
+        for (int behind = 1; behind && !any_stop;) { /* until every slice is of one step */
+            uint32_t target = 0;
+            for (size_t k = 0; k < S; k++)
+                target = at[k] > target ? at[k] : target;
+            behind = 0;
+            for (size_t k = 0; k < S && !any_stop; k++) {
+                if (at[k] == target) continue;
+                behind = 1;
+                PX_CHECK(px__take_part(R, k, deadline, &at[k], &stopped[k], &got));
+                any_stop |= stopped[k];
+            }
+        }
+        if (any_stop) {
+            /* the others' stop messages (what comes before them is taken, then dropped) */
+            for (size_t k = 0; k < S; k++)
+                while (!stopped[k])
+                    PX_CHECK(px__take_part(R, k, deadline, &at[k], &stopped[k], &got));
+            static unsigned char bye[PX_WIRE_HEADER_BYTES]; /* read by sends until destroy */
+            px_msg_header b = {
+                .kind = PX_MSG_BYE, .step = at[0], .worker = PX_WIRE_SERVER, .loss = NAN};
+            px_wire_seal(bye, &b, 0);
+            for (size_t k = 0; k < S; k++)
+                PX_CHECK(R->ts[k]->send(R->ts[k], bye, sizeof bye, 0));
+            for (size_t k = 0; k < S; k++)
+                PX_CHECK(R->ts[k]->sends_done(R->ts[k], px_now_ms() + wait_ms));
+            return PX_OK;
+        }
+        for (size_t k = 0; k < S; k++)
+            PX_CHECK(R->ts[k]->sends_done(R->ts[k], px_now_ms() + wait_ms));
+        PX_CHECK(px_worker_group_step(g, g->replica, at[0], R->ts));
+    }
+}
+
 px_status px__worker_loop(px__run *R)
 {
+    if (R->shards > 1) return px__worker_loop_sharded(R);
     px_transport *t = R->t;
     px_worker_group *g = &R->group;
     uint32_t save_at = R->cfg->logging->save_state_step;
@@ -460,7 +550,7 @@ px_status px__worker_loop(px__run *R)
             return px__say_bye(R, step, wait_ms);
         }
         PX_CHECK(t->sends_done(t, px_now_ms() + wait_ms));
-        PX_CHECK(px_worker_group_step(g, params, step, t));
+        PX_CHECK(px_worker_group_step(g, params, step, &R->t));
         if (px_checkpoint_due(R->cfg, step + 1)) PX_CHECK(px__worker_checkpoint(R, step + 1));
         if (save_at && step + 1 == save_at) {
             char dir[4096];

@@ -46,6 +46,12 @@ static px_status px__check_mode(const px_config *cfg, int world)
                         transport == PHALANX__CLUSTER__TRANSPORT__MPI   ? "MPI"
                         : transport == PHALANX__CLUSTER__TRANSPORT__SHM ? "SHM"
                                                                         : "NCCL");
+    uint32_t S = cfg->cluster->server_shards;
+    if (S > 1 && world < (int)S + 1)
+        return px_error(PX_EINVAL,
+                        "config: cluster.server_shards = %u needs mpirun with at least %u ranks "
+                        "(%u server shards + worker ranks); this job has %d",
+                        S, S + 1, S, world);
     return PX_OK;
 }
 
@@ -79,8 +85,12 @@ static px_status px__setup_threads(px__run *R)
     uint32_t n = cl->workers;
     R->ids = calloc(n ? n : 1, sizeof *R->ids);
     if (!R->ids) return px_error(PX_ENOMEM, "workers: cannot allocate");
+    /* under MPI worker w lives on rank S + (w mod (W - S)): rank 1 + (w mod (W - 1)) with one
+     * server, as px_worker_rank places it on each shard's transport */
+    int S = (int)R->shards;
     for (uint32_t w = 0; w < n; w++)
-        if (!R->is_mpi || (R->rank > 0 && px_worker_rank(w, R->world) == R->rank))
+        if (!R->is_mpi ||
+            (R->rank >= S && px_worker_rank(w, R->world - S + 1) + S - 1 == R->rank))
             R->ids[R->hosted++] = w;
     /* One BLAS thread, always: a worker's arithmetic must not depend on the thread count
      * (OpenBLAS splits a GEMM differently on 1 and 2 threads, and the sums then round
@@ -143,7 +153,7 @@ static px_status px__setup_data_and_transport(px__run *R)
      * the workers' data it draws the same parts (from the labels) and reports them: it needs
      * the labels too */
     int parted = cfg->data->partition != PHALANX__DATA__PARTITION__WHOLE;
-    int want_train = !R->is_mpi || R->rank > 0 || R->federated || parted,
+    int want_train = !R->is_mpi || R->rank >= (int)R->shards || R->federated || parted,
         want_test = R->rank == 0;
     PX_CHECK(px_dataset_open(&R->data, kinds.dataset, &src, want_train, want_test));
     if (R->data.train.count < cfg->data->batch_size)
@@ -163,6 +173,15 @@ static px_status px__setup_data_and_transport(px__run *R)
         payload_max = px_codec_payload_bytes(&R->down_spec, d);
     size_t msg_max = PX_WIRE_HEADER_BYTES + payload_max;
     R->msg_max = msg_max;
+    if (R->shards > 1) {
+        /* every rank cuts the same slices; the transports come after the agreement */
+        R->slices = calloc(R->shards, sizeof *R->slices);
+        R->ts = calloc(R->shards, sizeof *R->ts);
+        if (!R->slices || !R->ts) return px_error(PX_ENOMEM, "server shards: cannot allocate");
+        int coded = R->up_spec.format != PX_CODEC_FP32 || R->down_spec.format != PX_CODEC_FP32;
+        return px_shard_slices_make(R->slices, R->shards, R->model->groups, R->model->n_groups, d,
+                                    coded ? cfg->compression->block_size : 1);
+    }
     /* shared memory is attached after the start-up agreement (px__connect): attaching is
      * collective, and a rank that failed its set-up would leave the others waiting for it */
     if (R->is_shm) return PX_OK;
@@ -207,7 +226,13 @@ static px_status px__lock_run_dir(px__run *R)
 static px_status px__setup_server(px__run *R, px_run_summary *sum)
 {
     const px_config *cfg = R->cfg;
-    px_status st = px_server_create(&R->server, cfg, &R->data, R->world, R->pool);
+    px_server_shard sh = {.index = (size_t)R->rank,
+                          .count = R->shards,
+                          .slice = R->shards > 1 ? &R->slices[R->rank] : NULL,
+                          .rank_base = (int)R->shards - 1}; /* the link comes with px__connect */
+    px_status st = px_server_create_shard(&R->server, cfg, &R->data,
+                                          R->world - (int)R->shards + 1, R->pool,
+                                          R->shards > 1 ? &sh : NULL);
     R->has_server = 1;
     PX_CHECK(st);
     if (R->federated)
@@ -221,6 +246,7 @@ static px_status px__setup_server(px__run *R, px_run_summary *sum)
         R->got = calloc((size_t)R->world, sizeof *R->got);
         if (!R->expected || !R->got) return px_error(PX_ENOMEM, "server: cannot allocate");
     }
+    if (R->rank > 0) return PX_OK; /* a shard other than 0: no outputs of its own */
     if (R->state_dir)
         PX_CHECK(px_server_load(&R->server, R->state_dir, &R->first_step, R->bytes_totals));
     const char *out = cfg->run->output_dir, *name = cfg->run->name;
@@ -269,7 +295,9 @@ static px_status px__setup_workers(px__run *R)
         .byz = &R->byz,
         .uplink = R->up_spec,
         .downlink = R->down_spec,
-        .error_feedback = cfg->compression->error_feedback};
+        .error_feedback = cfg->compression->error_feedback,
+        .slices = R->slices,
+        .shards = R->shards};
     px_status st = px_worker_group_create(&R->group, &setup, R->ids, R->hosted, R->pool);
     R->has_group = 1;
     PX_CHECK(st);
@@ -282,6 +310,10 @@ static px_status px__setup(px__run *R, px_run_summary *sum)
     PX_CHECK(px__check_mode(R->cfg, R->world));
     PX_CHECK(px__check_device(R->cfg));
     R->state_dir = R->env->load_state_dir;
+    if (R->shards > 1 && (R->state_dir || R->env->resume))
+        return px_error(PX_EINVAL, "cluster.server_shards = %zu: a sharded server cannot load "
+                                   "a saved state yet (--resume, --load-state)",
+                        R->shards);
     if (R->env->resume) { /* every rank resolves "latest" alike: the same files decide */
         PX_CHECK(px_checkpoint_resolve(R->cfg, R->env->resume, R->cfg->cluster->workers,
                                        R->resume_dir, sizeof R->resume_dir));
@@ -289,8 +321,8 @@ static px_status px__setup(px__run *R, px_run_summary *sum)
     }
     PX_CHECK(px__setup_threads(R));
     PX_CHECK(px__setup_data_and_transport(R));
-    if (R->rank == 0) PX_CHECK(px__setup_server(R, sum));
-    if (R->rank > 0 || !R->is_mpi) PX_CHECK(px__setup_workers(R));
+    if (R->rank < (int)R->shards) PX_CHECK(px__setup_server(R, sum));
+    if (R->rank >= (int)R->shards || !R->is_mpi) PX_CHECK(px__setup_workers(R));
     return PX_OK;
 }
 
@@ -330,6 +362,14 @@ static int px__one_node_job(void)
  * shared memory that cannot be set up (every rank learns it alike) leaves the job on MPI. */
 static px_status px__connect(px__run *R)
 {
+    if (R->shards > 1) {
+        PX_CHECK(px_shard_connect(R->shards, PX_WIRE_HEADER_BYTES, R->msg_max,
+                                  (size_t)R->cfg->cluster->workers + 1,
+                                  (double)R->cfg->cluster->timeout_ms, R->ts, &R->link));
+        R->t = R->ts[0];
+        R->server.link = R->link;
+        return PX_OK;
+    }
     if (!R->is_shm) return PX_OK;
     px_status st = px_transport_shm_create(&R->t, PX_WIRE_HEADER_BYTES, R->msg_max,
                                            R->cfg->cluster->workers,
@@ -358,7 +398,14 @@ static void px__announce(const px__run *R, const px_run_summary *sum)
     FILE *out = R->env->progress;
     if (!out || R->rank != 0) return;
     uint32_t n = R->cfg->cluster->workers;
-    if (R->is_mpi)
+    if (R->is_mpi && R->shards > 1)
+        fprintf(out,
+                "phalanx: MPI job of %d ranks: server of %zu shards on ranks 0..%zu (shard 0: "
+                "%zu of %zu parameters), %u logical workers on ranks %zu..%d (round-robin), %d "
+                "thread%s per rank\n",
+                R->world, R->shards, R->shards - 1, R->slices[0].n, R->model->n_params, n,
+                R->shards, R->world - 1, R->threads, R->threads > 1 ? "s" : "");
+    else if (R->is_mpi)
         fprintf(out,
                 "phalanx: MPI job of %d ranks: server on rank 0, %u logical workers on ranks "
                 "1..%d (round-robin), %d thread%s per rank%s\n",
@@ -370,7 +417,7 @@ static void px__announce(const px__run *R, const px_run_summary *sum)
     fprintf(out,
             "phalanx: model %s of %zu parameters; %zu training / %zu test examples; metrics -> "
             "%s\n",
-            R->server.model->kind, R->server.d, R->data.train.count, R->data.test.count,
+            R->server.model->kind, R->server.d_all, R->data.train.count, R->data.test.count,
             sum->metrics_path);
     if (R->up_spec.format != PX_CODEC_FP32 || R->down_spec.format != PX_CODEC_FP32)
         fprintf(out, "phalanx: uplink %s (%.3f of the float32 bytes), downlink %s\n", R->uplink,
@@ -437,6 +484,7 @@ static px_status px__write_done(px__run *R, const px_run_summary *sum)
     px_json_str(&j, "downlink", R->downlink);
     px_json_num(&j, "compression_ratio", R->compression_ratio);
     px_json_int(&j, "world", R->world);
+    px_json_int(&j, "server_shards", (long long)R->shards);
     px_json_int(&j, "workers", cfg->cluster->workers);
     px_json_str(&j, "aggregator", cfg->aggregator->rule);
     px_json_str(&j, "attack",
@@ -448,7 +496,7 @@ static px_status px__write_done(px__run *R, const px_run_summary *sum)
         px_json_num(&j, "bits_per_char", sum->test_loss / M_LN2);
     }
     px_json_int(&j, "lisa", R->server.lisa.on);
-    px_json_int(&j, "params", (long long)R->server.d);
+    px_json_int(&j, "params", (long long)R->server.d_all);
     px_json_int(&j, "classes", (long long)R->data.classes); /* the vocabulary, for text */
     char groups[2048] = "";
     for (size_t g = 0; g < s->model->n_groups; g++) { /* name@offset+size: the layout */
@@ -460,7 +508,7 @@ static px_status px__write_done(px__run *R, const px_run_summary *sum)
     px_json_str(&j, "layer_groups", groups);
     px_json_num(&j, "trained_fraction",
                 sum->steps > R->first_step
-                    ? R->trained_values / ((double)R->server.d * (sum->steps - R->first_step))
+                    ? R->trained_values / ((double)R->server.d_all * (sum->steps - R->first_step))
                     : NAN);
     px_json_int(&j, "optimizer_state_bytes",
                 (long long)R->server.opt->ops->state_bytes(R->server.opt));
@@ -485,7 +533,8 @@ static px_status px__sample_text(px__run *R)
     int32_t start = 0;
     for (size_t v = 0; v < R->data.classes; v++)
         if (R->data.vocab[v] == '\n') start = (int32_t)v;
-    m->ops->generate(m, R->server.eval_work[0], R->server.params, R->cfg->run->seed, start, n, out);
+    m->ops->generate(m, R->server.eval_work[0], px_server_params(&R->server), R->cfg->run->seed,
+                     start, n, out);
     printf("---- %zu characters sampled from the final model ----\n", n);
     for (size_t i = 0; i < n; i++)
         putchar(R->data.vocab[out[i]]);
@@ -505,8 +554,8 @@ static px_status px__outputs(px__run *R, px_run_summary *sum, double t_start)
         sum->params_path[0] = 0;
         return px_metrics_commit(&R->metrics);
     }
-    size_t dims[1] = {R->server.d};
-    PX_CHECK(px_npy_write_f32(sum->params_path, R->server.params, dims, 1));
+    size_t dims[1] = {R->server.d_all};
+    PX_CHECK(px_npy_write_f32(sum->params_path, px_server_params(&R->server), dims, 1));
     return px_metrics_commit(&R->metrics);
 }
 
@@ -517,12 +566,18 @@ static void px__teardown(px__run *R)
     /* the transport first: it completes or cancels every send still reading the server's or
      * the workers' buffers before those are freed */
     if (R->t) R->t->destroy(R->t);
+    for (size_t k = 1; R->ts && R->rank >= (int)R->shards && k < R->shards; k++)
+        if (R->ts[k]) R->ts[k]->destroy(R->ts[k]);
+    px_shard_link_destroy(R->link);
     if (R->has_server) px_server_free(&R->server);
     if (R->has_group) px_worker_group_free(&R->group);
     free(R->expected);
     free(R->got);
     free(R->ids);
     px_model_destroy(R->model);
+    px_shard_slices_free(R->slices, R->shards);
+    free(R->slices);
+    free(R->ts);
     if (R->has_partition) px_partition_free(&R->partition);
     px_dataset_free(&R->data);
     px_pool_destroy(R->pool);
@@ -557,6 +612,8 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
                              px__one_node_job()));
     R.federated = cfg->federated->enabled;
     R.lock_fd = -1;
+    R.shards = cfg->cluster->server_shards ? cfg->cluster->server_shards : 1;
+    if (R.shards > 1) R.is_shm = 0; /* one MPI channel per shard (config rules: MPI or AUTO) */
 
     px_status st = px__agree(&R, px__setup(&R, sum), sum);
     if (st == PX_OK) st = px__connect(&R);
@@ -564,11 +621,11 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
         px__announce(&R, sum);
         px__report_partition(&R, sum);
         sum->started = 1;
-        if (R.rank == 0) {
+        if (R.rank < (int)R.shards) {
             st = px__server_loop(&R, sum);
-            if (st == PX_OK)
+            if (st == PX_OK && R.rank == 0)
                 st = px__outputs(&R, sum, t_start);
-            else
+            else if (st < 0)
                 px_progress_finish(&R.metrics);
         } else {
             st = px__worker_loop(&R);

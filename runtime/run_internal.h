@@ -36,6 +36,13 @@ typedef struct {
     int federated;
     int lock_fd; /* rank 0: holds the run directory's lock (-1: none) */
     px_transport *t;
+    /* a sharded server (cluster.server_shards = S > 1): ranks 0..S-1 are its shards, each with
+     * one transport (t) to the worker ranks and the link to the others; a worker rank has one
+     * transport per shard (ts[k]; t = ts[0]) */
+    size_t shards;
+    px_shard_slice *slices;
+    px_transport **ts;
+    px_shard_link *link;
     px_codec_spec up_spec, down_spec;
     px_byz_spec byz;
     /* the logical workers this process hosts (every one alone; a share under MPI) */

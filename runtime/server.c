@@ -30,8 +30,49 @@ static void px__step_warn(px_server *s, const char *fmt, ...)
                                          : "");
 }
 
+/* A worker rank of the transport as the job numbers it (a shard's transport has its own). */
+static int px__rank(const px_server *s, int r)
+{
+    return r > 0 ? r + s->rank_base : r;
+}
+
 px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset *data, int world,
                            px_pool *pool)
+{
+    return px_server_create_shard(s, cfg, data, world, pool, NULL);
+}
+
+/* A shard's parts: its slice of the initial parameters, its LISA view, the channel's buffers. */
+static px_status px__shard_setup(px_server *s, const px_server_shard *sh)
+{
+    s->slice = sh->slice;
+    s->link = sh->link;
+    s->shard = sh->index;
+    s->shards = sh->count;
+    s->rank_base = sh->rank_base;
+    s->whole = px_alloc(s->d_all * sizeof(float), "the whole parameters");
+    if (!s->whole) return PX_ENOMEM;
+    s->model->ops->init(s->model, s->whole, s->cfg->run->seed);
+    memcpy(s->params, s->whole + s->slice->lo, s->d * sizeof(float));
+    s->lmask = calloc(s->slice->n_groups ? s->slice->n_groups : 1, 1);
+    s->lprev = calloc(s->slice->n_groups ? s->slice->n_groups : 1, 1);
+    /* step, stop flag, bytes up and down, the last decision's hash, then a flag per worker */
+    s->agree_len = 32 + s->n;
+    s->weights = px_alloc(s->n * sizeof(double), "the rule's weights");
+    if (!s->weights) return PX_ENOMEM;
+    s->agree = calloc(s->agree_len, 1);
+    s->agree_all = calloc(s->shards * s->agree_len, 1);
+    size_t plen = s->n + s->n * s->n; /* the longest partial: flags and a Gram matrix */
+    s->partial = px_alloc(plen * sizeof(double), "the aggregator's partial");
+    s->partial_all = px_alloc(s->shards * plen * sizeof(double), "the shards' partials");
+    if (!s->lmask || !s->lprev || !s->agree || !s->agree_all || !s->partial || !s->partial_all)
+        return px_error(PX_ENOMEM, "server: cannot allocate");
+    s->lv = &s->slice->lisa;
+    return PX_OK;
+}
+
+px_status px_server_create_shard(px_server *s, const px_config *cfg, const px_dataset *data,
+                                 int world, px_pool *pool, const px_server_shard *sh)
 {
     memset(s, 0, sizeof *s);
     s->cfg = cfg;
@@ -43,12 +84,16 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
     px_config_kind_names(cfg, &kinds);
     px_model_spec mspec = px_config_model_spec(cfg, data);
     PX_CHECK(px_model_create(&s->model, kinds.model, &mspec));
-    s->d = s->model->n_params;
+    s->d_all = s->d = s->model->n_params;
+    if (sh) s->d = sh->slice->n;
     s->params_msg_len = PX_WIRE_HEADER_BYTES + s->d * sizeof(float);
     s->params_msg = px_alloc(s->params_msg_len, "the parameter message");
     if (!s->params_msg) return PX_ENOMEM;
     s->params = (float *)(s->params_msg + PX_WIRE_HEADER_BYTES);
-    s->model->ops->init(s->model, s->params, cfg->run->seed);
+    if (sh)
+        PX_CHECK(px__shard_setup(s, sh));
+    else
+        s->model->ops->init(s->model, s->params, cfg->run->seed);
 
     PX_CHECK(px_config_codecs(cfg, &s->uplink, &s->downlink));
     PX_CHECK(px_codec_create(&s->up_codec, &s->uplink, s->d, pool));
@@ -74,6 +119,10 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
                           s->model->groups, s->model->n_groups));
     s->active_mask = calloc(s->model->n_groups, 1);
     if (!s->active_mask) return px_error(PX_ENOMEM, "server: cannot allocate");
+    if (!sh) {
+        s->lv = &s->lisa;
+        s->lmask = s->active_mask;
+    }
     if (s->lisa.on) {
         s->compact = px_alloc(s->d * sizeof(float), "the active groups' gradient");
         if (!s->compact) return PX_ENOMEM;
@@ -83,12 +132,14 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
         s->lisa_msg = px_alloc(s->params_msg_len, "the changed groups' parameter message");
         s->prev_mask = calloc(s->model->n_groups, 1);
         if (!s->lisa_msg || !s->prev_mask) return px_error(PX_ENOMEM, "server: cannot allocate");
+        if (!sh) s->lprev = s->prev_mask;
         memset(s->needs_full, 1, world > 1 ? (size_t)world : 1);
         if (world > 1) s->needs_full[0] = 0;
     }
     px_optimizer_spec ospec = px_config_optimizer_spec(cfg);
-    PX_CHECK(px_optimizer_create(&s->opt, kinds.optimizer, &ospec, s->d, s->model->groups,
-                                 s->model->n_groups));
+    PX_CHECK(px_optimizer_create(&s->opt, kinds.optimizer, &ospec, s->d,
+                                 sh ? sh->slice->groups : s->model->groups,
+                                 sh ? sh->slice->n_groups : s->model->n_groups));
     s->schedule = (px_lr_schedule){
         .kind = (px_lr_kind)o->schedule,
         .lr = o->lr,
@@ -101,8 +152,11 @@ px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset 
 
     px_agg_params ap;
     PX_CHECK(px_config_agg_params(cfg, &ap));
-    PX_CHECK(
-        px_agg_create(&s->agg, cfg->aggregator->rule, &ap, s->n, s->d, &s->model->tensors, pool));
+    if (sh)
+        PX_CHECK(px_agg_shard_create(&s->sagg, cfg->aggregator->rule, &ap, s->n, s->d, pool));
+    else
+        PX_CHECK(px_agg_create(&s->agg, cfg->aggregator->rule, &ap, s->n, s->d,
+                               &s->model->tensors, pool));
     s->agg_out = px_alloc(s->d * sizeof(float), "the aggregate");
     s->rows = px_alloc(s->n * s->d * sizeof(float), "the gradients of a step");
     s->present = calloc(s->n, sizeof *s->present);
@@ -164,6 +218,17 @@ void px_server_free(px_server *s)
     px_free(s->agg_acc);
     px_free(s->compact);
     px_agg_destroy(s->agg);
+    px_agg_shard_destroy(s->sagg);
+    if (s->slice) { /* the view's masks are the shard's own */
+        free(s->lmask);
+        free(s->lprev);
+    }
+    px_free(s->whole);
+    px_free(s->weights);
+    free(s->agree);
+    free(s->agree_all);
+    px_free(s->partial);
+    px_free(s->partial_all);
     px_free(s->agg_out);
     px_free(s->rows);
     free(s->present);
@@ -190,8 +255,8 @@ static void px__lisa_downlink(px_server *s, const px_msg_header *h, const unsign
                               size_t *len, const unsigned char **full, size_t *full_len)
 {
     size_t n_prev = px_lisa_active(&s->lisa, h->step ? h->step - 1 : 0, s->prev_mask);
-    px_lisa_gather(&s->lisa, s->prev_mask, s->params,
-                   (float *)(s->lisa_msg + PX_WIRE_HEADER_BYTES));
+    if (s->slice) n_prev = px_shard_slice_mask(s->slice, s->prev_mask, s->lprev);
+    px_lisa_gather(s->lv, s->lprev, s->params, (float *)(s->lisa_msg + PX_WIRE_HEADER_BYTES));
     px_msg_header hc = *h;
     hc.elem_count = n_prev;
     px_wire_seal(s->lisa_msg, &hc, n_prev * sizeof(float));
@@ -210,12 +275,13 @@ px_status px_server_begin_step(px_server *s, uint32_t step, const unsigned char 
                                const unsigned char **full, size_t *full_len)
 {
     s->step = step;
-    s->n_active = px_lisa_active(&s->lisa, step, s->active_mask);
+    s->n_active = s->n_active_all = px_lisa_active(&s->lisa, step, s->active_mask);
+    if (s->slice) s->n_active = px_shard_slice_mask(s->slice, s->active_mask, s->lmask);
     if (s->clients)
         px_fl_round_clients(s->cfg->run->seed, step, s->clients, s->n, s->client_scratch,
                             s->round_clients);
     s->step_payload_bytes = px_codec_payload_bytes(&s->uplink, s->n_active);
-    s->active = s->lisa.on ? s->active_mask : NULL;
+    s->active = s->lisa.on ? s->lmask : NULL;
     memset(s->have, 0, s->n);
     px_msg_header h = {
         .kind = PX_MSG_PARAMS,
@@ -264,7 +330,8 @@ void px_server_count_drop(px_server *s, px_drop_reason r, int src, const char *w
      * late by design: counted, not worth a line each */
     if (r == PX_DROP_STEP && s->cfg->cluster->f_wait) return;
     if (++s->drops_logged <= PX__DROP_LOG_LIMIT)
-        px_log(PX_LOG_WARN, "step %u: dropped a message from rank %d: %s (%s)%s", s->step, src,
+        px_log(PX_LOG_WARN, "step %u: dropped a message from rank %d: %s (%s)%s", s->step,
+               px__rank(s, src),
                px_drop_reason_name(r), why,
                s->drops_logged == PX__DROP_LOG_LIMIT ? "; further drops are only counted in the "
                                                        "metrics"
@@ -304,14 +371,15 @@ px_drop_reason px_server_accept(px_server *s, const unsigned char *msg, size_t l
         } else if (s->lisa.on) {
             /* the frozen groups' places hold zeros: every rule, and the Gram matrix of the
              * Gram-form rules, then sees the active slice alone */
-            px_lisa_scatter(&s->lisa, s->active_mask, s->compact, row, 1);
+            px_lisa_scatter(s->lv, s->lmask, s->compact, row, 1);
         }
     }
     if (r != PX_DROP_NONE) {
         if (r == PX_DROP_STEP)
             snprintf(why, sizeof why, "message of step %u, expected %u", h.step, s->step);
         else if (r == PX_DROP_WORKER)
-            snprintf(why, sizeof why, "worker id %u is not hosted by rank %d", h.worker, src);
+            snprintf(why, sizeof why, "worker id %u is not hosted by rank %d", h.worker,
+                     px__rank(s, src));
         else if (r != PX_DROP_NONFINITE)
             snprintf(why, sizeof why, "%zu bytes", len);
         px_server_count_drop(s, r, src, why);
@@ -351,7 +419,8 @@ px_status px_server_track_liveness(px_server *s, double now_ms, double silence_m
             *changed = 1;
             char where[32] = "";
             if (s->world >= 2)
-                snprintf(where, sizeof where, " (rank %d)", px_worker_rank((uint32_t)w, s->world));
+                snprintf(where, sizeof where, " (rank %d)",
+                         px__rank(s, px_worker_rank((uint32_t)w, s->world)));
             px_log(PX_LOG_WARN,
                    "step %u: worker %zu%s sent no valid gradient for %.0f ms: "
                    "treated as dead, %zu workers left",
@@ -374,7 +443,7 @@ px_status px_server_lose_rank(px_server *s, int rank)
         }
     }
     px_log(PX_LOG_WARN, "step %u: rank %d lost: its %zu workers are dead, %zu workers left",
-           s->step, rank, lost, s->n_alive);
+           s->step, px__rank(s, rank), lost, s->n_alive);
     return px__check_alive(s);
 }
 
@@ -462,6 +531,45 @@ static int px__weighted_mean(px_server *s, px_step_result *r)
     return 1;
 }
 
+/* A shard's aggregation: its partial, every shard's summed in shard order (the same sum, bit
+ * for bit, on every shard), then its slice of the aggregate. A shard that does not answer ends
+ * the run; a rule that refuses the inputs skips the step on every shard alike. */
+static px_status px__aggregate_sharded(px_server *s, size_t k, px_step_result *r, int *ok)
+{
+    *ok = 0;
+    double t0 = px_now_ms();
+    size_t len = px_agg_shard_partial_len(s->sagg, k);
+    PX_CHECK(px_agg_shard_partial(s->sagg, s->present, k, s->partial));
+    PX_CHECK(px_shard_allgather(s->link, s->partial, len * sizeof(double), s->partial_all,
+                                px_now_ms() + s->cfg->cluster->timeout_ms,
+                                "the aggregator's partials"));
+    double *sum = s->partial_all; /* shard 0's, then each next shard's added in place */
+    for (size_t sh = 1; sh < s->shards; sh++)
+        for (size_t i = 0; i < len; i++)
+            sum[i] += s->partial_all[sh * len + i];
+    px_agg_report rep = {0};
+    px_status st =
+        px_agg_shard_finish(s->sagg, s->present, k, s->step, sum, s->agg_out, s->weights, &rep);
+    r->agg_ms = px_now_ms() - t0;
+    /* the decision every shard must have taken alike: the inputs' weights (Krum's choice,
+     * Multi-Krum's set, FA's and geomed's weights; NaN for a coordinate-wise rule), the
+     * non-finite ones dropped, the outcome; checked in the next exchange */
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *b = (const unsigned char *)s->weights;
+    for (size_t i = 0; i < k * sizeof(double); i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    s->decision = (h ^ rep.n_nonfinite ^ ((uint64_t)(st < 0) << 63)) * 1099511628211ull;
+    r->nonfinite = rep.n_nonfinite;
+    s->drops[PX_DROP_NONFINITE] += rep.n_nonfinite;
+    if (st < 0) {
+        s->steps_skipped++;
+        px__step_warn(s, "not aggregated (%s); parameters unchanged", px_errmsg());
+        return PX_OK;
+    }
+    *ok = 1;
+    return PX_OK;
+}
+
 static int px__aggregate_stage(px_server *s, size_t k, px_step_result *r)
 {
     if (s->weighted) {
@@ -507,8 +615,65 @@ px_status px_server_finish_step(px_server *s, float lr, px_step_result *r)
         return PX_OK;
     }
     if (s->cfg->logging->save_gradients_step == s->step + 1) px__save_gradients(s, k);
-    if (px__aggregate_stage(s, k, r)) px__optimizer_stage(s, lr, r);
+    int ok;
+    if (s->sagg)
+        PX_CHECK(px__aggregate_sharded(s, k, r, &ok));
+    else
+        ok = px__aggregate_stage(s, k, r);
+    if (ok) px__optimizer_stage(s, lr, r);
     return PX_OK;
+}
+
+px_status px_server_agree_inputs(px_server *s, double *bytes_up, double *bytes_down, int *stop)
+{
+    unsigned char *a = s->agree;
+    uint32_t head[2] = {s->step, (uint32_t)(*stop != 0)};
+    double bytes[2] = {*bytes_up, *bytes_down};
+    memcpy(a, head, sizeof head);
+    memcpy(a + 8, bytes, sizeof bytes);
+    memcpy(a + 24, &s->decision, sizeof s->decision);
+    memcpy(a + 32, s->have, s->n);
+    PX_CHECK(px_shard_allgather(s->link, a, s->agree_len, s->agree_all,
+                                px_now_ms() + s->cfg->cluster->timeout_ms,
+                                "the step's inputs"));
+    *bytes_up = *bytes_down = 0;
+    for (size_t sh = 0; sh < s->shards; sh++) {
+        const unsigned char *o = s->agree_all + sh * s->agree_len;
+        memcpy(head, o, sizeof head);
+        memcpy(bytes, o + 8, sizeof bytes);
+        if (head[0] != s->step)
+            return px_error(PX_ERUNTIME,
+                            "server shard %zu (rank %zu) is at step %u, shard %zu at step %u: "
+                            "the shards are out of step",
+                            sh, sh, head[0], s->shard, s->step);
+        uint64_t decision;
+        memcpy(&decision, o + 24, sizeof decision);
+        if (decision != s->decision)
+            return px_error(PX_ERUNTIME,
+                            "server shards %zu and %zu took different aggregation decisions at "
+                            "step %u (the rule's weights differ): stopping rather than training "
+                            "on inconsistent parameters",
+                            sh, s->shard, s->step ? s->step - 1 : 0);
+        *stop |= head[1] != 0;
+        *bytes_up += bytes[0];
+        *bytes_down += bytes[1];
+        for (size_t w = 0; w < s->n; w++) /* the workers every shard took */
+            s->have[w] &= o[32 + w] != 0;
+    }
+    return PX_OK;
+}
+
+px_status px_server_gather_params(px_server *s)
+{
+    if (!s->slice) return PX_OK;
+    /* the slice of the whole: a shard of it, the slices of the others' (shard 0) */
+    return px_shard_gather_params(s->link, s->slice - s->shard, s->params, s->whole,
+                                  px_now_ms() + s->cfg->cluster->timeout_ms);
+}
+
+const float *px_server_params(const px_server *s)
+{
+    return s->slice ? s->whole : s->params;
 }
 
 typedef struct {
@@ -529,7 +694,7 @@ static void px__eval_chunk(void *arg, size_t c, int thread)
     px_dataset_slice(s->data, &s->data->test, first, count, &io);
     double loss = 0;
     size_t correct = 0;
-    m->ops->evaluate(m, w, s->params, labels, count, &loss, &correct);
+    m->ops->evaluate(m, w, px_server_params(s), labels, count, &loss, &correct);
     s->eval_loss[c] = loss;
     s->eval_correct[c] = correct;
 }

@@ -29,6 +29,7 @@
 #include "base/pool.h"
 #include "runtime/nn/model.h"
 #include "runtime/nn/optimizer.h"
+#include "runtime/shards.h"
 
 #define PX_EVAL_CHUNK 500 /* predictions per evaluation forward pass */
 
@@ -96,7 +97,32 @@ typedef struct {
     uint8_t *eval_labels;    /* per pool thread: eval_chunk x label_values labels */
     double *eval_loss;       /* per evaluation chunk */
     size_t *eval_correct;
+    /* a shard of a sharded server (cluster.server_shards > 1, shards.h): d, params, the rows,
+     * the codecs, the optimizer and the LISA view are this shard's slice's */
+    const px_shard_slice *slice; /* NULL: one server of the whole vector */
+    px_shard_link *link;         /* the channel to the other shards */
+    size_t shard, shards;
+    int rank_base;           /* added to a worker rank of the transport to name it (world) */
+    size_t d_all;            /* the model's parameters (d with one server) */
+    size_t n_active_all;     /* the step's active values in the whole model */
+    float *whole;            /* the whole parameters: shard 0 gathers them to evaluate */
+    const px_lisa *lv;       /* LISA's gather and scatter: the model's groups or the slice's */
+    uint8_t *lmask, *lprev;  /* active groups of the view: this step's, the previous step's */
+    px_agg_shard *sagg;      /* the sharded rule (instead of agg) */
+    double *partial, *partial_all; /* this shard's partial, every shard's (in shard order) */
+    unsigned char *agree, *agree_all; /* the inputs taken: this shard's, every shard's */
+    size_t agree_len;
+    double *weights;   /* the rule's weights of the last aggregation (NaN: not a weighted sum) */
+    uint64_t decision; /* a hash of the last step's decision, compared among the shards */
 } px_server;
+
+/* Where a shard of a sharded server stands (px_server_create_shard). */
+typedef struct {
+    size_t index, count;         /* this shard, of count */
+    const px_shard_slice *slice; /* its slice (outlives the server) */
+    px_shard_link *link;         /* the shards' channel (outlives the server) */
+    int rank_base;               /* world rank of the transport's rank r >= 1: r + rank_base */
+} px_server_shard;
 
 /* Builds the model (the config's model.kind, shaped by the data), initialises the parameters
  * from the run seed, and allocates every buffer of the run. `data` must hold the test split
@@ -104,6 +130,27 @@ typedef struct {
 px_status px_server_create(px_server *s, const px_config *cfg, const px_dataset *data, int world,
                            px_pool *pool);
 void px_server_free(px_server *s);
+
+/* The same for one shard of a sharded server (sh NULL: px_server_create). `world` is the size
+ * of the shard's transport (the shard and the worker ranks). */
+px_status px_server_create_shard(px_server *s, const px_config *cfg, const px_dataset *data,
+                                 int world, px_pool *pool, const px_server_shard *sh);
+
+/* Sharded server, after a step's collect, on every shard: the shards exchange which workers'
+ * gradients they took and go on with those every shard took (the others are forgotten on
+ * this step), so that every shard aggregates the same inputs. Adds every shard's byte counts
+ * of the step to *bytes_up and *bytes_down (this shard's are in them), and ORs every shard's
+ * *stop (a preemption signal) into it. A shard at another step, or silent past the deadline,
+ * fails the call naming it. */
+px_status px_server_agree_inputs(px_server *s, double *bytes_up, double *bytes_down, int *stop);
+
+/* Sharded server, on every shard: shard 0 gathers the whole parameters (for evaluation and the
+ * outputs). Nothing with one server. */
+px_status px_server_gather_params(px_server *s);
+
+/* The whole parameters (d_all floats): shard 0's gathered copy, or the parameters of one
+ * server. */
+const float *px_server_params(const px_server *s);
 
 /* Federated mode: the n slots play clients of `partition` (K = partition->parts), a new draw
  * every round; with `weighted` and aggregator.rule "mean" the aggregate weights each client by

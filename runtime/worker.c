@@ -9,6 +9,38 @@
 #include "comm/wire.h"
 #include "runtime/state.h"
 
+/* Sharded server: what the group follows of each shard's stream. */
+static px_status px__shards_create(px_worker_group *g, size_t S)
+{
+    g->shard = calloc(S, sizeof *g->shard);
+    g->scratch = calloc(g->setup.model->n_groups, 1);
+    if (!g->shard || !g->scratch) return px_error(PX_ENOMEM, "workers: cannot allocate");
+    for (size_t k = 0; k < S; k++) {
+        size_t ng = g->setup.slices[k].n_groups ? g->setup.slices[k].n_groups : 1;
+        g->shard[k].active = calloc(ng, 1);
+        g->shard[k].prev = calloc(ng, 1);
+        if (!g->shard[k].active || !g->shard[k].prev)
+            return px_error(PX_ENOMEM, "workers: cannot allocate");
+    }
+    return PX_OK;
+}
+
+/* Sharded server: a worker's message to each shard, sized for its whole slice. */
+static px_status px__parts_create(px_worker_group *g, px_worker *w)
+{
+    size_t S = g->setup.shards;
+    w->parts = calloc(S, sizeof *w->parts);
+    if (!w->parts) return px_error(PX_ENOMEM, "workers: cannot allocate");
+    for (size_t k = 0; k < S; k++) {
+        px_worker_part *p = &w->parts[k];
+        p->msg_len =
+            PX_WIRE_HEADER_BYTES + px_codec_payload_bytes(&g->setup.uplink, g->setup.slices[k].n);
+        p->msg = px_alloc(p->msg_len, "a gradient message");
+        if (!p->msg) return PX_ENOMEM;
+    }
+    return PX_OK;
+}
+
 px_status px_worker_group_create(px_worker_group *g, const px_worker_setup *setup,
                                  const uint32_t *ids, size_t count, px_pool *pool)
 {
@@ -36,7 +68,9 @@ px_status px_worker_group_create(px_worker_group *g, const px_worker_setup *setu
             return px_error(PX_ENOMEM, "workers: cannot allocate");
     }
     size_t d = setup->model->n_params;
-    if (setup->downlink.format != PX_CODEC_FP32 || setup->lisa->on) {
+    size_t S = setup->slices ? setup->shards : 1;
+    if (S > 1) PX_CHECK(px__shards_create(g, S));
+    if (setup->downlink.format != PX_CODEC_FP32 || setup->lisa->on || S > 1) {
         g->replica = px_alloc(d * sizeof(float), "the parameter replica");
         if (!g->replica) return PX_ENOMEM;
     }
@@ -62,7 +96,7 @@ px_status px_worker_group_create(px_worker_group *g, const px_worker_setup *setu
         w->msg_len = PX_WIRE_HEADER_BYTES + g->payload_bytes;
         w->msg = px_alloc(w->msg_len, "a gradient message");
         if (!w->msg) return PX_ENOMEM;
-        if (compressed || lisa) {
+        if (compressed || lisa || S > 1) {
             /* the payload is not the gradient itself: compute it beside */
             w->grad = px_alloc(d * sizeof(float), "a gradient");
             if (!w->grad) return PX_ENOMEM;
@@ -83,6 +117,7 @@ px_status px_worker_group_create(px_worker_group *g, const px_worker_setup *setu
                 if (!w->compact_residual) return PX_ENOMEM;
             }
         }
+        if (S > 1) PX_CHECK(px__parts_create(g, w));
     }
     return PX_OK;
 }
@@ -98,7 +133,16 @@ void px_worker_group_free(px_worker_group *g)
         px_free(w->compact);
         px_free(w->compact_residual);
         px_codec_destroy(w->codec);
+        for (size_t k = 0; w->parts && k < g->setup.shards; k++)
+            px_free(w->parts[k].msg);
+        free(w->parts);
     }
+    for (size_t k = 0; g->shard && k < g->setup.shards; k++) {
+        free(g->shard[k].active);
+        free(g->shard[k].prev);
+    }
+    free(g->shard);
+    free(g->scratch);
     free(g->workers);
     free(g->active);
     free(g->round_clients);
@@ -199,6 +243,72 @@ px_status px_worker_group_take(px_worker_group *g, const unsigned char *msg, siz
     return PX_OK;
 }
 
+px_status px_worker_group_take_part(px_worker_group *g, size_t k, const unsigned char *msg,
+                                    size_t len, uint32_t *step, int *stop)
+{
+    *stop = 0;
+    px_msg_header h;
+    px_drop_reason r = px_wire_open(msg, len, &h);
+    if (r != PX_DROP_NONE)
+        return px_error(PX_EPROTO, "broken message from server shard %zu (%s)", k,
+                        px_drop_reason_name(r));
+    *step = h.step;
+    if (h.kind == PX_MSG_STOP) {
+        *stop = 1;
+        g->stop_save = h.elem_count == 1;
+        return PX_OK;
+    }
+    const px_shard_slice *sl = &g->setup.slices[k];
+    px_worker_shard *v = &g->shard[k];
+    const px_codec_spec *down = &g->setup.downlink;
+    size_t n = sl->n;
+    /* the slice in full; a quantised delta of it; or (LISA) its groups the previous step trained */
+    int full = h.codec == 0 && h.elem_count == n, delta = g->down_codec != NULL && !full;
+    size_t values = n;
+    if (!g->down_codec && g->setup.lisa->on && !full) {
+        px_lisa_active(g->setup.lisa, h.step ? h.step - 1 : 0, g->scratch);
+        values = px_shard_slice_mask(sl, g->scratch, v->prev);
+    }
+    size_t want = delta ? px_codec_payload_bytes(down, n) : values * sizeof(float);
+    if (h.kind != PX_MSG_PARAMS || h.elem_count != (delta ? n : values) ||
+        h.payload_bytes != want ||
+        (delta && (h.codec != px_codec_wire_id(down) || h.block_size != px_codec_wire_block(down))) ||
+        (!delta && h.codec != 0))
+        return px_error(PX_EPROTO,
+                        "unexpected message from server shard %zu (kind %u, codec %u, %llu values "
+                        "in %llu bytes; expected %zu values)",
+                        k, h.kind, h.codec, (unsigned long long)h.elem_count,
+                        (unsigned long long)h.payload_bytes, values);
+    const unsigned char *payload = msg + PX_WIRE_HEADER_BYTES;
+    float *dst = g->replica + sl->lo;
+    if (full) {
+        memcpy(dst, payload, n * sizeof(float));
+        v->valid = 1;
+        v->step = h.step;
+        return PX_OK;
+    }
+    if (!v->valid || h.step != v->step + 1) {
+        v->valid = 0;
+        return px_error(PX_EPROTO,
+                        "server shard %zu: parameters of step %u relative to step %u, but the "
+                        "slice holds %s",
+                        k, h.step, h.step - 1, "no full parameters of the step before");
+    }
+    if (delta) {
+        px_codec_stream cs = {g->setup.seed, h.step, PX_CODEC_DOWNLINK};
+        px_status st = px_codec_decode_add(g->down_codec, &cs, payload, want, dst, n);
+        if (st < 0) {
+            v->valid = 0;
+            return px_error_context(st, "parameter delta of step %u from server shard %zu",
+                                    h.step, k);
+        }
+    } else {
+        px_lisa_scatter(&sl->lisa, v->prev, (const float *)payload, dst, 0);
+    }
+    v->step = h.step;
+    return PX_OK;
+}
+
 /* Data poisoning by a Byzantine worker (LABEL_FLIP), applied to the drawn batch. */
 static void px__flip_labels(void *user, uint8_t *y, size_t n)
 {
@@ -259,6 +369,57 @@ static void px__seal_stage(const px_worker_group *g, px_worker *w, int bad, floa
             px_byz_tamper(su->byz, w->who, g->step, PX_WIRE_HEADER_BYTES, w->msg, w->send_len);
 }
 
+/* Sharded server: stages 3 and 4 for each shard: its slice of the update (LISA: of its active
+ * groups) encoded with the worker's codec and error feedback, sealed, and tampered with as the
+ * whole message would be. */
+static px_status px__encode_parts(const px_worker_group *g, px_worker *w, int bad,
+                                  const float *update, float loss)
+{
+    const px_worker_setup *su = &g->setup;
+    const int lisa = su->lisa->on;
+    w->plan = (px_byz_send_plan){1, 0.0, 0};
+    if (bad) w->plan = px_byz_plan_send(su->byz, w->who, g->step);
+    for (size_t k = 0; k < su->shards; k++) {
+        const px_shard_slice *sl = &su->slices[k];
+        const px_worker_shard *v = &g->shard[k];
+        px_worker_part *p = &w->parts[k];
+        const float *x = update + sl->lo;
+        float *res = w->residual ? w->residual + sl->lo : NULL;
+        unsigned char *payload = p->msg + PX_WIRE_HEADER_BYTES;
+        px_codec_stream cs = {su->seed, g->step, w->id};
+        if (!w->codec) {
+            if (lisa)
+                px_lisa_gather(&sl->lisa, v->active, x, (float *)payload);
+            else
+                memcpy(payload, x, sl->n * sizeof(float));
+        } else if (!lisa) {
+            PX_CHECK(px_codec_encode(w->codec, &cs, x, sl->n, res, payload, v->payload_bytes));
+        } else {
+            px_lisa_gather(&sl->lisa, v->active, x, w->compact);
+            if (res) px_lisa_gather(&sl->lisa, v->active, res, w->compact_residual);
+            PX_CHECK(px_codec_encode(w->codec, &cs, w->compact, v->n_active,
+                                     res ? w->compact_residual : NULL, payload,
+                                     v->payload_bytes));
+            if (res) px_lisa_scatter(&sl->lisa, v->active, w->compact_residual, res, 0);
+        }
+        px_msg_header h = {
+            .kind = PX_MSG_GRADIENT,
+            .codec = px_codec_wire_id(&su->uplink),
+            .step = g->step - w->plan.step_back,
+            .worker = w->id,
+            .elem_count = v->n_active,
+            .block_size = px_codec_wire_block(&su->uplink),
+            .loss = loss,
+        };
+        px_wire_seal(p->msg, &h, v->payload_bytes);
+        p->send_len = PX_WIRE_HEADER_BYTES + v->payload_bytes;
+        if (bad && w->plan.send)
+            p->send_len =
+                px_byz_tamper(su->byz, w->who, g->step, PX_WIRE_HEADER_BYTES, p->msg, p->send_len);
+    }
+    return PX_OK;
+}
+
 static void px__worker_task(void *arg, size_t i, int thread)
 {
     (void)thread;
@@ -274,13 +435,36 @@ static void px__worker_task(void *arg, size_t i, int thread)
         w->update, w->who, g->params, g->step, g->setup.lisa->on ? g->active : NULL,
         bad && byz->attack == PX_ATTACK_LABEL_FLIP ? &poison : NULL, update);
     px__fault_stage(g, w, bad, update);
+    if (w->parts) {
+        w->status = px__encode_parts(g, w, bad, update, loss);
+        return;
+    }
     w->status = px__encode_stage(g, w, update);
     if (w->status < 0) return;
     px__seal_stage(g, w, bad, loss);
 }
 
+/* A worker's messages (one, or one per shard): whether any is still on its way, and sending
+ * them all, each to its shard. */
+static int px__in_flight(const px_worker_group *g, const px_worker *w, px_transport *const *t)
+{
+    if (!w->parts) return t[0]->in_flight(t[0], w->msg);
+    for (size_t k = 0; k < g->setup.shards; k++)
+        if (t[k]->in_flight(t[k], w->parts[k].msg)) return 1;
+    return 0;
+}
+
+static px_status px__send(const px_worker_group *g, const px_worker *w, px_transport *const *t,
+                          double ready_at)
+{
+    if (!w->parts) return t[0]->send(t[0], w->msg, w->send_len, ready_at);
+    for (size_t k = 0; k < g->setup.shards; k++)
+        PX_CHECK(t[k]->send(t[k], w->parts[k].msg, w->parts[k].send_len, ready_at));
+    return PX_OK;
+}
+
 px_status px_worker_group_step(px_worker_group *g, const float *params, uint32_t step,
-                               px_transport *t)
+                               px_transport *const *t)
 {
     g->params = params;
     g->step = step;
@@ -292,16 +476,20 @@ px_status px_worker_group_step(px_worker_group *g, const float *params, uint32_t
         g->workers[i].who =
             g->setup.clients ? g->round_clients[g->workers[i].id] : g->workers[i].id;
     g->payload_bytes = px_codec_payload_bytes(&g->setup.uplink, g->n_active);
+    for (size_t k = 0; g->shard && k < g->setup.shards; k++) {
+        px_worker_shard *v = &g->shard[k];
+        v->n_active = px_shard_slice_mask(&g->setup.slices[k], g->active, v->active);
+        v->payload_bytes = px_codec_payload_bytes(&g->setup.uplink, v->n_active);
+    }
     for (size_t i = 0; i < g->count; i++)
-        g->workers[i].active = !t->in_flight(t, g->workers[i].msg);
+        g->workers[i].active = !px__in_flight(g, &g->workers[i], t);
     px_pool_run(g->pool, g->count, px__worker_task, g);
     for (size_t i = 0; i < g->count; i++)
         if (g->workers[i].status < 0) return g->workers[i].status;
     double now = px_now_ms();
     for (size_t i = 0; i < g->count; i++) {
         px_worker *w = &g->workers[i];
-        if (w->active && w->plan.send && w->plan.delay_ms <= 0)
-            PX_CHECK(t->send(t, w->msg, w->send_len, 0));
+        if (w->active && w->plan.send && w->plan.delay_ms <= 0) PX_CHECK(px__send(g, w, t, 0));
     }
     /* stragglers last, the shortest delay first (the MPI transport sleeps until each is due) */
     for (;;) {
@@ -313,7 +501,7 @@ px_status px_worker_group_step(px_worker_group *g, const float *params, uint32_t
                 next = w;
         }
         if (!next) break;
-        PX_CHECK(t->send(t, next->msg, next->send_len, now + next->plan.delay_ms));
+        PX_CHECK(px__send(g, next, t, now + next->plan.delay_ms));
         next->plan.delay_ms = 0;
         next->plan.send = 0;
     }

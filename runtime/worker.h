@@ -24,7 +24,14 @@
 #include "runtime/dataset.h"
 #include "runtime/lisa.h"
 #include "runtime/nn/model.h"
+#include "runtime/shards.h"
 #include "runtime/update.h"
+
+/* A worker's message to one shard of a sharded server: header + the slice's payload. */
+typedef struct {
+    unsigned char *msg;
+    size_t msg_len, send_len;
+} px_worker_part;
 
 typedef struct {
     uint32_t id;        /* logical worker id in [0, n): a federated round's slot */
@@ -37,6 +44,7 @@ typedef struct {
     float *residual; /* error feedback (NULL when off): the worker's run state */
     float *compact, *compact_residual; /* LISA: the active groups' values (NULL when off) */
     px_codec *codec;                   /* uplink encoder of this worker */
+    px_worker_part *parts; /* sharded server: one message per shard (NULL: msg alone) */
     /* this step */
     int active;            /* computes this step (not while its last message is on its way) */
     size_t send_len;       /* bytes to send (a faulty worker may send fewer) */
@@ -62,7 +70,20 @@ typedef struct {
     px_codec_spec uplink;   /* FP32 = send the float32 gradient itself */
     px_codec_spec downlink; /* FP32 = parameters in full; otherwise quantised deltas */
     int error_feedback;
+    /* a sharded server (cluster.server_shards > 1): its slices, shards entries (NULL: one
+     * server of the whole vector) */
+    const px_shard_slice *slices;
+    size_t shards;
 } px_worker_setup;
+
+/* What a worker rank knows of one shard's stream: the slice's active groups this step and at
+ * the previous one, and the replica's slice. */
+typedef struct {
+    uint8_t *active, *prev; /* per local group (shards.h) */
+    size_t n_active, payload_bytes;
+    int valid;      /* a full slice has been applied */
+    uint32_t step;  /* the step of the last parameters applied to the slice */
+} px_worker_shard;
 
 typedef struct {
     px_worker_setup setup;
@@ -82,6 +103,8 @@ typedef struct {
     uint8_t *prev_active; /* LISA: the groups trained by the step before the message's */
     int replica_valid;    /* a full parameter message has been applied */
     uint32_t replica_step; /* the step of the last parameters applied to the replica */
+    px_worker_shard *shard; /* sharded server: per shard (NULL: one server) */
+    uint8_t *scratch;       /* sharded: a step's active groups of the whole model */
     int stop_save;     /* the stop message asks for the workers' state (preemption) */
     /* the step being computed (read by the pool tasks) */
     const float *params;
@@ -108,11 +131,17 @@ px_status px_worker_group_place(px_worker_group *g, px_transport *t);
 px_status px_worker_group_take(px_worker_group *g, const unsigned char *msg, size_t len,
                                const float **params, uint32_t *step, int *stop);
 
+/* Sharded server: takes a message of shard `k` as px_worker_group_take does, into the replica's
+ * slice of that shard (the replica is then the parameters: g->replica). */
+px_status px_worker_group_take_part(px_worker_group *g, size_t k, const unsigned char *msg,
+                                    size_t len, uint32_t *step, int *stop);
+
 /* Computes every hosted worker's gradient at `params` for `step` and hands each message to the
- * transport (t->send): on time first, in worker order, then the stragglers' in order of their
- * delay. A worker whose previous message is still on its way sits the step out. */
+ * transport (t[0]->send; with a sharded server, each shard's slice to t[shard]): on time first,
+ * in worker order, then the stragglers' in order of their delay. A worker whose previous
+ * message is still on its way sits the step out. */
 px_status px_worker_group_step(px_worker_group *g, const float *params, uint32_t step,
-                               px_transport *t);
+                               px_transport *const *t);
 
 /* The hosted workers' run state (error-feedback residuals; nothing when error feedback is off:
  * the data order and every random choice are functions of (seed, worker, step)). Saved as one
