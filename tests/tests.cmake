@@ -95,9 +95,11 @@ add_test(NAME it_death_shm COMMAND bash ${CMAKE_SOURCE_DIR}/tests/it_death.sh ${
   ${CMAKE_SOURCE_DIR})
 set_tests_properties(it_death_shm PROPERTIES TIMEOUT 600 LABELS integration
   ENVIRONMENT "${PX_SANITIZER_ENV};PX_TEST_TRANSPORT=SHM")
+# the sharded parameter server: decisions, accuracy, LISA and codecs, a shard's death
+px_integration_test(it_shards 600)
 # tests whose deadlines or daemons do not share the machine well: run alone
 set_tests_properties(it_death it_death_shm it_slurm it_cluster_quickstart it_cluster_cut it_resync
-  PROPERTIES RUN_SERIAL TRUE)
+  it_shards PROPERTIES RUN_SERIAL TRUE)
 
 # checks that need a tool the machine may lack (clang's UBSan, GCC's LeakSanitizer runtime):
 # they exit 77 without it, which ctest reports as skipped
