@@ -12,6 +12,8 @@
 # 3. LISA (the GPT, with its downlink of changed groups) sharded == one server, bit for bit with
 #    the median; int8 + RHT uplink with error feedback and an int8 downlink train as one server
 #    does (within 1 point).
+#    With f_wait, a crashed worker is reported dead by every shard and the run finishes; a
+#    straggler costs nothing.
 # 4. a shard killed, and a shard stalled: the job ends within the timeout, naming the shard.
 # 5. refusals (exit 2): too few ranks, alone, a rule that cannot be sharded, an OMNISCIENT
 #    attack, the shared-memory transport.
@@ -106,6 +108,26 @@ awk -v a="$b2" -v b="$b1" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.0
   fail "int8 + RHT + error feedback, int8 downlink: 2 shards $b2, one server $b1"
 ge "$b1" 0.7 || fail "int8 one server reached only $b1"
 echo "ok: int8 + RHT + error feedback up, int8 down: 2 shards test_acc $b2, one server $b1"
+
+# ---- f_wait: a worker that crashes at step 10, one that straggles -----------------------------
+crash=(--set cluster.workers=5 --set schedule.eval_every=0 --set byzantine.count=1
+  --set byzantine.attack=CRASH --set byzantine.crash_step=10 --set cluster.timeout_ms=1500
+  --set cluster.f_wait=1 --set schedule.steps=3000)
+run crash2 5 2 "${crash[@]}" "$EX/tiny.pb"
+[ "$(grep -c "treated as dead, 4 workers left" crash2.log)" = 2 ] ||
+  { cat crash2.log; fail "2 shards: the crashed worker was not reported dead by both shards"; }
+grep -q '"workers_alive":4' runs/crash2/metrics.jsonl || fail "2 shards: workers_alive is not 4"
+ge "$(acc crash2)" 0.8 || fail "2 shards with a crashed worker reached only $(acc crash2)"
+echo "ok: f_wait on 2 shards: the crashed worker reported dead by both, 4 workers finish ($(acc crash2))"
+run slow2 5 2 --set cluster.workers=5 --set schedule.eval_every=0 --set byzantine.count=1 \
+  --set byzantine.attack=STRAGGLER --set byzantine.delay_ms=300 --set cluster.f_wait=1 \
+  --set cluster.step_timeout_ms=2000 --set schedule.steps=100 "$EX/tiny.pb"
+late=$(json_num runs/slow2/metrics.jsonl late_total)
+used=$(grep -o '"workers_used":[0-9]*' runs/slow2/metrics.jsonl | sort -u | cut -d: -f2 | paste -sd,)
+[[ "$used" =~ ^[45](,[45])*$ ]] || fail "2 shards with a straggler: steps used $used workers, expected 4 or 5"
+mean=$(json_num runs/slow2/metrics.jsonl step_ms_mean)
+awk -v m="$mean" 'BEGIN { exit !(m < 150) }' || fail "2 shards with a 300 ms straggler: $mean ms per step"
+echo "ok: f_wait on 2 shards: a 300 ms straggler costs nothing ($mean ms per step, workers used $used; $late late messages dropped)"
 
 # ---- 4. a shard dies, a shard stalls ----------------------------------------------------------
 death=(--set schedule.steps=100000 --set cluster.timeout_ms=3000 --set schedule.eval_every=0
