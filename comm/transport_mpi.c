@@ -370,7 +370,8 @@ static px_status px__recv_from_server(px_transport *t, const unsigned char **msg
                         "no message from %s before the deadline (cluster.timeout_ms): stalled "
                         "or dead",
                         m->server_name);
-    if (st == PX_EPROTO) return px_error_context(st, "a broken message from the server");
+    if (st == PX_EPROTO) return px_error_context(st, "a broken message from %s", m->server_name);
+    if (st == PX_ELOST) return px_error_context(st, "%s", m->server_name);
     return st;
 }
 

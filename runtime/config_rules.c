@@ -303,7 +303,7 @@ static px_status px__validate_shards(const px_config *cfg)
              S);
     px_byz_spec byz;
     PX_CHECK(px_config_byz_spec(cfg, &byz));
-    PX__RULE(!(byz.omniscient && byz.count && byz.attack != PX_ATTACK_NONE),
+    PX__RULE(!(byz.omniscient && byz.count && px_attack_is_vector(byz.attack)),
              "config: cluster.server_shards = %u: an OMNISCIENT attack rewrites whole gradients "
              "on the server and needs them on one rank (server_shards = 1, or a LOCAL attack)",
              S);

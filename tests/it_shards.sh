@@ -109,7 +109,8 @@ awk -v a="$b2" -v b="$b1" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.0
 ge "$b1" 0.7 || fail "int8 one server reached only $b1"
 echo "ok: int8 + RHT + error feedback up, int8 down: 2 shards test_acc $b2, one server $b1"
 
-# ---- f_wait: a worker that crashes at step 10, one that straggles -----------------------------
+# ---- f_wait: a worker that crashes at step 10, one that straggles (alone on its rank: a rank
+# sleeps until its straggler's send is due) ----------------------------------------------------
 crash=(--set cluster.workers=5 --set schedule.eval_every=0 --set byzantine.count=1
   --set byzantine.attack=CRASH --set byzantine.crash_step=10 --set cluster.timeout_ms=1500
   --set cluster.f_wait=1 --set schedule.steps=3000)
@@ -119,7 +120,8 @@ run crash2 5 2 "${crash[@]}" "$EX/tiny.pb"
 grep -q '"workers_alive":4' runs/crash2/metrics.jsonl || fail "2 shards: workers_alive is not 4"
 ge "$(acc crash2)" 0.8 || fail "2 shards with a crashed worker reached only $(acc crash2)"
 echo "ok: f_wait on 2 shards: the crashed worker reported dead by both, 4 workers finish ($(acc crash2))"
-run slow2 5 2 --set cluster.workers=5 --set schedule.eval_every=0 --set byzantine.count=1 \
+run slow2 7 2 --set cluster.workers=5 --set schedule.eval_every=0 --set byzantine.count=1 \
+  --set byzantine.mode=LOCAL \
   --set byzantine.attack=STRAGGLER --set byzantine.delay_ms=300 --set cluster.f_wait=1 \
   --set cluster.step_timeout_ms=2000 --set schedule.steps=100 "$EX/tiny.pb"
 late=$(json_num runs/slow2/metrics.jsonl late_total)
