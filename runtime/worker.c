@@ -347,26 +347,34 @@ static px_status px__encode_stage(const px_worker_group *g, px_worker *w, const 
     return PX_OK;
 }
 
-/* Stage 4, sealing: the header, then what a faulty worker does to its message. */
-static void px__seal_stage(const px_worker_group *g, px_worker *w, int bad, float loss)
+/* Seals msg (header + a payload of `payload_bytes` holding `values` values) as worker w's
+ * message of this step, then lets a faulty worker tamper with it; returns the bytes to send. */
+static size_t px__seal(const px_worker_group *g, const px_worker *w, int bad, float loss,
+                       unsigned char *msg, size_t values, size_t payload_bytes)
 {
     const px_worker_setup *su = &g->setup;
-    w->plan = (px_byz_send_plan){1, 0.0, 0};
-    if (bad) w->plan = px_byz_plan_send(su->byz, w->who, g->step);
     px_msg_header h = {
         .kind = PX_MSG_GRADIENT,
         .codec = px_codec_wire_id(&su->uplink),
         .step = g->step - w->plan.step_back,
         .worker = w->id,
-        .elem_count = g->n_active,
+        .elem_count = values,
         .block_size = px_codec_wire_block(&su->uplink),
         .loss = loss,
     };
-    px_wire_seal(w->msg, &h, g->payload_bytes);
-    w->send_len = PX_WIRE_HEADER_BYTES + g->payload_bytes;
+    px_wire_seal(msg, &h, payload_bytes);
+    size_t len = PX_WIRE_HEADER_BYTES + payload_bytes;
     if (bad && w->plan.send)
-        w->send_len =
-            px_byz_tamper(su->byz, w->who, g->step, PX_WIRE_HEADER_BYTES, w->msg, w->send_len);
+        len = px_byz_tamper(su->byz, w->who, g->step, PX_WIRE_HEADER_BYTES, msg, len);
+    return len;
+}
+
+/* Stage 4, sealing: the header, then what a faulty worker does to its message. */
+static void px__seal_stage(const px_worker_group *g, px_worker *w, int bad, float loss)
+{
+    w->plan = (px_byz_send_plan){1, 0.0, 0};
+    if (bad) w->plan = px_byz_plan_send(g->setup.byz, w->who, g->step);
+    w->send_len = px__seal(g, w, bad, loss, w->msg, g->n_active, g->payload_bytes);
 }
 
 /* Sharded server: stages 3 and 4 for each shard: its slice of the update (LISA: of its active
@@ -402,20 +410,7 @@ static px_status px__encode_parts(const px_worker_group *g, px_worker *w, int ba
                                      v->payload_bytes));
             if (res) px_lisa_scatter(&sl->lisa, v->active, w->compact_residual, res, 0);
         }
-        px_msg_header h = {
-            .kind = PX_MSG_GRADIENT,
-            .codec = px_codec_wire_id(&su->uplink),
-            .step = g->step - w->plan.step_back,
-            .worker = w->id,
-            .elem_count = v->n_active,
-            .block_size = px_codec_wire_block(&su->uplink),
-            .loss = loss,
-        };
-        px_wire_seal(p->msg, &h, v->payload_bytes);
-        p->send_len = PX_WIRE_HEADER_BYTES + v->payload_bytes;
-        if (bad && w->plan.send)
-            p->send_len =
-                px_byz_tamper(su->byz, w->who, g->step, PX_WIRE_HEADER_BYTES, p->msg, p->send_len);
+        p->send_len = px__seal(g, w, bad, loss, p->msg, v->n_active, v->payload_bytes);
     }
     return PX_OK;
 }
