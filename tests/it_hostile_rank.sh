@@ -92,7 +92,7 @@ mpi_job hostile_server -np 1 "$HOSTILE" 60000 : -np 2 "$TRAINER" "$EX/tiny.pb" \
   --set run.name=hostile_server --set cluster.transport=MPI --set logging.progress=QUIET \
   --set cluster.timeout_ms=3000
 [ "$RC" = 1 ] || { cat hostile_server.log; fail "d, hostile server: exit $RC, expected 1"; }
-grep -qE "rank [12]: a broken message from the server: rank 0 sent 1000000 bytes, more than" \
+grep -qE "rank [12]: a broken message from the server \(rank 0\): rank 0 sent 1000000 bytes, more than" \
   hostile_server.log || { cat hostile_server.log; fail "d, hostile server: no message naming it"; }
 echo "ok: d, hostile server: exit 1 after $TOOK s: $(grep -o 'rank [12]: a broken message.*' hostile_server.log | head -n 1)"
 echo "PASS"
