@@ -113,6 +113,12 @@ static float px__batch_grad(px_update *u, uint32_t who, uint64_t k, size_t B, co
     return m->ops->loss_grad(m, u->work, params, u->labels, B, active, terms, grad);
 }
 
+px_status px_update_failed(const px_update *u)
+{
+    const px_model *m = u->su->model;
+    return m->ops->work_failed ? m->ops->work_failed(u->work) : PX_OK;
+}
+
 /* ---- minibatch: one gradient of the model's loss on the worker's next minibatch ---- */
 
 static px_status px__minibatch_create(px_update **out, const px_update_setup *su, uint32_t worker)

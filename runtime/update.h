@@ -62,6 +62,10 @@ typedef struct {
     void (*destroy)(px_update *u);
 } px_update_kind;
 
+/* The failure of the update's last compute (PX_OK when none), recorded as the calling thread's
+ * error: a model whose pass runs on a device can fail there (model.h: work_failed). */
+px_status px_update_failed(const px_update *u);
+
 /* The registry ("minibatch", "local"); NULL if unknown. */
 const px_update_kind *px_update_find(const char *name);
 

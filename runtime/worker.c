@@ -479,8 +479,10 @@ px_status px_worker_group_step(px_worker_group *g, const float *params, uint32_t
     for (size_t i = 0; i < g->count; i++)
         g->workers[i].active = !px__in_flight(g, &g->workers[i], t);
     px_pool_run(g->pool, g->count, px__worker_task, g);
-    for (size_t i = 0; i < g->count; i++)
+    for (size_t i = 0; i < g->count; i++) {
+        if (g->workers[i].active) PX_CHECK(px_update_failed(g->workers[i].update));
         if (g->workers[i].status < 0) return g->workers[i].status;
+    }
     double now = px_now_ms();
     for (size_t i = 0; i < g->count; i++) {
         px_worker *w = &g->workers[i];

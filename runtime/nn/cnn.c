@@ -35,8 +35,12 @@ typedef struct {
     px_layer_group groups[4];
 } px__cnn;
 
+/* A work area in an executor's memory (exec.h): the host's for loss_grad, a GPU's for
+ * xloss_grad. */
 typedef struct {
     size_t B;
+    px_nn_exec *x_exec;
+    double *losses; /* the rows' losses, for the executor's ce_mean */
     float *x, *c1, *p1, *c2, *p2, *h, *logits; /* activations (c1, c2 after ReLU, in place) */
     float *probs;                              /* softmax, then the logits' gradient */
     uint32_t *a1, *a2;                         /* pooling argmax */
@@ -108,54 +112,65 @@ static void px__cnn_init(const px_model *m, float *p, uint64_t seed)
     }
 }
 
-static void px__cnn_work_free(void *work)
+static void px__cnn_xwork_free(px_nn_exec *x, void *work)
 {
     px__cnn_work *w = work;
     if (!w) return;
-    float *f[] = {w->x,     w->c1,  w->p1, w->c2,  w->p2,  w->h,   w->logits,
-                  w->probs, w->col, w->dh, w->dp2, w->dc2, w->dp1, w->dc1};
+    void *f[] = {w->x,  w->c1,  w->p1,  w->c2,  w->p2, w->h,  w->logits, w->probs, w->col,
+                 w->dh, w->dp2, w->dc2, w->dp1, w->dc1, w->a1, w->a2,    w->targets, w->losses};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        px_free(f[i]);
-    px_free(w->a1);
-    px_free(w->a2);
-    px_free(w->targets);
+        x->ops->free(x, f[i]);
     free(w);
 }
 
-static void *px__cnn_work_create(const px_model *m, size_t B)
+static void px__cnn_work_free(void *work)
+{
+    px__cnn_xwork_free(px_exec_cpu(), work);
+}
+
+static void *px__cnn_xwork_create(const px_model *m, px_nn_exec *x, size_t B)
 {
     const px__cnn *c = m->impl;
     px__cnn_work *w = calloc(1, sizeof *w);
     if (!w) return NULL;
     w->B = B;
+    w->x_exec = x;
     size_t s1 = B * c->c1 * c->H1 * c->W1, q1 = B * c->c1 * c->P1h * c->P1w;
     size_t s2 = B * c->c2 * c->H2 * c->W2, q2 = B * c->flat;
     size_t col1 = px_conv2d_col_size(c->C, c->H, c->W, PX__K, 2);
     size_t col2 = px_conv2d_col_size(c->c1, c->P1h, c->P1w, PX__K, 0);
-    w->x = px_alloc(B * c->C * c->H * c->W * sizeof(float), "cnn input");
-    w->c1 = px_alloc(s1 * sizeof(float), "cnn activations");
-    w->p1 = px_alloc(q1 * sizeof(float), "cnn activations");
-    w->c2 = px_alloc(s2 * sizeof(float), "cnn activations");
-    w->p2 = px_alloc(q2 * sizeof(float), "cnn activations");
-    w->h = px_alloc(B * c->h * sizeof(float), "cnn activations");
-    w->logits = px_alloc(B * c->k * sizeof(float), "cnn logits");
-    w->probs = px_alloc(B * c->k * sizeof(float), "cnn probabilities");
-    w->a1 = px_alloc(q1 * sizeof(uint32_t), "cnn pooling indices");
-    w->a2 = px_alloc(q2 * sizeof(uint32_t), "cnn pooling indices");
-    w->col = px_alloc((col1 > col2 ? col1 : col2) * sizeof(float), "cnn im2col scratch");
-    w->targets = px_alloc(B * sizeof(int32_t), "cnn targets");
-    w->dh = px_alloc(B * c->h * sizeof(float), "cnn gradients");
-    w->dp2 = px_alloc(q2 * sizeof(float), "cnn gradients");
-    w->dc2 = px_alloc(s2 * sizeof(float), "cnn gradients");
-    w->dp1 = px_alloc(q1 * sizeof(float), "cnn gradients");
-    w->dc1 = px_alloc(s1 * sizeof(float), "cnn gradients");
+#define PX__A(n, what) x->ops->alloc(x, (n), what)
+    w->x = PX__A(B * c->C * c->H * c->W * sizeof(float), "cnn input");
+    w->c1 = PX__A(s1 * sizeof(float), "cnn activations");
+    w->p1 = PX__A(q1 * sizeof(float), "cnn activations");
+    w->c2 = PX__A(s2 * sizeof(float), "cnn activations");
+    w->p2 = PX__A(q2 * sizeof(float), "cnn activations");
+    w->h = PX__A(B * c->h * sizeof(float), "cnn activations");
+    w->logits = PX__A(B * c->k * sizeof(float), "cnn logits");
+    w->probs = PX__A(B * c->k * sizeof(float), "cnn probabilities");
+    w->a1 = PX__A(q1 * sizeof(uint32_t), "cnn pooling indices");
+    w->a2 = PX__A(q2 * sizeof(uint32_t), "cnn pooling indices");
+    w->col = PX__A((col1 > col2 ? col1 : col2) * sizeof(float), "cnn im2col scratch");
+    w->targets = PX__A(B * sizeof(int32_t), "cnn targets");
+    w->losses = PX__A(B * sizeof(double), "cnn losses");
+    w->dh = PX__A(B * c->h * sizeof(float), "cnn gradients");
+    w->dp2 = PX__A(q2 * sizeof(float), "cnn gradients");
+    w->dc2 = PX__A(s2 * sizeof(float), "cnn gradients");
+    w->dp1 = PX__A(q1 * sizeof(float), "cnn gradients");
+    w->dc1 = PX__A(s1 * sizeof(float), "cnn gradients");
+#undef PX__A
     if (!w->x || !w->c1 || !w->p1 || !w->c2 || !w->p2 || !w->h || !w->logits || !w->probs ||
-        !w->a1 || !w->a2 || !w->col || !w->targets || !w->dh || !w->dp2 || !w->dc2 || !w->dp1 ||
-        !w->dc1) {
-        px__cnn_work_free(w);
+        !w->a1 || !w->a2 || !w->col || !w->targets || !w->losses || !w->dh || !w->dp2 ||
+        !w->dc2 || !w->dp1 || !w->dc1) {
+        px__cnn_xwork_free(x, w);
         return NULL;
     }
     return w;
+}
+
+static void *px__cnn_work_create(const px_model *m, size_t B)
+{
+    return px__cnn_xwork_create(m, px_exec_cpu(), B);
 }
 
 static float *px__cnn_input(void *work)
@@ -163,19 +178,21 @@ static float *px__cnn_input(void *work)
     return ((px__cnn_work *)work)->x;
 }
 
-static void px__cnn_forward(const px__cnn *c, px__cnn_work *w, const float *p, size_t B)
+static px_status px__cnn_forward(const px__cnn *c, px__cnn_work *w, const float *p,
+                                 const float *input, size_t B)
 {
-    px_conv2d_forward(w->c1, w->col, w->x, p + c->w1, p + c->b1, B, c->C, c->H, c->W, c->c1, PX__K,
-                      2);
-    px_relu_forward(w->c1, w->c1, B * c->c1 * c->H1 * c->W1);
-    px_maxpool_forward(w->p1, w->a1, w->c1, B, c->c1, c->H1, c->W1);
-    px_conv2d_forward(w->c2, w->col, w->p1, p + c->w2, p + c->b2, B, c->c1, c->P1h, c->P1w, c->c2,
-                      PX__K, 0);
-    px_relu_forward(w->c2, w->c2, B * c->c2 * c->H2 * c->W2);
-    px_maxpool_forward(w->p2, w->a2, w->c2, B, c->c2, c->H2, c->W2);
-    px_linear_forward(w->h, w->p2, p + c->w3, p + c->b3, B, c->flat, c->h);
-    px_relu_forward(w->h, w->h, B * c->h);
-    px_linear_forward(w->logits, w->h, p + c->w4, p + c->b4, B, c->h, c->k);
+    px_nn_exec *x = w->x_exec;
+    PX_X(x, conv2d_forward, w->c1, w->col, input, p + c->w1, p + c->b1, B, c->C, c->H, c->W, c->c1,
+         PX__K, 2);
+    PX_X(x, relu_forward, w->c1, w->c1, B * c->c1 * c->H1 * c->W1);
+    PX_X(x, maxpool_forward, w->p1, w->a1, w->c1, B, c->c1, c->H1, c->W1);
+    PX_X(x, conv2d_forward, w->c2, w->col, w->p1, p + c->w2, p + c->b2, B, c->c1, c->P1h, c->P1w,
+         c->c2, PX__K, 0);
+    PX_X(x, relu_forward, w->c2, w->c2, B * c->c2 * c->H2 * c->W2);
+    PX_X(x, maxpool_forward, w->p2, w->a2, w->c2, B, c->c2, c->H2, c->W2);
+    PX_X(x, linear_forward, w->h, w->p2, p + c->w3, p + c->b3, B, c->flat, c->h);
+    PX_X(x, relu_forward, w->h, w->h, B * c->h);
+    return x->ops->linear_forward(x, w->logits, w->h, p + c->w4, p + c->b4, B, c->h, c->k);
 }
 
 /* The gradient slots of layer l: NULL when it is frozen (its region is zeroed instead). */
@@ -185,56 +202,75 @@ static float *px__slot(const px__cnn *c, float *grad, const uint8_t *active, int
     return grad + c->tensors[2 * l + bias].offset;
 }
 
-static float px__cnn_loss_grad(const px_model *m, void *work, const float *p, const uint8_t *y,
-                               size_t B, const uint8_t *active, const px_loss_terms *terms,
-                               float *grad)
+/* The pass of loss_grad on the work area's executor: input and targets in its memory. */
+static px_status px__cnn_pass(const px__cnn *c, px__cnn_work *w, const float *p,
+                              const float *input, const int32_t *targets, size_t B,
+                              const uint8_t *active, const px_loss_terms *terms, float *grad,
+                              double *loss)
 {
-    const px__cnn *c = m->impl;
-    px__cnn_work *w = work;
-    px__cnn_forward(c, w, p, B);
-    for (size_t i = 0; i < B; i++)
-        w->targets[i] = y[i];
-    double loss = px_crossentropy_forward(w->probs, w->logits, w->targets, B, c->k);
+    px_nn_exec *x = w->x_exec;
+    PX_CHECK(px__cnn_forward(c, w, p, input, B));
+    PX_X(x, ce_forward, w->probs, w->losses, w->logits, targets, B, c->k);
     float *dlogits = w->logits; /* the logits are spent */
-    px_crossentropy_backward(dlogits, w->probs, w->targets, B, c->k);
+    PX_X(x, ce_backward, dlogits, w->probs, targets, B, c->k);
+    PX_X(x, ce_mean, w->losses, B, loss);
     if (terms && terms->margin_lambda != 0.0f)
-        loss += px_margin_backward(dlogits, w->probs, B, c->k, terms->margin_lambda);
-    memset(grad, 0, c->n * sizeof(float));
+        PX_X(x, margin_backward, dlogits, w->probs, B, c->k, terms->margin_lambda, loss);
+    PX_X(x, zero, grad, c->n * sizeof(float));
     /* the backward pass stops below the lowest active layer */
     int lowest = 0;
     while (active && lowest < 4 && !active[lowest])
         lowest++;
-    memset(w->dh, 0, B * c->h * sizeof(float));
-    px_linear_backward(lowest < 3 ? w->dh : NULL, px__slot(c, grad, active, 3, 0),
-                       px__slot(c, grad, active, 3, 1), dlogits, w->h, p + c->w4, B, c->h, c->k);
-    if (lowest > 2) return (float)loss;
-    /* ReLU backward in place: dh *= (h > 0) */
-    for (size_t i = 0; i < B * c->h; i++)
-        w->dh[i] = w->h[i] > 0.0f ? w->dh[i] : 0.0f;
+    PX_X(x, zero, w->dh, B * c->h * sizeof(float));
+    PX_X(x, linear_backward, lowest < 3 ? w->dh : NULL, px__slot(c, grad, active, 3, 0),
+         px__slot(c, grad, active, 3, 1), dlogits, w->h, p + c->w4, B, c->h, c->k);
+    if (lowest > 2) return PX_OK;
+    PX_X(x, relu_mask, w->dh, w->h, B * c->h);
     size_t q2 = B * c->flat;
-    memset(w->dp2, 0, q2 * sizeof(float));
-    px_linear_backward(lowest < 2 ? w->dp2 : NULL, px__slot(c, grad, active, 2, 0),
-                       px__slot(c, grad, active, 2, 1), w->dh, w->p2, p + c->w3, B, c->flat, c->h);
-    if (lowest > 1) return (float)loss;
+    PX_X(x, zero, w->dp2, q2 * sizeof(float));
+    PX_X(x, linear_backward, lowest < 2 ? w->dp2 : NULL, px__slot(c, grad, active, 2, 0),
+         px__slot(c, grad, active, 2, 1), w->dh, w->p2, p + c->w3, B, c->flat, c->h);
+    if (lowest > 1) return PX_OK;
     size_t s2 = B * c->c2 * c->H2 * c->W2;
-    memset(w->dc2, 0, s2 * sizeof(float));
-    px_maxpool_backward(w->dc2, w->dp2, w->a2, B, c->c2, c->H2, c->W2);
-    for (size_t i = 0; i < s2; i++)
-        w->dc2[i] = w->c2[i] > 0.0f ? w->dc2[i] : 0.0f;
+    PX_X(x, zero, w->dc2, s2 * sizeof(float));
+    PX_X(x, maxpool_backward, w->dc2, w->dp2, w->a2, B, c->c2, c->H2, c->W2);
+    PX_X(x, relu_mask, w->dc2, w->c2, s2);
     size_t q1 = B * c->c1 * c->P1h * c->P1w;
-    memset(w->dp1, 0, q1 * sizeof(float));
-    px_conv2d_backward(lowest < 1 ? w->dp1 : NULL, px__slot(c, grad, active, 1, 0),
-                       px__slot(c, grad, active, 1, 1), w->col, w->dc2, w->p1, p + c->w2, B, c->c1,
-                       c->P1h, c->P1w, c->c2, PX__K, 0);
-    if (lowest > 0) return (float)loss;
+    PX_X(x, zero, w->dp1, q1 * sizeof(float));
+    PX_X(x, conv2d_backward, lowest < 1 ? w->dp1 : NULL, px__slot(c, grad, active, 1, 0),
+         px__slot(c, grad, active, 1, 1), w->col, w->dc2, w->p1, p + c->w2, B, c->c1, c->P1h,
+         c->P1w, c->c2, PX__K, 0);
+    if (lowest > 0) return PX_OK;
     size_t s1 = B * c->c1 * c->H1 * c->W1;
-    memset(w->dc1, 0, s1 * sizeof(float));
-    px_maxpool_backward(w->dc1, w->dp1, w->a1, B, c->c1, c->H1, c->W1);
-    for (size_t i = 0; i < s1; i++)
-        w->dc1[i] = w->c1[i] > 0.0f ? w->dc1[i] : 0.0f;
-    px_conv2d_backward(NULL, px__slot(c, grad, active, 0, 0), px__slot(c, grad, active, 0, 1),
-                       w->col, w->dc1, w->x, p + c->w1, B, c->C, c->H, c->W, c->c1, PX__K, 2);
-    return (float)loss;
+    PX_X(x, zero, w->dc1, s1 * sizeof(float));
+    PX_X(x, maxpool_backward, w->dc1, w->dp1, w->a1, B, c->c1, c->H1, c->W1);
+    PX_X(x, relu_mask, w->dc1, w->c1, s1);
+    return x->ops->conv2d_backward(x, NULL, px__slot(c, grad, active, 0, 0),
+                                   px__slot(c, grad, active, 0, 1), w->col, w->dc1, input,
+                                   p + c->w1, B, c->C, c->H, c->W, c->c1, PX__K, 2);
+}
+
+static float px__cnn_loss_grad(const px_model *m, void *work, const float *p, const uint8_t *y,
+                               size_t B, const uint8_t *active, const px_loss_terms *terms,
+                               float *grad)
+{
+    px__cnn_work *w = work;
+    for (size_t i = 0; i < B; i++)
+        w->targets[i] = y[i];
+    double loss = 0;
+    px__cnn_pass(m->impl, w, p, w->x, w->targets, B, active, terms, grad, &loss); /* the CPU's */
+    return (float)loss;                                                          /* never fails */
+}
+
+static px_status px__cnn_xloss_grad(const px_model *m, px_nn_exec *x, void *work, const float *p,
+                                    const void *input, const int32_t *targets, size_t B,
+                                    const uint8_t *active, const px_loss_terms *terms, float *grad,
+                                    double *loss)
+{
+    px__cnn_work *w = work;
+    if (w->x_exec != x || B > w->B)
+        return px_error(PX_EINVAL, "cnn: a work area used on another executor or batch");
+    return px__cnn_pass(m->impl, w, p, input, targets, B, active, terms, grad, loss);
 }
 
 static void px__cnn_evaluate(const px_model *m, void *work, const float *p, const uint8_t *y,
@@ -242,7 +278,7 @@ static void px__cnn_evaluate(const px_model *m, void *work, const float *p, cons
 {
     const px__cnn *c = m->impl;
     px__cnn_work *w = work;
-    px__cnn_forward(c, w, p, B);
+    px__cnn_forward(c, w, p, w->x, B);
     for (size_t i = 0; i < B; i++) {
         const float *z = w->logits + i * c->k;
         size_t best = 0;
@@ -277,6 +313,9 @@ static const px_model_ops px__cnn_ops = {
     .tokens = NULL,
     .loss_grad = px__cnn_loss_grad,
     .evaluate = px__cnn_evaluate,
+    .xwork_create = px__cnn_xwork_create,
+    .xwork_free = px__cnn_xwork_free,
+    .xloss_grad = px__cnn_xloss_grad,
     .flops_per_sample = px__cnn_flops,
     .destroy = px__cnn_destroy,
 };

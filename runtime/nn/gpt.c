@@ -40,13 +40,17 @@ typedef struct {
 
 /* Activations of one block for a batch of B x T positions. */
 typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att, *attproj, *res2;
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *preatt, *att, *attproj, *res2;
     float *ln2, *ln2_mean, *ln2_rstd, *fch, *fchg, *fcproj, *res3;
 } px__acts;
 
+/* A work area in an executor's memory (exec.h): the host's for loss_grad, a GPU's for
+ * xloss_grad. */
 typedef struct {
     size_t B;
+    px_nn_exec *x;
     int32_t *tokens, *targets;
+    double *losses; /* the rows' losses (B x T), for the executor's ce_mean */
     float *encoded;
     px__acts a[PX__GPT_MAX_BLOCKS];
     float *lnf, *lnf_mean, *lnf_rstd, *logits, *probs;
@@ -164,14 +168,20 @@ static void px__gpt_init(const px_model *m, float *p, uint64_t seed)
 
 /* ---- work areas ---- */
 
-static void px__gpt_work_free(void *work)
+static void px__gpt_xwork_free(px_nn_exec *x, void *work)
 {
     px__gpt_work *w = work;
     if (!w) return;
-    px_free(w->pool);
-    px_free(w->tokens);
-    px_free(w->targets);
+    x->ops->free(x, w->pool);
+    x->ops->free(x, w->tokens);
+    x->ops->free(x, w->targets);
+    x->ops->free(x, w->losses);
     free(w);
+}
+
+static void px__gpt_work_free(void *work)
+{
+    px__gpt_xwork_free(px_exec_cpu(), work);
 }
 
 /* Carves `n` floats out of the pool (or counts them when base is NULL). */
@@ -193,6 +203,7 @@ static size_t px__gpt_layout(const px__gpt *g, px__gpt_work *w, float *base)
         a->ln1_rstd = px__carve(base, &at, BT);
         a->qkv = px__carve(base, &at, BT * 3 * C);
         a->atty = px__carve(base, &at, BT * C);
+        if (px_exec_wants_preatt(w->x)) a->preatt = px__carve(base, &at, B * NH * T * T);
         a->att = px__carve(base, &at, B * NH * T * T);
         a->attproj = px__carve(base, &at, BT * C);
         a->res2 = px__carve(base, &at, BT * C);
@@ -217,27 +228,34 @@ static size_t px__gpt_layout(const px__gpt *g, px__gpt_work *w, float *base)
     w->datty = px__carve(base, &at, BT * C);
     w->dqkv = px__carve(base, &at, BT * 3 * C);
     w->dln1 = px__carve(base, &at, BT * C);
-    w->dpreatt = px__carve(base, &at, T * T);
-    w->datt = px__carve(base, &at, T * T);
+    w->dpreatt = px__carve(base, &at, px_exec_att_scratch(w->x, T, NH));
+    w->datt = px__carve(base, &at, px_exec_att_scratch(w->x, T, NH));
     return at;
 }
 
-static void *px__gpt_work_create(const px_model *m, size_t B)
+static void *px__gpt_xwork_create(const px_model *m, px_nn_exec *x, size_t B)
 {
     const px__gpt *g = m->impl;
     px__gpt_work *w = calloc(1, sizeof *w);
     if (!w) return NULL;
     w->B = B;
+    w->x = x;
     size_t floats = px__gpt_layout(g, w, NULL);
-    w->pool = px_alloc(floats * sizeof(float), "gpt activations");
-    w->tokens = px_alloc(B * g->T * sizeof(int32_t), "gpt tokens");
-    w->targets = px_alloc(B * g->T * sizeof(int32_t), "gpt targets");
-    if (!w->pool || !w->tokens || !w->targets) {
-        px__gpt_work_free(w);
+    w->pool = x->ops->alloc(x, floats * sizeof(float), "gpt activations");
+    w->tokens = x->ops->alloc(x, B * g->T * sizeof(int32_t), "gpt tokens");
+    w->targets = x->ops->alloc(x, B * g->T * sizeof(int32_t), "gpt targets");
+    w->losses = x->ops->alloc(x, B * g->T * sizeof(double), "gpt losses");
+    if (!w->pool || !w->tokens || !w->targets || !w->losses) {
+        px__gpt_xwork_free(x, w);
         return NULL;
     }
     px__gpt_layout(g, w, w->pool);
     return w;
+}
+
+static void *px__gpt_work_create(const px_model *m, size_t B)
+{
+    return px__gpt_xwork_create(m, px_exec_cpu(), B);
 }
 
 static int32_t *px__gpt_tokens(void *work)
@@ -248,64 +266,105 @@ static int32_t *px__gpt_tokens(void *work)
 /* ---- forward and backward ---- */
 
 /* Forward over B windows of T tokens (T <= the context): the logits. */
-static void px__gpt_forward(const px__gpt *g, px__gpt_work *w, const float *p, size_t B, size_t T)
+static px_status px__gpt_forward(const px__gpt *g, px__gpt_work *w, const float *p,
+                                 const int32_t *tokens, size_t B, size_t T)
 {
+    px_nn_exec *x = w->x;
     size_t C = g->C, BT = B * T;
-    px_embedding_forward(w->encoded, w->tokens, p + g->wte, p + g->wpe, B, T, C);
+    PX_X(x, embedding_forward, w->encoded, tokens, p + g->wte, p + g->wpe, B, T, C);
     const float *stream = w->encoded;
     for (size_t l = 0; l < g->L; l++) {
         const px__block *b = &g->blk[l];
         px__acts *a = &w->a[l];
-        px_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, stream, p + b->ln1w, p + b->ln1b, BT,
-                             C);
-        px_linear_forward(a->qkv, a->ln1, p + b->qkvw, p + b->qkvb, BT, C, 3 * C);
-        px_attention_forward(a->atty, NULL, a->att, a->qkv, B, T, C, g->NH);
-        px_linear_forward(a->attproj, a->atty, p + b->projw, p + b->projb, BT, C, C);
-        px_residual_forward(a->res2, stream, a->attproj, BT * C);
-        px_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, p + b->ln2w, p + b->ln2b,
-                             BT, C);
-        px_linear_forward(a->fch, a->ln2, p + b->fcw, p + b->fcb, BT, C, 4 * C);
-        px_gelu_forward(a->fchg, a->fch, BT * 4 * C);
-        px_linear_forward(a->fcproj, a->fchg, p + b->fcprojw, p + b->fcprojb, BT, 4 * C, C);
-        px_residual_forward(a->res3, a->res2, a->fcproj, BT * C);
+        PX_X(x, layernorm_forward, a->ln1, a->ln1_mean, a->ln1_rstd, stream, p + b->ln1w,
+             p + b->ln1b, BT, C);
+        PX_X(x, linear_forward, a->qkv, a->ln1, p + b->qkvw, p + b->qkvb, BT, C, 3 * C);
+        PX_X(x, attention_forward, a->atty, a->preatt, a->att, a->qkv, B, T, C, g->NH);
+        PX_X(x, linear_forward, a->attproj, a->atty, p + b->projw, p + b->projb, BT, C, C);
+        PX_X(x, residual_forward, a->res2, stream, a->attproj, BT * C);
+        PX_X(x, layernorm_forward, a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, p + b->ln2w,
+             p + b->ln2b, BT, C);
+        PX_X(x, linear_forward, a->fch, a->ln2, p + b->fcw, p + b->fcb, BT, C, 4 * C);
+        PX_X(x, gelu_forward, a->fchg, a->fch, BT * 4 * C);
+        PX_X(x, linear_forward, a->fcproj, a->fchg, p + b->fcprojw, p + b->fcprojb, BT, 4 * C,
+             C);
+        PX_X(x, residual_forward, a->res3, a->res2, a->fcproj, BT * C);
         stream = a->res3;
     }
-    px_layernorm_forward(w->lnf, w->lnf_mean, w->lnf_rstd, stream, p + g->lnfw, p + g->lnfb, BT, C);
-    px_linear_forward(w->logits, w->lnf, p + g->headw, NULL, BT, C, g->V);
+    PX_X(x, layernorm_forward, w->lnf, w->lnf_mean, w->lnf_rstd, stream, p + g->lnfw,
+         p + g->lnfb, BT, C);
+    return x->ops->linear_forward(x, w->logits, w->lnf, p + g->headw, NULL, BT, C, g->V);
 }
 
 /* A gradient slot: NULL when group `group` is frozen (its region stays zero). */
 #define PX__SLOT(field) (on ? grad + (field) : NULL)
 
-static void px__block_backward(const px__gpt *g, px__gpt_work *w, const float *p, float *grad,
-                               size_t l, int on, size_t B, size_t T)
+static px_status px__block_backward(const px__gpt *g, px__gpt_work *w, const float *p,
+                                    float *grad, size_t l, int on, size_t B, size_t T)
 {
+    px_nn_exec *x = w->x;
     const px__block *b = &g->blk[l];
     const px__acts *a = &w->a[l];
-    size_t C = g->C, BT = B * T;
+    size_t C = g->C, BT = B * T, NH = g->NH;
     const float *in = l ? w->a[l - 1].res3 : w->encoded;
     /* the MLP: dres is the gradient of res3 = res2 + fcproj */
-    memset(w->dfchg, 0, BT * 4 * C * sizeof(float));
-    px_linear_backward(w->dfchg, PX__SLOT(b->fcprojw), PX__SLOT(b->fcprojb), w->dres, a->fchg,
-                       p + b->fcprojw, BT, 4 * C, C);
-    memset(w->dfch, 0, BT * 4 * C * sizeof(float));
-    px_gelu_backward(w->dfch, a->fch, w->dfchg, BT * 4 * C);
-    memset(w->dln2, 0, BT * C * sizeof(float));
-    px_linear_backward(w->dln2, PX__SLOT(b->fcw), PX__SLOT(b->fcb), w->dfch, a->ln2, p + b->fcw, BT,
-                       C, 4 * C);
-    px_layernorm_backward(w->dres, PX__SLOT(b->ln2w), PX__SLOT(b->ln2b), w->dln2, a->res2,
-                          p + b->ln2w, a->ln2_mean, a->ln2_rstd, BT, C);
+    PX_X(x, zero, w->dfchg, BT * 4 * C * sizeof(float));
+    PX_X(x, linear_backward, w->dfchg, PX__SLOT(b->fcprojw), PX__SLOT(b->fcprojb), w->dres,
+         a->fchg, p + b->fcprojw, BT, 4 * C, C);
+    PX_X(x, zero, w->dfch, BT * 4 * C * sizeof(float));
+    PX_X(x, gelu_backward, w->dfch, a->fch, w->dfchg, BT * 4 * C);
+    PX_X(x, zero, w->dln2, BT * C * sizeof(float));
+    PX_X(x, linear_backward, w->dln2, PX__SLOT(b->fcw), PX__SLOT(b->fcb), w->dfch, a->ln2,
+         p + b->fcw, BT, C, 4 * C);
+    PX_X(x, layernorm_backward, w->dres, PX__SLOT(b->ln2w), PX__SLOT(b->ln2b), w->dln2, a->res2,
+         p + b->ln2w, a->ln2_mean, a->ln2_rstd, BT, C);
     /* attention: dres is now the gradient of res2 = in + attproj */
-    memset(w->datty, 0, BT * C * sizeof(float));
-    px_linear_backward(w->datty, PX__SLOT(b->projw), PX__SLOT(b->projb), w->dres, a->atty,
-                       p + b->projw, BT, C, C);
-    memset(w->dqkv, 0, BT * 3 * C * sizeof(float));
-    px_attention_backward(w->dqkv, w->dpreatt, w->datt, w->datty, a->qkv, a->att, B, T, C, g->NH);
-    memset(w->dln1, 0, BT * C * sizeof(float));
-    px_linear_backward(w->dln1, PX__SLOT(b->qkvw), PX__SLOT(b->qkvb), w->dqkv, a->ln1, p + b->qkvw,
-                       BT, C, 3 * C);
-    px_layernorm_backward(w->dres, PX__SLOT(b->ln1w), PX__SLOT(b->ln1b), w->dln1, in, p + b->ln1w,
-                          a->ln1_mean, a->ln1_rstd, BT, C);
+    PX_X(x, zero, w->datty, BT * C * sizeof(float));
+    PX_X(x, linear_backward, w->datty, PX__SLOT(b->projw), PX__SLOT(b->projb), w->dres, a->atty,
+         p + b->projw, BT, C, C);
+    PX_X(x, zero, w->dqkv, BT * 3 * C * sizeof(float));
+    PX_X(x, attention_backward, w->dqkv, w->dpreatt, w->datt, w->datty, a->qkv, a->att, B, T, C,
+         NH);
+    PX_X(x, zero, w->dln1, BT * C * sizeof(float));
+    PX_X(x, linear_backward, w->dln1, PX__SLOT(b->qkvw), PX__SLOT(b->qkvb), w->dqkv, a->ln1,
+         p + b->qkvw, BT, C, 3 * C);
+    return x->ops->layernorm_backward(x, w->dres, PX__SLOT(b->ln1w), PX__SLOT(b->ln1b), w->dln1,
+                                      in, p + b->ln1w, a->ln1_mean, a->ln1_rstd, BT, C);
+}
+
+/* The pass of loss_grad on the work area's executor: tokens and targets (B x T) in its memory. */
+static px_status px__gpt_pass(const px__gpt *g, px__gpt_work *w, const float *p,
+                              const int32_t *tokens, const int32_t *targets, size_t B,
+                              const uint8_t *active, const px_loss_terms *terms, float *grad,
+                              double *loss)
+{
+    px_nn_exec *x = w->x;
+    size_t T = g->T, C = g->C, BT = B * T;
+    PX_CHECK(px__gpt_forward(g, w, p, tokens, B, T));
+    PX_X(x, ce_forward, w->probs, w->losses, w->logits, targets, BT, g->V);
+    float *dlogits = w->logits; /* the logits are spent */
+    PX_X(x, ce_backward, dlogits, w->probs, targets, BT, g->V);
+    PX_X(x, ce_mean, w->losses, BT, loss);
+    if (terms && terms->margin_lambda != 0.0f)
+        PX_X(x, margin_backward, dlogits, w->probs, BT, g->V, terms->margin_lambda, loss);
+    PX_X(x, zero, grad, g->n * sizeof(float));
+    /* groups: 0 embed, 1 + l block l, L + 1 head; the pass goes down to the lowest active one */
+    size_t lowest = 0, G = g->L + 2;
+    while (active && lowest < G && !active[lowest])
+        lowest++;
+    int on = !active || active[G - 1];
+    PX_X(x, zero, w->dlnf, BT * C * sizeof(float));
+    PX_X(x, linear_backward, w->dlnf, PX__SLOT(g->headw), NULL, dlogits, w->lnf, p + g->headw,
+         BT, C, g->V);
+    PX_X(x, zero, w->dres, BT * C * sizeof(float));
+    const float *top = g->L ? w->a[g->L - 1].res3 : w->encoded;
+    PX_X(x, layernorm_backward, w->dres, PX__SLOT(g->lnfw), PX__SLOT(g->lnfb), w->dlnf, top,
+         p + g->lnfw, w->lnf_mean, w->lnf_rstd, BT, C);
+    for (size_t l = g->L; l-- > 0 && l + 1 >= lowest;)
+        PX_CHECK(px__block_backward(g, w, p, grad, l, !active || active[l + 1], B, T));
+    if (!active || active[0])
+        PX_X(x, embedding_backward, grad + g->wte, grad + g->wpe, w->dres, tokens, B, T, C);
+    return PX_OK;
 }
 
 static float px__gpt_loss_grad(const px_model *m, void *work, const float *p, const uint8_t *y,
@@ -314,33 +373,22 @@ static float px__gpt_loss_grad(const px_model *m, void *work, const float *p, co
 {
     const px__gpt *g = m->impl;
     px__gpt_work *w = work;
-    size_t T = g->T, C = g->C, BT = B * T;
-    px__gpt_forward(g, w, p, B, T);
-    for (size_t i = 0; i < BT; i++)
+    for (size_t i = 0; i < B * g->T; i++)
         w->targets[i] = y[i];
-    double loss = px_crossentropy_forward(w->probs, w->logits, w->targets, BT, g->V);
-    float *dlogits = w->logits; /* the logits are spent */
-    px_crossentropy_backward(dlogits, w->probs, w->targets, BT, g->V);
-    if (terms && terms->margin_lambda != 0.0f)
-        loss += px_margin_backward(dlogits, w->probs, BT, g->V, terms->margin_lambda);
-    memset(grad, 0, g->n * sizeof(float));
-    /* groups: 0 embed, 1 + l block l, L + 1 head; the pass goes down to the lowest active one */
-    size_t lowest = 0, G = g->L + 2;
-    while (active && lowest < G && !active[lowest])
-        lowest++;
-    int on = !active || active[G - 1];
-    memset(w->dlnf, 0, BT * C * sizeof(float));
-    px_linear_backward(w->dlnf, PX__SLOT(g->headw), NULL, dlogits, w->lnf, p + g->headw, BT, C,
-                       g->V);
-    memset(w->dres, 0, BT * C * sizeof(float));
-    const float *top = g->L ? w->a[g->L - 1].res3 : w->encoded;
-    px_layernorm_backward(w->dres, PX__SLOT(g->lnfw), PX__SLOT(g->lnfb), w->dlnf, top, p + g->lnfw,
-                          w->lnf_mean, w->lnf_rstd, BT, C);
-    for (size_t l = g->L; l-- > 0 && l + 1 >= lowest;)
-        px__block_backward(g, w, p, grad, l, !active || active[l + 1], B, T);
-    if (!active || active[0])
-        px_embedding_backward(grad + g->wte, grad + g->wpe, w->dres, w->tokens, B, T, C);
-    return (float)loss;
+    double loss = 0;
+    px__gpt_pass(g, w, p, w->tokens, w->targets, B, active, terms, grad, &loss); /* the CPU's */
+    return (float)loss;                                                         /* never fails */
+}
+
+static px_status px__gpt_xloss_grad(const px_model *m, px_nn_exec *x, void *work, const float *p,
+                                    const void *input, const int32_t *targets, size_t B,
+                                    const uint8_t *active, const px_loss_terms *terms, float *grad,
+                                    double *loss)
+{
+    px__gpt_work *w = work;
+    if (w->x != x || B > w->B)
+        return px_error(PX_EINVAL, "gpt: a work area used on another executor or batch");
+    return px__gpt_pass(m->impl, w, p, input, targets, B, active, terms, grad, loss);
 }
 
 static void px__gpt_evaluate(const px_model *m, void *work, const float *p, const uint8_t *y,
@@ -349,7 +397,7 @@ static void px__gpt_evaluate(const px_model *m, void *work, const float *p, cons
     const px__gpt *g = m->impl;
     px__gpt_work *w = work;
     size_t BT = B * g->T, V = g->V;
-    px__gpt_forward(g, w, p, B, g->T);
+    px__gpt_forward(g, w, p, w->tokens, B, g->T);
     for (size_t i = 0; i < BT; i++) {
         const float *z = w->logits + i * V;
         size_t best = 0;
@@ -378,7 +426,7 @@ static size_t px__gpt_generate(const px_model *m, void *work, const float *p, ui
             size_t k = i + 1 - T + t; /* position in (start, out[0..i)) */
             w->tokens[t] = k == 0 ? start : out[k - 1];
         }
-        px__gpt_forward(g, w, p, 1, T);
+        px__gpt_forward(g, w, p, w->tokens, 1, T);
         const float *z = w->logits + (T - 1) * V;
         float mx = z[0];
         for (size_t j = 1; j < V; j++)
@@ -423,6 +471,9 @@ static const px_model_ops px__gpt_ops = {
     .loss_grad = px__gpt_loss_grad,
     .evaluate = px__gpt_evaluate,
     .generate = px__gpt_generate,
+    .xwork_create = px__gpt_xwork_create,
+    .xwork_free = px__gpt_xwork_free,
+    .xloss_grad = px__gpt_xloss_grad,
     .flops_per_sample = px__gpt_flops,
     .destroy = px__gpt_destroy,
 };

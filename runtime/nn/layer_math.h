@@ -106,6 +106,14 @@ PX_HD static inline float px_lm_relu_grad_from_out(float out)
     return out > 0.0f ? 1.0f : 0.0f;
 }
 
+/* The gradient through a ReLU, in place: d where the forward's output was > 0, else exactly 0
+ * (a select, not a product: no -0 from a negative d, no NaN from a NaN d where the unit was
+ * off). */
+PX_HD static inline float px_lm_relu_mask(float out, float d)
+{
+    return out > 0.0f ? d : 0.0f;
+}
+
 /* ---- layer norm ---------------------------------------------------------------------------------
  * y = (x - mean) * rstd * w + b over a row of C values, rstd = 1/sqrt(var + eps), var the biased
  * (population) variance. */

@@ -291,6 +291,12 @@ void px_relu_backward(float *dinp, const float *dout, const float *out, size_t N
         dinp[i] += px_lm_relu_grad_from_out(out[i]) * dout[i];
 }
 
+void px_relu_mask(float *d, const float *out, size_t N)
+{
+    for (size_t i = 0; i < N; i++)
+        d[i] = px_lm_relu_mask(out[i], d[i]);
+}
+
 /* ---- embedding ------------------------------------------------------------------------------- */
 
 void px_embedding_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe,

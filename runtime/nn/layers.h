@@ -92,6 +92,10 @@ void px_relu_forward(float *out, const float *inp, size_t N);
  * forward run in place. */
 void px_relu_backward(float *dinp, const float *dout, const float *out, size_t N);
 
+/* d (N) = d where out > 0, else 0: the ReLU's backward in place, overwriting (a network whose
+ * next layer wrote d needs no second buffer). */
+void px_relu_mask(float *d, const float *out, size_t N);
+
 /* ---- embedding ------------------------------------------------------------------------------- */
 
 /* out (B,T,C) = wte[tokens[b,t]] + wpe[t]: tokens int32 (B,T) each in [0, V), wte (V,C) token

@@ -289,6 +289,11 @@ __global__ static void px__k_relu_bwd(float *dinp, const float *dout, const floa
     PX_NN_FOR(i, N) dinp[i] += px_lm_relu_grad_from_out(out[i]) * dout[i];
 }
 
+__global__ static void px__k_relu_mask(float *d, const float *out, size_t N)
+{
+    PX_NN_FOR(i, N) d[i] = px_lm_relu_mask(out[i], d[i]);
+}
+
 __global__ static void px__k_gelu_fwd(float *out, const float *inp, size_t N)
 {
     PX_NN_FOR(i, N) out[i] = px_lm_gelu(inp[i]);
@@ -326,6 +331,12 @@ extern "C" px_status px_relu_backward_cuda(px_nn_cuda *c, float *dinp, const flo
                                            const float *out, size_t N)
 {
     PX__LAUNCH_N(px__k_relu_bwd, N, dinp, dout, out, N);
+    return PX_OK;
+}
+
+extern "C" px_status px_relu_mask_cuda(px_nn_cuda *c, float *d, const float *out, size_t N)
+{
+    PX__LAUNCH_N(px__k_relu_mask, N, d, out, N);
     return PX_OK;
 }
 

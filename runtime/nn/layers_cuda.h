@@ -58,6 +58,7 @@ px_status px_maxpool_backward_cuda(px_nn_cuda *c, float *dinp, const float *dout
 px_status px_relu_forward_cuda(px_nn_cuda *c, float *out, const float *inp, size_t N);
 px_status px_relu_backward_cuda(px_nn_cuda *c, float *dinp, const float *dout, const float *out,
                                 size_t N);
+px_status px_relu_mask_cuda(px_nn_cuda *c, float *d, const float *out, size_t N);
 
 /* dwte accumulates with atomic adds (a token may appear many times in a batch): its sums are
  * in no fixed order, unlike every other gradient here. */

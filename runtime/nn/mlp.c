@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/rng.h"
+#include "runtime/nn/exec.h"
 #include "runtime/nn/layers.h"
 
 px_status px_mlp_shape(px_mlp *m, size_t inputs, const uint32_t *hidden, size_t n_hidden,
@@ -304,6 +305,105 @@ static void px__mlp_evaluate(const px_model *m, void *work, const float *params,
     px_mlp_evaluate(m->impl, work, params, y, batch, loss_sum, correct);
 }
 
+/* ---- the pass on an executor (exec.h), for the GPU ----
+ * The CPU's own pass above fuses the bias and the ReLU into its loops and takes the loss in
+ * double from the logits; this one composes the layers of exec.h (linear, ReLU, softmax
+ * cross-entropy), so that it runs on any executor. On the CPU executor the two agree to
+ * rounding (tests/test_exec_models.c), not bit for bit: the CPU trainer keeps its own pass. */
+
+typedef struct {
+    px_nn_exec *x;
+    size_t B;
+    float *act[PX_MLP_MAX_LINEAR + 1]; /* act[l] = output of layer l (act[0] unused: the input) */
+    float *delta[2];                   /* backward scratch, B x the widest layer */
+    float *probs;
+    double *losses;
+} px__mlp_xwork;
+
+static void px__mlp_xwork_free(px_nn_exec *x, void *work)
+{
+    px__mlp_xwork *w = work;
+    if (!w) return;
+    for (size_t l = 0; l <= PX_MLP_MAX_LINEAR; l++)
+        x->ops->free(x, w->act[l]);
+    x->ops->free(x, w->delta[0]);
+    x->ops->free(x, w->delta[1]);
+    x->ops->free(x, w->probs);
+    x->ops->free(x, w->losses);
+    free(w);
+}
+
+static void *px__mlp_xwork_create(const px_model *m, px_nn_exec *x, size_t B)
+{
+    const px_mlp *mlp = m->impl;
+    px__mlp_xwork *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->x = x;
+    w->B = B;
+    size_t widest = 0, L = mlp->n_linear;
+    int ok = 1;
+    for (size_t l = 0; l <= L; l++) {
+        widest = mlp->dims[l] > widest ? mlp->dims[l] : widest;
+        if (l == 0) continue;
+        w->act[l] = x->ops->alloc(x, B * mlp->dims[l] * sizeof(float), "mlp activations");
+        ok &= w->act[l] != NULL;
+    }
+    for (int k = 0; k < 2; k++) {
+        w->delta[k] = x->ops->alloc(x, B * widest * sizeof(float), "mlp backward scratch");
+        ok &= w->delta[k] != NULL;
+    }
+    w->probs = x->ops->alloc(x, B * mlp->dims[L] * sizeof(float), "mlp probabilities");
+    w->losses = x->ops->alloc(x, B * sizeof(double), "mlp losses");
+    if (!ok || !w->probs || !w->losses) {
+        px__mlp_xwork_free(x, w);
+        return NULL;
+    }
+    return w;
+}
+
+static px_status px__mlp_xloss_grad(const px_model *model, px_nn_exec *x, void *work,
+                                    const float *params, const void *input,
+                                    const int32_t *targets, size_t B, const uint8_t *active,
+                                    const px_loss_terms *terms, float *grad, double *loss)
+{
+    const px_mlp *m = model->impl;
+    px__mlp_xwork *w = work;
+    if (w->x != x || B > w->B)
+        return px_error(PX_EINVAL, "mlp: a work area used on another executor or batch");
+    size_t L = m->n_linear, C = m->dims[L];
+    const float *a = input;
+    for (size_t l = 0; l < L; l++) {
+        size_t in = m->dims[l], out = m->dims[l + 1];
+        PX_X(x, linear_forward, w->act[l + 1], a, params + m->w_off[l], params + m->b_off[l], B,
+             in, out);
+        if (l + 1 < L) PX_X(x, relu_forward, w->act[l + 1], w->act[l + 1], B * out);
+        a = w->act[l + 1];
+    }
+    PX_X(x, ce_forward, w->probs, w->losses, w->act[L], targets, B, C);
+    PX_X(x, ce_backward, w->delta[0], w->probs, targets, B, C);
+    PX_X(x, ce_mean, w->losses, B, loss);
+    if (terms && terms->margin_lambda != 0.0f)
+        PX_X(x, margin_backward, w->delta[0], w->probs, B, C, terms->margin_lambda, loss);
+    PX_X(x, zero, grad, m->n_params * sizeof(float));
+    size_t lowest = 0; /* the backward pass goes down to the lowest active layer, no further */
+    while (active && lowest < L && !active[lowest])
+        lowest++;
+    int cur = 0;
+    for (size_t l = L; l-- > lowest;) {
+        size_t in = m->dims[l], out = m->dims[l + 1];
+        int on = !active || active[l];
+        float *dinp = l > lowest ? w->delta[1 - cur] : NULL;
+        if (dinp) PX_X(x, zero, dinp, B * in * sizeof(float));
+        PX_X(x, linear_backward, dinp, on ? grad + m->w_off[l] : NULL,
+             on ? grad + m->b_off[l] : NULL, w->delta[cur], l ? w->act[l] : (const float *)input,
+             params + m->w_off[l], B, in, out);
+        if (!dinp) break;
+        PX_X(x, relu_mask, dinp, w->act[l], B * in); /* through the ReLU of layer l - 1 */
+        cur = 1 - cur;
+    }
+    return PX_OK;
+}
+
 static double px__mlp_flops(const px_model *m)
 {
     return px_mlp_step_flops(m->impl, 1);
@@ -323,6 +423,9 @@ static const px_model_ops px__mlp_ops = {
     .tokens = NULL,
     .loss_grad = px__mlp_loss_grad,
     .evaluate = px__mlp_evaluate,
+    .xwork_create = px__mlp_xwork_create,
+    .xwork_free = px__mlp_xwork_free,
+    .xloss_grad = px__mlp_xloss_grad,
     .flops_per_sample = px__mlp_flops,
     .destroy = px__mlp_destroy,
 };

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "base/common.h"
+#include "runtime/nn/exec.h"
 
 typedef enum { PX_GROUP_INPUT = 0, PX_GROUP_MIDDLE = 1, PX_GROUP_HEAD = 2 } px_group_role;
 
@@ -78,6 +79,10 @@ typedef struct {
     float (*loss_grad)(const px_model *m, void *work, const float *params, const uint8_t *y,
                        size_t batch, const uint8_t *active, const px_loss_terms *terms,
                        float *grad);
+    /* Optional: the failure of the last loss_grad on this work area (PX_OK when none), recorded
+     * again as the calling thread's error. A pass that can fail (on a GPU: model_device.h)
+     * returns a NaN loss and keeps its cause for this; a CPU pass never fails. */
+    px_status (*work_failed)(void *work);
     /* Forward only: adds the batch's loss summed over every label to *loss_sum and its correct
      * top-1 predictions to *correct. */
     void (*evaluate)(const px_model *m, void *work, const float *params, const uint8_t *y,
@@ -86,6 +91,17 @@ typedef struct {
      * with random draws from the stream of `seed`, into out; returns how many. */
     size_t (*generate)(const px_model *m, void *work, const float *params, uint64_t seed,
                        int32_t start, size_t n, int32_t *out);
+    /* Optional: the same pass on an executor (exec.h), so that it runs on a GPU as well as on
+     * the CPU. A work area in the executor's memory; then loss_grad's contract with every
+     * array in that memory: `input` is batch x input_values floats, or token ids for a token
+     * model; `targets` batch x label_values class ids; `active` stays in host memory. The mean
+     * loss goes to *loss. On the CPU executor the result is loss_grad's, bit for bit. */
+    void *(*xwork_create)(const px_model *m, px_nn_exec *x, size_t batch_max);
+    void (*xwork_free)(px_nn_exec *x, void *work);
+    px_status (*xloss_grad)(const px_model *m, px_nn_exec *x, void *work, const float *params,
+                            const void *input, const int32_t *targets, size_t batch,
+                            const uint8_t *active, const px_loss_terms *terms, float *grad,
+                            double *loss);
     /* Multiply-adds of one forward + backward pass per example (for throughput figures). */
     double (*flops_per_sample)(const px_model *m);
     void (*destroy)(px_model *m);
