@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 
 #include "base/device.h"
+#include "runtime/nn/model_device.h"
 #include "comm/wire.h"
 #include "runtime/checkpoint.h"
 #include "runtime/npy.h"
@@ -56,24 +57,69 @@ static px_status px__check_mode(const px_config *cfg, int world)
 }
 
 /* cluster.device = CUDA: the machine must have a usable GPU (the config rules have already
- * refused it in a build without CUDA). A refusal is a config error (exit 2) with the runtime's
- * own reason, on every rank alike. */
+ * refused it in a build without CUDA), and what the GPU path does not do yet is refused here. A
+ * refusal is a config error (exit 2) with the runtime's own reason, on every rank alike. */
 static px_status px__check_device(const px_config *cfg)
 {
-    if (cfg->cluster->device != PHALANX__CLUSTER__DEVICE__CUDA) return PX_OK;
+    const Phalanx__Cluster *cl = cfg->cluster;
+    if (cl->device != PHALANX__CLUSTER__DEVICE__CUDA) return PX_OK;
     int n = 0;
     if (px_device_count(PX_DEVICE_CUDA, &n) < 0)
         return px_error_context(PX_EINVAL, "config: cluster.device = CUDA, but this machine "
                                            "cannot run it (set cluster.device = CPU)");
-    /* The kernels, the device abstraction and the NCCL transport are built, but the engine's
-     * step (server, workers, models) still holds its tensors in host memory: refuse rather
-     * than silently compute on the CPU. */
-    return px_error(PX_EINVAL,
-                    "config: cluster.device = CUDA: this machine has %d GPU(s), but this version "
-                    "trains on the CPU only (the CUDA kernels and the NCCL transport are built "
-                    "and tested by tests/gpu/run.sh; the engine does not use them yet); set "
-                    "cluster.device = CPU",
-                    n);
+    if (cl->transport == PHALANX__CLUSTER__TRANSPORT__NCCL)
+        return px_error(PX_EINVAL,
+                        "config: cluster.transport = NCCL: in this version the workers train on "
+                        "the GPU but their messages travel from host memory (MPI or shared "
+                        "memory); the NCCL transport is built and checked by tests/gpu/ but not "
+                        "in the step loop yet: set cluster.transport = AUTO or MPI");
+    if (cfg->federated->enabled &&
+        cfg->federated->objective == PHALANX__FEDERATED__OBJECTIVE__FEDLD &&
+        cfg->federated->margin_lambda != 0.0f)
+        return px_error(PX_EINVAL, "config: federated.margin_lambda = %g (FedLD's margin term) "
+                                   "has no GPU kernel; set cluster.device = CPU or "
+                                   "federated.margin_lambda = 0",
+                        (double)cfg->federated->margin_lambda);
+    return PX_OK;
+}
+
+/* The node-local rank the launcher gives this process (Open MPI's mpirun, Slurm's srun), 0 when
+ * none says: it picks the GPU, as NCCL's examples do. An environment variable, not a collective:
+ * this runs before the start-up agreement, where a rank that failed earlier would never join. */
+static int px__node_rank(void)
+{
+    const char *v = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    if (!v) v = getenv("SLURM_LOCALID");
+    int r = v ? atoi(v) : 0;
+    return r > 0 ? r : 0;
+}
+
+/* The workers' model on the device the config names: cluster.device = CUDA puts each worker's
+ * forward and backward pass on the GPU of this process's node-local rank (modulo the GPUs),
+ * through model_device.h; the server keeps its own model on the CPU. PX_DEVICE_BACKEND=cpu runs
+ * the same device path on the CPU backend (tests: it must not change a bit for CNN and GPT). */
+static px_status px__setup_device(px__run *R)
+{
+    const char *force = getenv("PX_DEVICE_BACKEND");
+    px_device_kind kind;
+    if (R->cfg->cluster->device == PHALANX__CLUSTER__DEVICE__CUDA)
+        kind = PX_DEVICE_CUDA;
+    else if (force && !strcmp(force, "cpu"))
+        kind = PX_DEVICE_CPU;
+    else
+        return PX_OK;
+    int n = 1, ordinal = 0;
+    if (kind == PX_DEVICE_CUDA) {
+        PX_CHECK(px_device_count(kind, &n));
+        ordinal = px__node_rank() % n;
+    }
+    px_model *m;
+    px_status st = px_model_on_device(&m, R->model, kind, ordinal);
+    if (st < 0)
+        return px_error_context(st == PX_ENOTSUP ? PX_EINVAL : st, "cluster.device = %s",
+                                px_device_kind_name(kind));
+    R->model = m;
+    return PX_OK;
 }
 
 /* The pool, the logical workers this process hosts, and BLAS threading. */
@@ -164,6 +210,7 @@ static px_status px__setup_data_and_transport(px__run *R)
     PX_CHECK(px__setup_partition(R));
     px_model_spec mspec = px_config_model_spec(cfg, &R->data);
     PX_CHECK(px_model_create(&R->model, kinds.model, &mspec));
+    if (!R->is_mpi || R->rank >= (int)R->shards) PX_CHECK(px__setup_device(R));
     PX_CHECK(px_config_codecs(cfg, &R->up_spec, &R->down_spec));
     size_t d = R->model->n_params;
     size_t payload_max = d * sizeof(float);

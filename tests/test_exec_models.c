@@ -214,6 +214,37 @@ static void test_missing_device_is_refused(void **state)
     px_model_destroy(base);
 }
 
+/* A pass that fails on the device gives a NaN loss and a NaN gradient (nothing from it can be
+ * taken for a gradient), and work_failed then reports the cause; the next good pass clears it. */
+static void test_failed_pass_is_reported(void **state)
+{
+    (void)state;
+    px_model_spec s = cnn_spec();
+    px_model *base, *dev;
+    assert_int_equal(px_model_create(&base, "cnn", &s), PX_OK);
+    assert_int_equal(px_model_on_device(&dev, base, PX_DEVICE_CPU, 0), PX_OK);
+    size_t d = dev->n_params;
+    float *p = malloc(d * sizeof(float)), *g = malloc(d * sizeof(float));
+    uint8_t y[3] = {0, 1, 2};
+    dev->ops->init(dev, p, 1);
+    void *w = dev->ops->work_create(dev, 2);
+    assert_non_null(w);
+    float loss = dev->ops->loss_grad(dev, w, p, y, 3, NULL, NULL, g); /* 3 > the area's 2 */
+    assert_true(isnan(loss));
+    for (size_t i = 0; i < d; i++)
+        assert_true(isnan(g[i]));
+    assert_int_equal(dev->ops->work_failed(w), PX_EINVAL);
+    assert_non_null(strstr(px_errmsg(), "the training step on cpu failed"));
+    assert_non_null(strstr(px_errmsg(), "a batch of 3 in a work area for 2"));
+    fill(dev, w, y, 2, 0);
+    loss = dev->ops->loss_grad(dev, w, p, y, 2, NULL, NULL, g);
+    assert_true(isfinite(loss));
+    assert_int_equal(dev->ops->work_failed(w), PX_OK);
+    dev->ops->work_free(w);
+    px_model_destroy(dev);
+    free(p), free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_gpt_bit_for_bit),
         cmocka_unit_test(test_mlp_two_formulations),
         cmocka_unit_test(test_missing_device_is_refused),
+        cmocka_unit_test(test_failed_pass_is_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# it_device_path.sh - the workers' device path (model_device.h: parameters and batch copied to a
+# device, the model's executor pass there, the gradient copied back) through the whole engine,
+# on the CPU backend of base/device.h (PX_DEVICE_BACKEND=cpu): the code cluster.device = CUDA
+# runs, minus the kernels.
+# Independent reasons: CNN and GPT compute their CPU step with the same executor pass, so the
+# final parameters must be the plain run's bit for bit, alone and under mpirun; the MLP's device
+# pass is a second formulation of its fused CPU pass (test_exec_models checks the two agree to
+# rounding), so the quickstart must reach the plain run's accuracy within a point.
+source "$(dirname "$0")/lib.sh"
+cd "$WORK"
+
+params_sha() { sha256sum "$1/$2/params.npy" | cut -d' ' -f1; }
+
+same_params() { # same_params NAME NP SETTINGS...: plain run vs device path, params bit for bit
+  local name=$1 np=$2
+  shift 2
+  local launch=()
+  ((np > 1)) && launch=(mpirun -np "$np")
+  "${launch[@]}" "$TRAINER" "$@" --set run.output_dir=plain "$EX/$name.pb" >plain_$name.log 2>&1 ||
+    fail "$name: the plain run failed: $(tail -5 plain_$name.log)"
+  PX_DEVICE_BACKEND=cpu "${launch[@]}" "$TRAINER" "$@" --set run.output_dir=dev "$EX/$name.pb" \
+    >dev_$name.log 2>&1 || fail "$name: the device-path run failed: $(tail -5 dev_$name.log)"
+  local a b
+  a=$(params_sha plain "$name")
+  b=$(params_sha dev "$name")
+  [ "$a" = "$b" ] || fail "$name (np $np): device path params $b differ from the plain run's $a"
+  echo "ok: $name (np $np): device path params bit-identical to the plain run's (${a:0:16})"
+}
+
+same_params cnn 1 --set schedule.steps=60
+same_params gpt_lisa 1 --set schedule.steps=30
+same_params gpt_full 3 --set schedule.steps=20
+
+# the MLP: another formulation of the same step, the same accuracy
+"$TRAINER" --set schedule.steps=600 --set run.output_dir=plain "$EX/tiny.pb" >plain_tiny.log 2>&1 ||
+  fail "tiny: the plain run failed"
+PX_DEVICE_BACKEND=cpu "$TRAINER" --set schedule.steps=600 --set run.output_dir=dev "$EX/tiny.pb" \
+  >dev_tiny.log 2>&1 || fail "tiny: the device-path run failed: $(tail -5 dev_tiny.log)"
+a=$(json_num plain/tiny/metrics.jsonl test_acc)
+b=$(json_num dev/tiny/metrics.jsonl test_acc)
+awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; exit !(d < 0.01 && d > -0.01) }' ||
+  fail "tiny: device path test_acc $b vs plain $a (more than a point apart)"
+ge "$b" 0.70 || fail "tiny: device path test_acc $b below 0.70"
+echo "ok: tiny (MLP): device path test_acc $b, plain $a"
