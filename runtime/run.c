@@ -466,6 +466,13 @@ static void px__announce(const px__run *R, const px_run_summary *sum)
             "%s\n",
             R->server.model->kind, R->server.d_all, R->data.train.count, R->data.test.count,
             sum->metrics_path);
+    px_device *dv = px_model_device(R->model);
+    if (dv)
+        fprintf(out, "phalanx: the workers' forward and backward passes run on %s\n",
+                px_device_name(dv));
+    else if (R->cfg->cluster->device == PHALANX__CLUSTER__DEVICE__CUDA)
+        fprintf(out, "phalanx: the workers' forward and backward passes run on the GPU of each "
+                     "worker rank's node-local rank\n");
     if (R->up_spec.format != PX_CODEC_FP32 || R->down_spec.format != PX_CODEC_FP32)
         fprintf(out, "phalanx: uplink %s (%.3f of the float32 bytes), downlink %s\n", R->uplink,
                 R->compression_ratio, R->downlink);

@@ -7,10 +7,15 @@
 #    aggregators and codecs against the CPU (codec wire bytes bit for bit), 50 SGD steps of the
 #    MLP composed from the layer kernels, CPU vs CUDA (loss curves within 1e-3), and the
 #    benchmark: samples/s of the GPU step and its share of the SGEMM peak measured in the run
-# 4. nccl_check under mpirun -np (GPUs, at most 4; needs 2): the NCCL uplink gather with host
+# 4. gpu_models: each model's whole training step (MLP, CNN, GPT) through the trainer's device
+#    path (model_device.h), CPU vs CUDA: the first gradient within 1e-4, 50 SGD steps' loss
+#    curves within 1e-3, the parameters after them within 1e-3; and the GPU step's samples/s
+#    against one CPU thread and as a share of the SGEMM rate measured in the run
+# 5. nccl_check under mpirun -np (GPUs, at most 4; needs 2): the NCCL uplink gather with host
 #    headers and a refusal, and the parameter broadcast
-# 5. the trainer with examples/quickstart_cuda.pb under mpirun: this version's engine trains on
-#    the CPU only, so the expected result is a clean refusal (exit 2) that says so
+# 6. the trainer: examples/quickstart_cuda.pb (300 steps) under mpirun -np 2 with the workers on
+#    the GPU, and the same config with cluster.device = CPU: both finish, and their test
+#    accuracies agree within 2 points
 # Prints a summary. Exit 0 when everything that ran passed, 1 when something failed, 77 when
 # this machine has no usable GPU (nothing was run: a skip, not a pass).
 set -uo pipefail
@@ -40,7 +45,7 @@ arch_flag=()
 [ -n "${CUDA_ARCHS:-}" ] && arch_flag=(-DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCHS")
 if cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPX_CUDA=ON -DPX_WERROR=OFF "${arch_flag[@]}" \
      >"$BUILD.configure.log" 2>&1 &&
-   cmake --build "$BUILD" -j "$(nproc)" --target trainer examples test_device gpu_check nccl_check \
+   cmake --build "$BUILD" -j "$(nproc)" --target trainer examples test_device gpu_check gpu_models nccl_check \
      >"$BUILD.build.log" 2>&1; then
   record build "ok ($(( $(date +%s) - START )) s)"
 else
@@ -65,23 +70,30 @@ run_step() { # run_step NAME TIMEOUT_S CMD...: records ok / FAILED (rc) / SKIPPE
 
 run_step test_device 60 "$BUILD/tests/test_device"
 run_step gpu_check 300 "$BUILD/tests/gpu_check"
+run_step gpu_models 300 "$BUILD/tests/gpu_models"
 if [ "$gpus" -ge 2 ]; then
   np=$((gpus < 4 ? gpus : 4))
   run_step "nccl_check_np$np" 120 mpirun -np "$np" "$BUILD/tests/nccl_check"
 else
   record nccl_check "SKIPPED (needs 2 GPUs: NCCL takes one GPU per rank; this machine has 1)"
 fi
-# the trainer on CUDA + NCCL: a refusal that names the reason is the expected result in this
-# version (the engine does not run its step on the device yet)
-np=$((gpus >= 2 ? (gpus < 8 ? gpus : 8) : 2))
-rc=0
-out=$(timeout -k 10 120 mpirun -np "$np" "$BUILD/trainer" --set schedule.steps=20 \
-  --set run.output_dir="$BUILD/runs" "$BUILD/examples/quickstart_cuda.pb" 2>&1) || rc=$?
-if [ "$rc" = 2 ] && grep -q "trains on the CPU only" <<<"$out"; then
-  record trainer_quickstart_cuda "refused as expected (exit 2: the engine trains on the CPU only)"
+# the trainer: the quickstart with its workers on the GPU, and on the CPU, same seed
+acc_of() { grep -o '"test_acc":[0-9.]*' "$1" | tail -1 | cut -d: -f2; }
+for dev in CUDA CPU; do
+  rc=0
+  timeout -k 10 240 mpirun -np 2 "$BUILD/trainer" --set schedule.steps=300 --set schedule.eval_every=100 \
+    --set cluster.device=$dev --set run.output_dir="$BUILD/runs_$dev" \
+    "$BUILD/examples/quickstart_cuda.pb" >"$BUILD/trainer_$dev.log" 2>&1 || rc=$?
+  tail -3 "$BUILD/trainer_$dev.log"
+  [ "$rc" = 0 ] || { tail -20 "$BUILD/trainer_$dev.log"; record "trainer_quickstart_$dev" "FAILED (exit $rc)"; }
+done
+a_gpu=$(acc_of "$BUILD/runs_CUDA/quickstart_cuda/metrics.jsonl" 2>/dev/null || true)
+a_cpu=$(acc_of "$BUILD/runs_CPU/quickstart_cuda/metrics.jsonl" 2>/dev/null || true)
+if [ -n "$a_gpu" ] && [ -n "$a_cpu" ] &&
+   awk -v a="$a_gpu" -v b="$a_cpu" 'BEGIN { d = a - b; exit !(d < 0.02 && d > -0.02) }'; then
+  record trainer_quickstart_cuda "ok (test_acc GPU workers $a_gpu, CPU workers $a_cpu)"
 else
-  echo "$out" | tail -20
-  record trainer_quickstart_cuda "UNEXPECTED (exit $rc; see above)"
+  record trainer_quickstart_cuda "FAILED (test_acc GPU workers '${a_gpu}', CPU workers '${a_cpu}')"
 fi
 
 echo
@@ -91,5 +103,5 @@ for i in "${!NAMES[@]}"; do
   printf '  %-26s %s\n' "${NAMES[$i]}" "${RESULTS[$i]}"
   case ${RESULTS[$i]} in FAILED* | UNEXPECTED*) fail=1 ;; esac
 done
-grep -h "^bench" "$BUILD/gpu_check.log" 2>/dev/null | sed 's/^/  /'
+grep -h "^bench" "$BUILD/gpu_check.log" "$BUILD/gpu_models.log" 2>/dev/null | sed 's/^/  /'
 exit $fail
