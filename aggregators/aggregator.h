@@ -291,6 +291,15 @@ size_t px_agg_shard_partial_len(const px_agg_shard *s, size_t n);
 px_status px_agg_shard_partial(px_agg_shard *s, const float *const *rows, size_t n,
                                double *partial);
 
+/* Whether this rule's partial holds a Gram matrix (the chain or the rule reads it). */
+int px_agg_shard_needs_gram(const px_agg_shard *s);
+
+/* Step 1 with the Gram matrix G of rows[0..n) (n x n, double, both triangles) formed elsewhere
+ * (on a GPU: runtime/server_device.c): the partial px_agg_shard_partial would write, from G.
+ * Without a Gram matrix in the partial, G is not read. */
+px_status px_agg_shard_partial_gram(px_agg_shard *s, const float *const *rows, size_t n,
+                                    const double *G, double *partial);
+
 /* Step 3: this shard's slice of the aggregate into out (d floats), from the same rows and the
  * sum of every shard's partial. w (may be NULL) gets n weights when the rule is a weighted sum
  * of its inputs (0 for a dropped input), else NaNs. The errors and the non-finite handling are

@@ -118,6 +118,24 @@ px_status px_agg_shard_partial(px_agg_shard *s, const float *const *rows, size_t
     return PX_OK;
 }
 
+int px_agg_shard_needs_gram(const px_agg_shard *s)
+{
+    return s->gram;
+}
+
+px_status px_agg_shard_partial_gram(px_agg_shard *s, const float *const *rows, size_t n,
+                                    const double *G, double *partial)
+{
+    if (!s->gram) return px_agg_shard_partial(s, rows, n, partial);
+    if (n > s->a->n_max)
+        return px_error(PX_EINVAL, "%s: %zu inputs, more than the %zu it was created for",
+                        s->a->rule->name, n, s->a->n_max);
+    memcpy(partial + n, G, n * n * sizeof(double));
+    for (size_t i = 0; i < n; i++) /* as px_agg_shard_partial: the diagonal proves a row finite */
+        partial[i] = isfinite(G[i * n + i]) ? 0.0 : !px__row_finite(rows[i], s->a->d);
+    return PX_OK;
+}
+
 /* The decision and this slice's output, for the kept inputs (f already lowered) */
 static px_status px__shard_apply(px_agg_shard *s, size_t n, size_t kept, uint64_t step,
                                  const double *sum, float *out)

@@ -15,6 +15,7 @@
 
 #include "base/device.h"
 #include "runtime/nn/model_device.h"
+#include "runtime/server_device.h"
 #include "comm/wire.h"
 #include "runtime/checkpoint.h"
 #include "runtime/npy.h"
@@ -94,31 +95,55 @@ static int px__node_rank(void)
     return r > 0 ? r : 0;
 }
 
-/* The workers' model on the device the config names: cluster.device = CUDA puts each worker's
- * forward and backward pass on the GPU of this process's node-local rank (modulo the GPUs),
- * through model_device.h; the server keeps its own model on the CPU. PX_DEVICE_BACKEND=cpu runs
- * the same device path on the CPU backend (tests: it must not change a bit for CNN and GPT). */
-static px_status px__setup_device(px__run *R)
+/* The device this process computes on, if any: cluster.device = CUDA gives the GPU of its
+ * node-local rank (modulo the GPUs); PX_DEVICE_BACKEND=cpu runs the device paths on the CPU
+ * backend (tests: it must not change a bit for CNN and GPT). 0 when the run is on the CPU. */
+static int px__run_device(const px__run *R, px_device_kind *kind, int *ordinal)
 {
     const char *force = getenv("PX_DEVICE_BACKEND");
-    px_device_kind kind;
-    if (R->cfg->cluster->device == PHALANX__CLUSTER__DEVICE__CUDA)
-        kind = PX_DEVICE_CUDA;
-    else if (force && !strcmp(force, "cpu"))
-        kind = PX_DEVICE_CPU;
-    else
-        return PX_OK;
-    int n = 1, ordinal = 0;
-    if (kind == PX_DEVICE_CUDA) {
-        PX_CHECK(px_device_count(kind, &n));
-        ordinal = px__node_rank() % n;
+    *ordinal = 0;
+    if (R->cfg->cluster->device == PHALANX__CLUSTER__DEVICE__CUDA) {
+        int n = 0;
+        if (px_device_count(PX_DEVICE_CUDA, &n) < 0 || n < 1) return 0; /* refused earlier */
+        *kind = PX_DEVICE_CUDA;
+        *ordinal = px__node_rank() % n;
+        return 1;
     }
+    *kind = PX_DEVICE_CPU;
+    return force && !strcmp(force, "cpu");
+}
+
+/* The workers' model on the run's device: each worker's forward and backward pass runs there,
+ * through model_device.h; the server keeps its own model on the CPU. */
+static px_status px__setup_device(px__run *R)
+{
+    px_device_kind kind;
+    int ordinal;
+    if (!px__run_device(R, &kind, &ordinal)) return PX_OK;
     px_model *m;
     px_status st = px_model_on_device(&m, R->model, kind, ordinal);
     if (st < 0)
         return px_error_context(st == PX_ENOTSUP ? PX_EINVAL : st, "cluster.device = %s",
                                 px_device_kind_name(kind));
     R->model = m;
+    return PX_OK;
+}
+
+/* The server's aggregation on the run's device where its rule reads a Gram matrix
+ * (server_device.h); elsewhere it stays on the CPU, and the announcement says why. */
+static px_status px__setup_server_device(px__run *R)
+{
+    px_device_kind kind;
+    int ordinal;
+    if (!px__run_device(R, &kind, &ordinal)) return PX_OK;
+    px_status st = px_server_use_device(&R->server, kind, ordinal, R->pool);
+    if (st == PX_ENOTSUP) {
+        snprintf(R->agg_where, sizeof R->agg_where, "the CPU (%s)", px_errmsg());
+        return PX_OK;
+    }
+    PX_CHECK(st);
+    snprintf(R->agg_where, sizeof R->agg_where, "%s (the Gram matrix; the n x n work on the CPU)",
+             px_server_device_name(&R->server));
     return PX_OK;
 }
 
@@ -284,6 +309,7 @@ static px_status px__setup_server(px__run *R, px_run_summary *sum)
     PX_CHECK(st);
     if (R->federated)
         PX_CHECK(px_server_federate(&R->server, &R->partition, cfg->federated->weighted));
+    PX_CHECK(px__setup_server_device(R));
     R->compression_ratio = (double)(PX_WIRE_HEADER_BYTES + R->server.up_payload_bytes) /
                            (double)(PX_WIRE_HEADER_BYTES + R->server.d * sizeof(float));
     px_codec_describe(&R->up_spec, R->uplink, sizeof R->uplink);
@@ -473,6 +499,7 @@ static void px__announce(const px__run *R, const px_run_summary *sum)
     else if (R->cfg->cluster->device == PHALANX__CLUSTER__DEVICE__CUDA)
         fprintf(out, "phalanx: the workers' forward and backward passes run on the GPU of each "
                      "worker rank's node-local rank\n");
+    if (R->agg_where[0]) fprintf(out, "phalanx: the server aggregates on %s\n", R->agg_where);
     if (R->up_spec.format != PX_CODEC_FP32 || R->down_spec.format != PX_CODEC_FP32)
         fprintf(out, "phalanx: uplink %s (%.3f of the float32 bytes), downlink %s\n", R->uplink,
                 R->compression_ratio, R->downlink);

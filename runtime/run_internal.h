@@ -64,6 +64,7 @@ typedef struct {
     uint64_t drops_seen, late_seen, nonfinite_seen; /* already put in an interval */
     double compression_ratio; /* uplink message bytes over those of a float32 message */
     char uplink[64], downlink[64];
+    char agg_where[320]; /* where the server aggregates, when the run has a device */
 } px__run;
 
 /* Set by SIGTERM and SIGUSR1 (the signal's number): checkpoint and stop at the next step. */

@@ -10,6 +10,7 @@
 
 #include "comm/transport.h"
 #include "runtime/npy.h"
+#include "runtime/server_device.h"
 
 #define PX__DROP_LOG_LIMIT 20 /* log the first drops in full, then only count them */
 #define PX__WARN_LIMIT     20 /* the same for the other per-step warnings */
@@ -218,6 +219,7 @@ void px_server_free(px_server *s)
     px_free(s->agg_acc);
     px_free(s->compact);
     px_agg_destroy(s->agg);
+    px_server_device_free(s);
     px_agg_shard_destroy(s->sagg);
     if (s->slice) { /* the view's masks are the shard's own */
         free(s->lmask);
@@ -532,21 +534,28 @@ static int px__weighted_mean(px_server *s, px_step_result *r)
 }
 
 /* A shard's aggregation: its partial, every shard's summed in shard order (the same sum, bit
- * for bit, on every shard), then its slice of the aggregate. A shard that does not answer ends
+ * for bit, on every shard), then its slice of the aggregate. One server whose Gram matrix a
+ * device forms (server_device.h) runs it as the only shard. A shard that does not answer ends
  * the run; a rule that refuses the inputs skips the step on every shard alike. */
 static px_status px__aggregate_sharded(px_server *s, size_t k, px_step_result *r, int *ok)
 {
     *ok = 0;
     double t0 = px_now_ms();
     size_t len = px_agg_shard_partial_len(s->sagg, k);
-    PX_CHECK(px_agg_shard_partial(s->sagg, s->present, k, s->partial));
-    PX_CHECK(px_shard_allgather(s->link, s->partial, len * sizeof(double), s->partial_all,
-                                px_now_ms() + s->cfg->cluster->timeout_ms,
-                                "the aggregator's partials"));
-    double *sum = s->partial_all; /* shard 0's, then each next shard's added in place */
-    for (size_t sh = 1; sh < s->shards; sh++)
-        for (size_t i = 0; i < len; i++)
-            sum[i] += s->partial_all[sh * len + i];
+    if (s->sdev)
+        PX_CHECK(px_server_device_partial(s, k, s->partial));
+    else
+        PX_CHECK(px_agg_shard_partial(s->sagg, s->present, k, s->partial));
+    double *sum = s->partial; /* one server (its rule on a device): its own partial */
+    if (s->slice) {
+        PX_CHECK(px_shard_allgather(s->link, s->partial, len * sizeof(double), s->partial_all,
+                                    px_now_ms() + s->cfg->cluster->timeout_ms,
+                                    "the aggregator's partials"));
+        sum = s->partial_all; /* shard 0's, then each next shard's added in place */
+        for (size_t sh = 1; sh < s->shards; sh++)
+            for (size_t i = 0; i < len; i++)
+                sum[i] += s->partial_all[sh * len + i];
+    }
     px_agg_report rep = {0};
     px_status st =
         px_agg_shard_finish(s->sagg, s->present, k, s->step, sum, s->agg_out, s->weights, &rep);

@@ -114,6 +114,9 @@ typedef struct {
     size_t agree_len;
     double *weights;   /* the rule's weights of the last aggregation (NaN: not a weighted sum) */
     uint64_t decision; /* a hash of the last step's decision, compared among the shards */
+    /* cluster.device = CUDA: the Gram matrix formed on the GPU, the rule's sharded form (sagg,
+     * over one shard when there is one server) deciding from it (server_device.h) */
+    struct px_server_device *sdev;
 } px_server;
 
 /* Where a shard of a sharded server stands (px_server_create_shard). */

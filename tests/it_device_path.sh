@@ -7,6 +7,11 @@
 # final parameters must be the plain run's bit for bit, alone and under mpirun; the MLP's device
 # pass is a second formulation of its fused CPU pass (test_exec_models checks the two agree to
 # rounding), so the quickstart must reach the plain run's accuracy within a point.
+# The server's side (server_device.h): the Gram matrix formed over device memory by another
+# formulation (double loops) and handed to the rule's sharded form: Krum outputs one input
+# verbatim, so its run is the plain run's bit for bit; FA's weights move by rounding only (within
+# a point of accuracy); a coordinate-wise rule and a rule without a sharded form stay on the CPU
+# and the trainer says so.
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 
@@ -43,3 +48,28 @@ awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; exit !(d < 0.01 && d > -0.01) }' ||
   fail "tiny: device path test_acc $b vs plain $a (more than a point apart)"
 ge "$b" 0.70 || fail "tiny: device path test_acc $b below 0.70"
 echo "ok: tiny (MLP): device path test_acc $b, plain $a"
+
+# the server's Gram matrix on the device path
+same_params cnn 1 --set schedule.steps=60 --set aggregator.rule=krum
+grep -q "the server aggregates on cpu (the Gram matrix" dev_cnn.log ||
+  fail "krum: the trainer does not say the server's Gram matrix is on the device: $(grep '^phalanx' dev_cnn.log)"
+same_params cnn 3 --set schedule.steps=40 --set aggregator.rule=multi_krum
+for rule in median bulyan; do
+  PX_DEVICE_BACKEND=cpu "$TRAINER" --set schedule.steps=5 --set aggregator.rule=$rule --set aggregator.f=1 \
+    --set run.output_dir=dev "$EX/cnn.pb" >dev_$rule.log 2>&1 || fail "$rule: $(tail -5 dev_$rule.log)"
+  grep "the server aggregates on the CPU (" dev_$rule.log | grep -q "$rule" ||
+    fail "$rule: the trainer does not say the server aggregates on the CPU and why: $(grep '^phalanx' dev_$rule.log)"
+  echo "ok: $rule: $(grep 'the server aggregates' dev_$rule.log)"
+done
+for mode in plain dev; do
+  backend=
+  [ $mode = dev ] && backend=cpu
+  PX_DEVICE_BACKEND=$backend "$TRAINER" --set schedule.steps=60 --set aggregator.rule=flag \
+    --set run.output_dir=$mode "$EX/cnn.pb" >${mode}_flag.log 2>&1 ||
+    fail "flag ($mode): $(tail -5 ${mode}_flag.log)"
+done
+a=$(json_num plain/cnn/metrics.jsonl test_acc)
+b=$(json_num dev/cnn/metrics.jsonl test_acc)
+awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; exit !(d < 0.01 && d > -0.01) }' ||
+  fail "flag: the Gram matrix on the device path gives test_acc $b vs the plain run's $a"
+echo "ok: flag (FA): Gram matrix on the device path test_acc $b, plain $a"
