@@ -71,13 +71,7 @@ static px_status px__sd_gram(px_server_device *sd, size_t n)
     size_t d = sd->d;
     double *G = sd->G;
 #ifdef PX_HAVE_CUDA
-    if (sd->agg) {
-        PX_CHECK(px_agg_gram_cuda(sd->agg, sd->X, d, n, d, G));
-        for (size_t i = 0; i < n; i++) /* both triangles, whatever the pass wrote */
-            for (size_t j = 0; j < i; j++)
-                G[i * n + j] = G[j * n + i];
-        return PX_OK;
-    }
+    if (sd->agg) return px_agg_gram_cuda(sd->agg, sd->X, d, n, d, G); /* both triangles */
 #endif
     PX_CHECK(px_stream_sync(sd->stream));
     for (size_t i = 0; i < n; i++)
