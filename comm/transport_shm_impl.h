@@ -1,4 +1,5 @@
-/* transport_shm_impl.h - the shared-memory transport's layout and state (transport_shm.c),
+/* transport_shm_impl.h - the shared-memory transport's layout and state (transport_shm.c,
+ * transport_shm_setup.c),
  * shared with its white-box test (tests/test_shm.c), which plays hostile ranks by writing their
  * slots' control words directly. Not for use elsewhere. */
 #ifndef PX_TRANSPORT_SHM_IMPL_H
@@ -86,5 +87,16 @@ typedef struct {
 #define PX__ACK(m, r)  ((px__word *)((unsigned char *)(m)->ack + PX__LINE * (size_t)(r)))
 #define PX__DONE(m, i) ((px__word *)((unsigned char *)(m)->done + PX__LINE * (size_t)(i)))
 
+
+/* Slots of worker rank r's segment: one per logical worker it hosts, and a spare. */
+static inline size_t px__up_slots(const px__shm *m, int r)
+{
+    return m->slot_first[r + 1] - m->slot_first[r];
+}
+
+/* transport_shm.c: the message-passing operations; transport_shm_setup.c: the rest. */
+void px__shm_bind_ops(px_transport *t);
+void px__shm_wait_word(px__word *w, uint32_t seen, double deadline_ms);
+void px__shm_ring(px__word *w);
 
 #endif
