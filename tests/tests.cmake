@@ -37,7 +37,7 @@ px_unit_test(test_mlp px_nn)
 px_unit_test(test_model px_nn)
 px_unit_test(test_exec_models px_nn)
 px_unit_test(test_optimizer px_nn)
-foreach(t test_config test_dataset test_lisa test_npy test_server test_state)
+foreach(t test_config test_config_agg test_dataset test_lisa test_npy test_server test_state)
   px_unit_test(${t} px_runtime)
 endforeach()
 
