@@ -43,7 +43,7 @@ freeze() {
 
 freeze int8_down 3000 --set compression.downlink=INT8 --set cluster.transport=MPI
 freeze int8_down_shm 3000 --set compression.downlink=INT8 --set cluster.transport=SHM
-freeze lisa_down 1500 --set model.kind=GPT --set model.blocks=4 --set model.width=16 \
+freeze lisa_down 6000 --set model.kind=GPT --set model.blocks=4 --set model.width=16 \
   --set model.heads=2 --set model.context=16 --set data.dataset=FORTUNES --set data.path= \
   --set data.batch_size=4 --set data.test_limit=16 --set optimizer.kind=ADAMW \
   --set optimizer.lr=0.003 --set lisa.enabled=true --set lisa.gamma=1 --set lisa.period=10
