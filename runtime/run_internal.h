@@ -76,6 +76,13 @@ px_status px__server_loop(px__run *R, px_run_summary *sum);
 /* The worker ranks' loop: parameters in, updates out, until the server says stop. */
 px_status px__worker_loop(px__run *R);
 
+/* run_device.c: a device run's config checks (every rank alike, exit 2 when refused); the
+ * workers' model on the run's device (ranks that host workers); the server's Gram matrix there
+ * (R->agg_where says where the server aggregates, and why). */
+px_status px__check_device(const px_config *cfg);
+px_status px__setup_device(px__run *R);
+px_status px__setup_server_device(px__run *R);
+
 /* The directory of the state saved after `step` steps. */
 void px__state_dir(const px_config *cfg, uint32_t step, char *dir, size_t cap);
 
