@@ -177,7 +177,7 @@ job_field() {
 # wait_job ID DEADLINE_S: waits until the job has ended (bounded), lets a requeued job start at
 # once instead of after Slurm's requeue delay, and prints its final state
 wait_job() {
-  local id=$1 end=$((SECONDS + $2)) st reason
+  local id=$1 end=$((SECONDS + $2)) st reason gone_at=
   while ((SECONDS < end)); do
     st=$(job_field "$id" JobState)
     case $st in
@@ -188,11 +188,17 @@ wait_job() {
       PENDING)
         # Slurm holds a requeued batch job for about two minutes; start it now, but only once
         # the first run's step daemons are gone: a step that starts while the old step of the
-        # same id still holds its sockets in the spool fails to launch.
+        # same id still holds its sockets in the spool fails to launch. And not within the
+        # same second as the first run's end: slurmd revokes a killed job's credential with a
+        # time in whole seconds and refuses a new one made in that second ("Job credential
+        # revoked", the job then ends FAILED): wait 3 s after the spool is clear.
         reason=$(job_field "$id" Reason)
         if [ "$reason" = BeginTime ] && ! compgen -G "$S/spool/*_$id.*" >/dev/null &&
           ! compgen -G "$S/spool/*pmix.$id.*" >/dev/null; then
-          timeout 10 scontrol update JobId="$id" StartTime=now >/dev/null 2>&1 || true
+          [ -n "$gone_at" ] || gone_at=$SECONDS
+          if ((SECONDS >= gone_at + 3)); then
+            timeout 10 scontrol update JobId="$id" StartTime=now >/dev/null 2>&1 || true
+          fi
         fi
         ;;
     esac
