@@ -291,6 +291,11 @@ size_t px_agg_shard_partial_len(const px_agg_shard *s, size_t n);
 px_status px_agg_shard_partial(px_agg_shard *s, const float *const *rows, size_t n,
                                double *partial);
 
+/* PX_OK with the rule (median, trimmed_mean, meamed: a px_cw_rule of coord_math.h) and its f
+ * when this shard's rule is coordinate-wise without a chain: its output is then px_cw_coordinate
+ * of every coordinate of the kept inputs, which a device may compute; PX_ENOTSUP otherwise. */
+px_status px_agg_shard_coordwise(const px_agg_shard *s, int *rule, size_t *f);
+
 /* Whether this rule's partial holds a Gram matrix (the chain or the rule reads it). */
 int px_agg_shard_needs_gram(const px_agg_shard *s);
 

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 
+#include "aggregators/coord_math.h"
 #include "base/status.h"
 
 #ifdef __cplusplus
@@ -25,11 +26,6 @@ extern "C" {
 
 typedef struct px_agg_cuda px_agg_cuda;
 
-typedef enum {
-    PX_CW_MEDIAN = 0,
-    PX_CW_TRIMMED_MEAN = 1, /* drops the f smallest and f largest */
-    PX_CW_MEAMED = 2,       /* mean of the n - f values closest to the median */
-} px_cw_rule;
 
 /* A context on `stream` (cudaStream_t, NULL = default) for up to n_max gradients: the cuBLAS
  * handle and the Gram pass's scratch (n_max x chunk doubles, and n_max^2 doubles), allocated

@@ -22,6 +22,13 @@
 /* The most values per coordinate a GPU thread sorts in registers and local memory. */
 #define PX_CW_MAX_N 64
 
+/* The coordinate-wise rules, as px_cw_coordinate and the kernels name them. */
+typedef enum {
+    PX_CW_MEDIAN = 0,
+    PX_CW_TRIMMED_MEAN = 1, /* drops the f smallest and f largest */
+    PX_CW_MEAMED = 2,       /* mean of the n - f values closest to the median */
+} px_cw_rule;
+
 /* Median of two middle values: halves first, because a + b overflows for finite values near
  * FLT_MAX while a/2 + b/2 cannot (and is the same float as (a + b)/2 whenever that is finite and
  * normal). */
@@ -92,6 +99,22 @@ PX_HD static inline void px_cw_sort(float *v, size_t n)
             v[i] = a < b ? a : b;
             v[i + 1] = a < b ? b : a;
         }
+}
+
+/* Coordinate j of `rule` over the n rows of X (row i at X + i * ld; 1 <= n <= PX_CW_MAX_N,
+ * finite values, n >= 2f + 1 for the trimmed mean and MeaMed): what one GPU thread computes
+ * (aggregators/coordwise_cuda.cu), and what the server's device path computes on the CPU
+ * backend (runtime/server_device.c). */
+PX_HD static inline float px_cw_coordinate(px_cw_rule rule, const float *X, size_t ld, size_t n,
+                                           size_t j, size_t f)
+{
+    float v[PX_CW_MAX_N];
+    for (size_t i = 0; i < n; i++)
+        v[i] = X[i * ld + j];
+    px_cw_sort(v, n);
+    return rule == PX_CW_MEDIAN         ? px_cw_median(v, 1, n)
+           : rule == PX_CW_TRIMMED_MEAN ? px_cw_trimmed_mean(v, 1, n, f)
+                                        : px_cw_mean_near_median(v, 1, n, n - f);
 }
 
 #endif

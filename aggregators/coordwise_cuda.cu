@@ -42,15 +42,8 @@ __global__ static void px__k_coordwise(int rule, const float *X, size_t ld, size
                                        size_t f, float *out)
 {
     for (size_t j = (size_t)blockIdx.x * blockDim.x + threadIdx.x; j < d;
-         j += (size_t)gridDim.x * blockDim.x) {
-        float v[PX_CW_MAX_N];
-        for (size_t i = 0; i < n; i++)
-            v[i] = X[i * ld + j];
-        px_cw_sort(v, n);
-        out[j] = rule == PX_CW_MEDIAN         ? px_cw_median(v, 1, n)
-                 : rule == PX_CW_TRIMMED_MEAN ? px_cw_trimmed_mean(v, 1, n, f)
-                                              : px_cw_mean_near_median(v, 1, n, n - f);
-    }
+         j += (size_t)gridDim.x * blockDim.x)
+        out[j] = px_cw_coordinate((px_cw_rule)rule, X, ld, n, j, f);
 }
 
 extern "C" px_status px_agg_coordwise_cuda(px_agg_cuda *c, px_cw_rule rule, const float *X,

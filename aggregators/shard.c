@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coord_math.h"
 #include "internal.h"
 
 struct px_agg_shard {
@@ -115,6 +116,23 @@ px_status px_agg_shard_partial(px_agg_shard *s, const float *const *rows, size_t
         for (size_t i = 0; i < n; i++)
             partial[i] = !px__row_finite(rows[i], d);
     }
+    return PX_OK;
+}
+
+px_status px_agg_shard_coordwise(const px_agg_shard *s, int *rule, size_t *f)
+{
+    const char *name = s->a->rule->name;
+    if (!s->a->rule->coordinatewise || s->a->params.n_pre)
+        return px_error(PX_ENOTSUP, "%s is not a coordinate-wise rule without a chain", name);
+    if (strcmp(name, "median") == 0)
+        *rule = PX_CW_MEDIAN;
+    else if (strcmp(name, "trimmed_mean") == 0)
+        *rule = PX_CW_TRIMMED_MEAN;
+    else if (strcmp(name, "meamed") == 0)
+        *rule = PX_CW_MEAMED;
+    else
+        return px_error(PX_ENOTSUP, "%s has no per-coordinate function", name);
+    *f = s->a->params.f;
     return PX_OK;
 }
 

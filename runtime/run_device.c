@@ -95,7 +95,9 @@ px_status px__setup_server_device(px__run *R)
         return PX_OK;
     }
     PX_CHECK(st);
-    snprintf(R->agg_where, sizeof R->agg_where, "%s (the Gram matrix; the n x n work on the CPU)",
-             px_server_device_name(&R->server));
+    snprintf(R->agg_where, sizeof R->agg_where, "%s (%s)", px_server_device_name(&R->server),
+             px_server_device_coordwise(&R->server)
+                 ? "the coordinate-wise rule; a step with an input to drop on the CPU"
+                 : "the Gram matrix; the n x n work on the CPU");
     return PX_OK;
 }

@@ -557,8 +557,12 @@ static px_status px__aggregate_sharded(px_server *s, size_t k, px_step_result *r
                 sum[i] += s->partial_all[sh * len + i];
     }
     px_agg_report rep = {0};
-    px_status st =
-        px_agg_shard_finish(s->sagg, s->present, k, s->step, sum, s->agg_out, s->weights, &rep);
+    int done = 0; /* a device's failure ends the run; a rule's refusal below skips the step */
+    if (s->sdev) PX_CHECK(px_server_device_finish(s, k, sum, &done));
+    px_status st = PX_OK;
+    if (!done)
+        st = px_agg_shard_finish(s->sagg, s->present, k, s->step, sum, s->agg_out, s->weights,
+                                 &rep);
     r->agg_ms = px_now_ms() - t0;
     /* the decision every shard must have taken alike: the inputs' weights (Krum's choice,
      * Multi-Krum's set, FA's and geomed's weights; NaN for a coordinate-wise rule), the

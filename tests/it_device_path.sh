@@ -10,8 +10,8 @@
 # The server's side (server_device.h): the Gram matrix formed over device memory by another
 # formulation (double loops) and handed to the rule's sharded form: Krum outputs one input
 # verbatim, so its run is the plain run's bit for bit; FA's weights move by rounding only (within
-# a point of accuracy); a coordinate-wise rule and a rule without a sharded form stay on the CPU
-# and the trainer says so.
+# a point of accuracy); the coordinate-wise rules (below) give the plain run's params; a rule
+# without a sharded form stays on the CPU and the trainer says so.
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 
@@ -30,7 +30,7 @@ same_params() { # same_params NAME NP SETTINGS...: plain run vs device path, par
   a=$(params_sha plain "$name")
   b=$(params_sha dev "$name")
   [ "$a" = "$b" ] || fail "$name (np $np): device path params $b differ from the plain run's $a"
-  echo "ok: $name (np $np): device path params bit-identical to the plain run's (${a:0:16})"
+  echo "ok: $name (np $np, $*): device path params bit-identical to the plain run's (${a:0:16})"
 }
 
 same_params cnn 1 --set schedule.steps=60
@@ -54,7 +54,19 @@ same_params cnn 1 --set schedule.steps=60 --set aggregator.rule=krum
 grep -q "the server aggregates on cpu (the Gram matrix" dev_cnn.log ||
   fail "krum: the trainer does not say the server's Gram matrix is on the device: $(grep '^phalanx' dev_cnn.log)"
 same_params cnn 3 --set schedule.steps=40 --set aggregator.rule=multi_krum
-for rule in median bulyan; do
+# coordinate-wise rules: the device path computes each coordinate with px_cw_coordinate, the
+# function the CPU rules are checked against bit for bit (test_coord_math): the same params; a
+# step with NaN inputs goes to the CPU path (it drops them and lowers f), the same params again
+same_params cnn 1 --set schedule.steps=40 --set aggregator.rule=median
+grep -q "the server aggregates on cpu (the coordinate-wise rule" dev_cnn.log ||
+  fail "median: the trainer does not say the device computes it: $(grep '^phalanx' dev_cnn.log)"
+same_params cnn 1 --set schedule.steps=40 --set aggregator.rule=trimmed_mean --set aggregator.f=2
+same_params cnn 3 --set schedule.steps=40 --set aggregator.rule=meamed --set aggregator.f=2
+same_params cnn 1 --set schedule.steps=40 --set aggregator.rule=median --set byzantine.count=2 \
+  --set byzantine.attack=NAN
+# a sharded server: each shard's device computes its slice, from the flags summed over shards
+same_params cnn 4 --set schedule.steps=30 --set cluster.server_shards=2 --set aggregator.rule=median
+for rule in bulyan cclip; do
   PX_DEVICE_BACKEND=cpu "$TRAINER" --set schedule.steps=5 --set aggregator.rule=$rule --set aggregator.f=1 \
     --set run.output_dir=dev "$EX/cnn.pb" >dev_$rule.log 2>&1 || fail "$rule: $(tail -5 dev_$rule.log)"
   grep "the server aggregates on the CPU (" dev_$rule.log | grep -q "$rule" ||
