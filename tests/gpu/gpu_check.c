@@ -1,6 +1,6 @@
-/* gpu_check.c - every device kernel against its CPU twin, a composed training step CPU vs
- * CUDA, and a benchmark, on the first GPU. Run by tests/gpu/run.sh (and by ctest as gpu_check,
- * which reports a skip without a GPU).
+/* gpu_check.c - every device kernel against its CPU twin, on the first GPU (each model's whole
+ * training step and the benchmark are tests/gpu/gpu_models.c's). Run by tests/gpu/run.sh (and by
+ * ctest as gpu_check, which reports a skip without a GPU).
  *
  * Each check draws seeded inputs, runs the CPU reference (runtime/nn/layers.c,
  * optimizer_math.h through px_sgd/AdamW's own loops, the aggregator rules, the CPU codec) and
@@ -13,7 +13,6 @@
  * Exit status: 0 every check passed, 1 a check failed (each printed), 77 no usable GPU here
  * (ctest's skip: nothing was verified).
  */
-#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <math.h>
 #include <stdio.h>
@@ -436,211 +435,6 @@ static void check_codecs(void)
     free(x), free(back);
 }
 
-/* ---- a composed training step: the 784-256-256-10 MLP with SGD, CPU vs CUDA -------------------- */
-
-static const size_t dims[4] = {784, 256, 256, 10};
-
-typedef struct {
-    float *flat, *dflat, *v;       /* parameters, gradients, momentum (flat) */
-    float *w[3], *b[3], *dw[3], *db[3];
-    float *h[3];                   /* relu outputs (in place), then the logits */
-    float *da[2], *dz[2], *dlogits, *probs;
-} mlp_bufs;
-
-static size_t mlp_params(void)
-{
-    size_t p = 0;
-    for (int l = 0; l < 3; l++)
-        p += dims[l + 1] * dims[l] + dims[l + 1];
-    return p;
-}
-
-static void mlp_alloc(mlp_bufs *m, int gpu, const float *init, size_t B)
-{
-    size_t P = mlp_params();
-#define MLP_NEW(n) (gpu ? (float *)d_new((n) * 4) : h_new(n))
-    m->flat = gpu ? d_floats(init, P) : h_new(P);
-    if (!gpu) memcpy(m->flat, init, P * 4);
-    m->dflat = MLP_NEW(P);
-    m->v = MLP_NEW(P);
-    size_t off = 0;
-    for (int l = 0; l < 3; l++) {
-        m->w[l] = m->flat + off, m->dw[l] = m->dflat + off;
-        off += dims[l + 1] * dims[l];
-        m->b[l] = m->flat + off, m->db[l] = m->dflat + off;
-        off += dims[l + 1];
-        m->h[l] = MLP_NEW(B * dims[l + 1]);
-    }
-    for (int l = 0; l < 2; l++) {
-        m->da[l] = MLP_NEW(B * dims[l + 1]);
-        m->dz[l] = MLP_NEW(B * dims[l + 1]);
-    }
-    m->dlogits = MLP_NEW(B * 10);
-    m->probs = MLP_NEW(B * 10);
-#undef MLP_NEW
-}
-
-/* One SGD step (lr 0.05, momentum 0.9) on a batch; the same calls on the CPU and the GPU.
- * Returns the batch loss (the GPU's read back from the per-row losses). */
-static double mlp_step(int gpu, mlp_bufs *m, const float *x, const int32_t *y, size_t B,
-                       double *glosses, px_sgd *sgd)
-{
-    size_t P = mlp_params();
-    const float *in = x;
-    for (int l = 0; l < 3; l++) {
-        if (gpu)
-            OK(px_linear_forward_cuda(nn, m->h[l], in, m->w[l], m->b[l], B, dims[l], dims[l + 1]));
-        else
-            px_linear_forward(m->h[l], in, m->w[l], m->b[l], B, dims[l], dims[l + 1]);
-        if (l < 2) {
-            if (gpu)
-                OK(px_relu_forward_cuda(nn, m->h[l], m->h[l], B * dims[l + 1]));
-            else
-                px_relu_forward(m->h[l], m->h[l], B * dims[l + 1]);
-        }
-        in = m->h[l];
-    }
-    double loss = 0;
-    if (!gpu) {
-        loss = px_crossentropy_forward(m->probs, m->h[2], y, B, 10);
-        px_crossentropy_backward(m->dlogits, m->probs, y, B, 10);
-        memset(m->dflat, 0, P * 4);
-    } else {
-        OK(px_crossentropy_forward_cuda(nn, m->probs, glosses, m->h[2], y, B, 10));
-        OK(px_crossentropy_backward_cuda(nn, m->dlogits, m->probs, y, B, 10));
-        OK(px_device_zero(dev, m->dflat, P * 4, NULL));
-    }
-    const float *dout = m->dlogits;
-    for (int l = 2; l >= 0; l--) {
-        const float *lin = l ? m->h[l - 1] : x;
-        float *dinp = l ? m->da[l - 1] : NULL;
-        size_t nin = l ? B * dims[l] : 0;
-        if (gpu) {
-            if (dinp) OK(px_device_zero(dev, dinp, nin * 4, NULL));
-            OK(px_linear_backward_cuda(nn, dinp, m->dw[l], m->db[l], dout, lin, m->w[l], B,
-                                       dims[l], dims[l + 1]));
-            if (dinp) {
-                OK(px_device_zero(dev, m->dz[l - 1], nin * 4, NULL));
-                OK(px_relu_backward_cuda(nn, m->dz[l - 1], dinp, m->h[l - 1], nin));
-            }
-        } else {
-            if (dinp) memset(dinp, 0, nin * 4);
-            px_linear_backward(dinp, m->dw[l], m->db[l], dout, lin, m->w[l], B, dims[l],
-                               dims[l + 1]);
-            if (dinp) {
-                memset(m->dz[l - 1], 0, nin * 4);
-                px_relu_backward(m->dz[l - 1], dinp, m->h[l - 1], nin);
-            }
-        }
-        if (l) dout = m->dz[l - 1];
-    }
-    if (!gpu) {
-        px_sgd_step(sgd, m->flat, m->dflat, 0.05f);
-        return loss;
-    }
-    OK(px_sgd_step_cuda(nn, m->flat, m->dflat, m->v, P, 0.05f, 0.9f, 0.0f, 0));
-    if (!glosses) return 0.0;
-    double *ls = calloc(B, 8);
-    to_host(ls, glosses, B * 8);
-    for (size_t i = 0; i < B; i++)
-        loss += ls[i];
-    free(ls);
-    return loss / (double)B;
-}
-
-/* 50 steps on the same seeded batches (a fixed random "data set" of 4096 examples whose label
- * is a function of the input, so the loss falls): the loss curves must agree within 1e-3
- * relative at every step (fp32 summation orders differ; the curves drift apart slowly). Then
- * the GPU's samples/s at batch 1024 and its share of the measured SGEMM peak. */
-static double sgemm_peak_tflops(void);
-
-static void check_mlp_training(void)
-{
-    size_t B = 64, M = 4096, P = mlp_params();
-    float *data = h_new(M * 784), *init = h_new(P);
-    int32_t *labels = calloc(M, 4);
-    h_normal(data, M * 784, 26, 1.0f);
-    for (size_t i = 0; i < M; i++) { /* label = the argmax of 10 fixed input pixels */
-        size_t best = 0;
-        for (size_t k = 1; k < 10; k++)
-            if (data[i * 784 + k * 70] > data[i * 784 + best * 70]) best = k;
-        labels[i] = (int32_t)best;
-    }
-    h_normal(init, P, 27, 0.05f);
-    mlp_bufs cpu, gpu;
-    mlp_alloc(&cpu, 0, init, B);
-    mlp_alloc(&gpu, 1, init, B);
-    px_sgd sgd;
-    OK(px_sgd_create(&sgd, P, 0.9f, 0.0f, 0));
-    float *gdata = d_floats(data, M * 784);
-    int32_t *glabels = d_from(labels, M * 4);
-    double *glosses = d_new(B * 8), worst = 0, first = 0, last_cpu = 0, last_gpu = 0;
-    for (int s = 0; s < 50; s++) {
-        size_t off = (size_t)s * B % M;
-        double lc = mlp_step(0, &cpu, data + off * 784, labels + off, B, NULL, &sgd);
-        double lg = mlp_step(1, &gpu, gdata + off * 784, glabels + off, B, glosses, NULL);
-        worst = fmax(worst, fabs(lg - lc) / fabs(lc));
-        if (s == 0) first = lc;
-        last_cpu = lc, last_gpu = lg;
-    }
-    char msg[160];
-    snprintf(msg, sizeof msg, "loss %.4f -> cpu %.4f gpu %.4f; worst rel. diff %.2e (limit 1e-3)",
-             first, last_cpu, last_gpu, worst);
-    verdict("mlp 50 SGD steps cpu vs cuda", worst <= 1e-3 && last_cpu < first, msg);
-    compare("mlp parameters after 50 steps", cpu.flat, gpu.flat, P, 1e-3);
-
-    /* throughput at batch 1024 (no loss read back: what a worker's step costs) */
-    size_t BB = 1024;
-    mlp_bufs big;
-    mlp_alloc(&big, 1, init, BB);
-    px_event *e0, *e1;
-    OK(px_event_create(dev, &e0));
-    OK(px_event_create(dev, &e1));
-    for (int s = 0; s < 3; s++) /* warm-up */
-        mlp_step(1, &big, gdata, glabels, BB, NULL, NULL);
-    int steps = 50;
-    OK(px_event_record(e0, NULL));
-    for (int s = 0; s < steps; s++)
-        mlp_step(1, &big, gdata + (size_t)(s % 3) * BB * 784, glabels + (size_t)(s % 3) * BB, BB,
-                 NULL, NULL);
-    OK(px_event_record(e1, NULL));
-    OK(px_event_sync(e1));
-    float ms = 0;
-    OK(px_event_elapsed_ms(e0, e1, &ms));
-    double flops = 6.0 * (double)(784 * 256 + 256 * 256 + 256 * 10) * (double)BB * steps;
-    double tflops = flops / (ms * 1e-3) / 1e12, peak = sgemm_peak_tflops();
-    printf("bench mlp step (batch %zu): %.0f samples/s, %.2f TFLOP/s = %.1f%% of the SGEMM peak "
-           "%.1f TFLOP/s measured in this run\n",
-           BB, (double)BB * steps / (ms * 1e-3), tflops, 100.0 * tflops / peak, peak);
-    px_sgd_free(&sgd);
-}
-
-/* The device's fp32 GEMM peak as cuBLAS reaches it: 8192^3 SGEMMs, best of 5. */
-static double sgemm_peak_tflops(void)
-{
-    size_t n = 8192;
-    float *a = d_new(n * n * 4), *b = d_new(n * n * 4), *c = d_new(n * n * 4);
-    cublasHandle_t h;
-    if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) return NAN;
-    float one = 1.0f, zero = 0.0f, best = 1e30f;
-    px_event *e0, *e1;
-    OK(px_event_create(dev, &e0));
-    OK(px_event_create(dev, &e1));
-    for (int i = 0; i < 6; i++) {
-        OK(px_event_record(e0, NULL));
-        cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, (int)n, (int)n, (int)n, &one, a, (int)n, b, (int)n,
-                    &zero, c, (int)n);
-        OK(px_event_record(e1, NULL));
-        OK(px_event_sync(e1));
-        float ms;
-        OK(px_event_elapsed_ms(e0, e1, &ms));
-        if (i > 0 && ms < best) best = ms; /* the first is a warm-up */
-    }
-    cublasDestroy(h);
-    px_device_free(dev, a), px_device_free(dev, b), px_device_free(dev, c);
-    return 2.0 * (double)n * n * n / (best * 1e-3) / 1e12;
-}
-
 int main(int argc, char **argv)
 {
     (void)argc, (void)argv;
@@ -661,7 +455,6 @@ int main(int argc, char **argv)
     check_optimizers();
     check_aggregators();
     check_codecs();
-    check_mlp_training();
     OK(px_device_sync(dev));
     printf("gpu_check: %d of %d checks passed in %.1f s (device buffers are not freed: the "
            "process ends here)\n",
