@@ -9,6 +9,8 @@
  * - shm (transport_shm.c): the MPI job's ranks, all on one node, exchange messages through
  *   shared memory and wake each other with futexes; MPI only starts it (the segments' key) and
  *   ends the job. Same rank layout and deadlines as MPI.
+ * - split (transport_split.c): headers over MPI, payloads over a channel between the ranks'
+ *   devices (comm/bulk.h): NCCL (cluster.transport = NCCL), or MPI on the CPU backend.
  *
  * Messages are whole wire messages (comm/wire.h: header + payload), but a transport never reads
  * their bytes: it moves them, and where it must tell one kind from another (a worker rank's last
@@ -37,7 +39,7 @@ typedef struct px_transport px_transport;
 typedef int (*px_msg_test)(const unsigned char *msg, size_t len);
 
 struct px_transport {
-    const char *name; /* "mpi", "shm" or "local" */
+    const char *name; /* "mpi", "shm", "local", "nccl" or "split-mpi" */
     int rank;         /* this process: 0 = server */
     int world;        /* processes in the job (1 for local) */
 
@@ -169,6 +171,18 @@ px_status px_transport_shm_create(px_transport **out, size_t min_msg, size_t max
 px_status px_transport_shm_attach(px_transport **out, const char *key, int rank, int world,
                                   size_t min_msg, size_t max_msg, size_t n_workers,
                                   double deadline_ms);
+
+/* Split transport over MPI_COMM_WORLD (collective: every rank calls it, after the start-up
+ * agreement): each message's first min_msg bytes (the header) travel over MPI as the MPI
+ * transport's do, the rest (the payload) over the channel `bulk` (comm/bulk.h: NCCL between
+ * the ranks' GPUs, or MPI on the CPU backend), which the transport owns from here on, even on
+ * failure. Same rank layout, legal sizes and deadlines as MPI; a payload that stops arriving
+ * for stall_ms aborts the channel and fails the transport with the rank named (a collective
+ * library cannot drop one peer and go on). A worker's send returns once its message is
+ * delivered or refused. comm/transport_split.c says how each transfer is agreed. */
+struct px_bulk;
+px_status px_transport_split_create(px_transport **out, struct px_bulk *bulk, size_t min_msg,
+                                    size_t max_msg, double stall_ms);
 
 /* Local transport for `n_workers` logical workers in this process. */
 px_status px_transport_local_create(px_transport **out, size_t n_workers);

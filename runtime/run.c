@@ -165,7 +165,7 @@ static px_status px__setup_data_and_transport(px__run *R)
     }
     /* shared memory is attached after the start-up agreement (px__connect): attaching is
      * collective, and a rank that failed its set-up would leave the others waiting for it */
-    if (R->is_shm) return PX_OK;
+    if (R->is_shm || R->is_split) return PX_OK;
     if (R->is_mpi)
         return px_transport_mpi_create(&R->t, PX_WIRE_HEADER_BYTES, msg_max,
                                        (size_t)cfg->cluster->workers + 1,
@@ -352,6 +352,7 @@ static px_status px__connect(px__run *R)
         R->server.link = R->link;
         return PX_OK;
     }
+    if (R->is_split) return px__connect_split(R);
     if (!R->is_shm) return PX_OK;
     px_status st = px_transport_shm_create(&R->t, PX_WIRE_HEADER_BYTES, R->msg_max,
                                            R->cfg->cluster->workers,
@@ -392,7 +393,9 @@ static void px__announce(const px__run *R, const px_run_summary *sum)
                 "phalanx: MPI job of %d ranks: server on rank 0, %u logical workers on ranks "
                 "1..%d (round-robin), %d thread%s per rank%s\n",
                 R->world, n, R->world - 1, R->threads, R->threads > 1 ? "s" : "",
-                R->is_shm ? "; messages through shared memory" : "");
+                R->is_shm     ? "; messages through shared memory"
+                : R->is_split ? R->link_where
+                              : "");
     else
         fprintf(out, "phalanx: one process: server and %u logical workers, %d thread%s\n", n,
                 R->threads, R->threads > 1 ? "s" : "");
@@ -600,6 +603,7 @@ px_status px_run(const px_config *cfg, const px_run_env *env, px_run_summary *su
     R.is_shm = R.is_mpi && (cfg->cluster->transport == PHALANX__CLUSTER__TRANSPORT__SHM ||
                             (cfg->cluster->transport == PHALANX__CLUSTER__TRANSPORT__AUTO &&
                              px__one_node_job()));
+    R.is_split = R.is_mpi && cfg->cluster->transport == PHALANX__CLUSTER__TRANSPORT__NCCL;
     R.federated = cfg->federated->enabled;
     R.lock_fd = -1;
     R.shards = cfg->cluster->server_shards ? cfg->cluster->server_shards : 1;

@@ -1,14 +1,25 @@
 /* run_device.c - where a run computes (cluster.device): the checks of a device run, the GPU a
- * process takes, the workers' model on the device (runtime/nn/model_device.h) and the server's
- * Gram matrix there (runtime/server_device.h). */
+ * process takes, the workers' model on the device (runtime/nn/model_device.h), the server's
+ * Gram matrix there (runtime/server_device.h), and the NCCL transport. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/device.h"
+#include "comm/bulk.h"
+#include "comm/transport.h"
 #include "runtime/nn/model_device.h"
 #include "runtime/run_internal.h"
 #include "runtime/server_device.h"
+
+/* PX_DEVICE_BACKEND=cpu: every device path of the run (the workers' passes, the server's
+ * aggregation, the NCCL transport's channel) on its CPU backend, cluster.device = CUDA or not:
+ * the seam on which the tests run the GPU path's code where there is no GPU. */
+static int px__cpu_backend_forced(void)
+{
+    const char *force = getenv("PX_DEVICE_BACKEND");
+    return force && !strcmp(force, "cpu");
+}
 
 /* cluster.device = CUDA: the machine must have a usable GPU (the config rules have already
  * refused it in a build without CUDA), and what the GPU path does not do yet is refused here. A
@@ -18,15 +29,9 @@ px_status px__check_device(const px_config *cfg)
     const Phalanx__Cluster *cl = cfg->cluster;
     if (cl->device != PHALANX__CLUSTER__DEVICE__CUDA) return PX_OK;
     int n = 0;
-    if (px_device_count(PX_DEVICE_CUDA, &n) < 0)
+    if (!px__cpu_backend_forced() && px_device_count(PX_DEVICE_CUDA, &n) < 0)
         return px_error_context(PX_EINVAL, "config: cluster.device = CUDA, but this machine "
                                            "cannot run it (set cluster.device = CPU)");
-    if (cl->transport == PHALANX__CLUSTER__TRANSPORT__NCCL)
-        return px_error(PX_EINVAL,
-                        "config: cluster.transport = NCCL: in this version the workers train on "
-                        "the GPU but their messages travel from host memory (MPI or shared "
-                        "memory); the NCCL transport is built and checked by tests/gpu/ but not "
-                        "in the step loop yet: set cluster.transport = AUTO or MPI");
     if (cfg->federated->enabled &&
         cfg->federated->objective == PHALANX__FEDERATED__OBJECTIVE__FEDLD &&
         cfg->federated->margin_lambda != 0.0f)
@@ -53,9 +58,8 @@ static int px__node_rank(void)
  * backend (tests: it must not change a bit for CNN and GPT). 0 when the run is on the CPU. */
 static int px__run_device(const px__run *R, px_device_kind *kind, int *ordinal)
 {
-    const char *force = getenv("PX_DEVICE_BACKEND");
     *ordinal = 0;
-    if (R->cfg->cluster->device == PHALANX__CLUSTER__DEVICE__CUDA) {
+    if (!px__cpu_backend_forced() && R->cfg->cluster->device == PHALANX__CLUSTER__DEVICE__CUDA) {
         int n = 0;
         if (px_device_count(PX_DEVICE_CUDA, &n) < 0 || n < 1) return 0; /* refused earlier */
         *kind = PX_DEVICE_CUDA;
@@ -63,7 +67,7 @@ static int px__run_device(const px__run *R, px_device_kind *kind, int *ordinal)
         return 1;
     }
     *kind = PX_DEVICE_CPU;
-    return force && !strcmp(force, "cpu");
+    return px__cpu_backend_forced();
 }
 
 /* The workers' model on the run's device: each worker's forward and backward pass runs there,
@@ -100,4 +104,27 @@ px_status px__setup_server_device(px__run *R)
                  ? "the coordinate-wise rule; a step with an input to drop on the CPU"
                  : "the Gram matrix; the n x n work on the CPU");
     return PX_OK;
+}
+
+px_status px__connect_split(px__run *R)
+{
+    const Phalanx__Cluster *cl = R->cfg->cluster;
+    px_bulk *bulk = NULL;
+    int gpu = -1;
+    px_status st = px__cpu_backend_forced()
+                       ? px_bulk_mpi_create(&bulk, 2 * R->world)
+                       : px_bulk_nccl_create(&bulk, 2 * R->world,
+                                             px_now_ms() + (double)cl->timeout_ms, &gpu);
+    if (st < 0)
+        return px_error_context(st == PX_ENOTSUP ? PX_EINVAL : st, "cluster.transport = NCCL");
+    if (gpu >= 0)
+        snprintf(R->link_where, sizeof R->link_where,
+                 "; payloads GPU to GPU through NCCL (rank 0 on GPU %d), headers through MPI",
+                 gpu);
+    else
+        snprintf(R->link_where, sizeof R->link_where,
+                 "; the NCCL transport's protocol with its payloads through MPI "
+                 "(PX_DEVICE_BACKEND=cpu)");
+    return px_transport_split_create(&R->t, bulk, PX_WIRE_HEADER_BYTES, R->msg_max,
+                                     (double)cl->timeout_ms);
 }

@@ -26,6 +26,8 @@ typedef struct {
     const px_run_env *env;
     int world, rank, is_mpi, is_local, threads;
     int is_shm;     /* an MPI job whose messages go through shared memory (cluster.transport) */
+    int is_split;   /* an MPI job whose payloads go through NCCL (cluster.transport = NCCL) */
+    char link_where[160]; /* is_split: the payload channel and this rank's device */
     size_t msg_max; /* the largest legal message: the transports' buffers are sized by it */
     px_pool *pool;
     px_dataset data;
@@ -80,6 +82,9 @@ px_status px__worker_loop(px__run *R);
  * workers' model on the run's device (ranks that host workers); the server's Gram matrix there
  * (R->agg_where says where the server aggregates, and why). */
 px_status px__check_device(const px_config *cfg);
+/* cluster.transport = NCCL, after the start-up agreement (collective): the split transport over
+ * NCCL, or over its MPI channel with PX_DEVICE_BACKEND=cpu. */
+px_status px__connect_split(px__run *R);
 px_status px__setup_device(px__run *R);
 px_status px__setup_server_device(px__run *R);
 

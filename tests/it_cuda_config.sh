@@ -4,8 +4,8 @@
 # mpirun; `trainer --version` says what the build holds; the CUDA quickstart config is valid
 # text for --print-config. What the refusal says depends on the build (no CUDA: "built
 # without"; CUDA but no GPU: the runtime's reason). With a GPU, cluster.device = CUDA trains
-# (the workers' step on the GPU) and only what the GPU path lacks is refused (NCCL in the step
-# loop, FedLD's margin term).
+# (the workers' step on the GPU) and only what the GPU path lacks is refused (FedLD's margin
+# term). Transport NCCL in the loop: tests/it_split.sh (its CPU channel), tests/gpu/run.sh.
 source "$(dirname "$0")/lib.sh"
 
 ver=$("$TRAINER" --version)
@@ -41,10 +41,7 @@ fi
 # NCCL without CUDA, NCCL alone
 expect_exit 2 "cluster.transport = NCCL moves GPU buffers and needs cluster.device = CUDA" \
   "$TRAINER" --set cluster.transport=NCCL "$EX/tiny.pb"
-if ((nccl_built && gpus > 0)); then
-  expect_exit 2 "not in the step loop yet" \
-    "$TRAINER" --set cluster.device=CUDA --set cluster.transport=NCCL --set cluster.workers=3 "$EX/tiny.pb"
-elif ((nccl_built)); then
+if ((nccl_built)); then
   expect_exit 2 "cluster.transport = NCCL needs mpirun" \
     "$TRAINER" --set cluster.device=CUDA --set cluster.transport=NCCL --set cluster.workers=3 "$EX/tiny.pb"
 else

@@ -51,6 +51,11 @@ endfunction()
 
 # a rank that attacks the server's transport from outside (tests/it_hostile_rank.sh runs it
 # beside the trainer under mpirun)
+# the split transport (headers over MPI, payloads over NCCL or its MPI channel) under mpirun:
+# tests/it_split.sh runs it on the MPI channel, tests/gpu/run.sh on NCCL
+add_executable(split_check ${CMAKE_SOURCE_DIR}/tests/split_check.c)
+target_link_libraries(split_check PRIVATE px_comm MPI::MPI_C)
+set_target_properties(split_check PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 add_executable(hostile_rank ${CMAKE_SOURCE_DIR}/tests/hostile_rank.c)
 target_link_libraries(hostile_rank PRIVATE px_comm MPI::MPI_C)
 set_target_properties(hostile_rank PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
@@ -62,12 +67,14 @@ set_target_properties(attack_probe PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_B
 
 foreach(t it_layers it_checkpoint it_data it_adaptive it_aggregate it_attacks it_cli it_codec_cuda
           it_cuda_config it_codec_train it_determinism it_device_path it_faults it_federated it_hostile_rank
-          it_lisa it_models it_outputs it_quickstart it_resync it_shm it_slurm it_stall it_state
-          it_train_mpi)
+          it_lisa it_models it_outputs it_quickstart it_resync it_shm it_slurm it_split it_stall
+          it_state it_train_mpi)
   px_integration_test(${t} 600)
 endforeach()
 # it_slurm needs root and Slurm's packages; without them it reports a skip, not a pass
 set_tests_properties(it_slurm PROPERTIES SKIP_RETURN_CODE 77)
+# it_split needs a build with NCCL (its protocol runs on the CPU channel); without, a skip
+set_tests_properties(it_split PROPERTIES SKIP_RETURN_CODE 77)
 
 # across simulated hosts (tests/cluster/cluster.sh: network namespaces, shaped veth links, mpirun
 # over TCP): needs root and iproute2; without them they report a skip, not a pass
@@ -90,11 +97,6 @@ if(PX_HAVE_CUDA)
   set_target_properties(gpu_models PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   add_test(NAME gpu_models COMMAND gpu_models)
   set_tests_properties(gpu_models PROPERTIES TIMEOUT 600 LABELS gpu SKIP_RETURN_CODE 77)
-endif()
-if(PX_HAVE_NCCL)
-  add_executable(nccl_check ${CMAKE_SOURCE_DIR}/tests/gpu/nccl_check.c)
-  target_link_libraries(nccl_check PRIVATE px_comm MPI::MPI_C)
-  set_target_properties(nccl_check PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 endif()
 
 # real process death under launch/mpirun.sh (--enable-recovery), over MPI and over shared memory
