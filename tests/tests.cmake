@@ -49,13 +49,18 @@ function(px_integration_test name timeout)
     ENVIRONMENT "${PX_SANITIZER_ENV}")
 endfunction()
 
-# a rank that attacks the server's transport from outside (tests/it_hostile_rank.sh runs it
-# beside the trainer under mpirun)
 # the split transport (headers over MPI, payloads over NCCL or its MPI channel) under mpirun:
-# tests/it_split.sh runs it on the MPI channel, tests/gpu/run.sh on NCCL
+# tests/it_split.sh runs it on the MPI channel (ctest it_split_check), tests/gpu/run.sh on NCCL
 add_executable(split_check ${CMAKE_SOURCE_DIR}/tests/split_check.c)
 target_link_libraries(split_check PRIVATE px_comm MPI::MPI_C)
 set_target_properties(split_check PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_test(NAME it_split_check COMMAND bash ${CMAKE_SOURCE_DIR}/tests/it_split.sh ${CMAKE_BINARY_DIR}
+  ${CMAKE_SOURCE_DIR})
+set_tests_properties(it_split_check PROPERTIES TIMEOUT 300 LABELS integration
+  ENVIRONMENT "${PX_SANITIZER_ENV};PX_SPLIT_PART=check")
+
+# a rank that attacks the server's transport from outside (tests/it_hostile_rank.sh runs it
+# beside the trainer under mpirun)
 add_executable(hostile_rank ${CMAKE_SOURCE_DIR}/tests/hostile_rank.c)
 target_link_libraries(hostile_rank PRIVATE px_comm MPI::MPI_C)
 set_target_properties(hostile_rank PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
@@ -73,7 +78,8 @@ foreach(t it_layers it_checkpoint it_data it_adaptive it_aggregate it_attacks it
 endforeach()
 # it_slurm needs root and Slurm's packages; without them it reports a skip, not a pass
 set_tests_properties(it_slurm PROPERTIES SKIP_RETURN_CODE 77)
-# it_split needs a build with NCCL (its protocol runs on the CPU channel); without, a skip
+# it_split (the trainer over transport NCCL, on its CPU channel) needs a build with NCCL, which
+# the config rules require; without, a skip (it_split_check runs the protocol in every build)
 set_tests_properties(it_split PROPERTIES SKIP_RETURN_CODE 77)
 
 # across simulated hosts (tests/cluster/cluster.sh: network namespaces, shaped veth links, mpirun
@@ -125,7 +131,7 @@ endforeach()
 # budget (PX_SANITIZE=full launch/sanitize.sh runs every integration test under ASan).
 if(PX_SANITIZE)
   foreach(t it_data it_cli it_aggregate it_state it_train_mpi it_hostile_rank it_lisa it_stall
-            it_codec_train it_federated it_determinism)
+            it_codec_train it_federated it_determinism it_split_check)
     set_property(TEST ${t} APPEND PROPERTY LABELS sanitize)
   endforeach()
 endif()
