@@ -103,19 +103,17 @@ static px_status px__post_ranks(px__shm *m, const unsigned char *msg, size_t len
 {
     int b_msg = -1, b_full = -1, skip = 0, world = m->base.world;
     PX_CHECK(px__stage(m, msg, len, -1, &b_msg));
-    if (full && needs_full) {
-        int any = 0;
-        for (int r = 1; r < world; r++)
-            any |= needs_full[r] && px__taken(m, r);
-        if (any) PX_CHECK(px__stage(m, full, full_len, b_msg, &b_full));
-    }
     for (int r = 1; r < world; r++) {
+        /* whether the rank took its last message is its own word, which it may change at any
+         * instant: read once per post, and the full message staged on that reading (staged on
+         * an earlier one, a rank that took in between got a relative message it must refuse) */
         if (!px__taken(m, r)) {
             skip++; /* still has not taken the previous message */
             if (needs_full) needs_full[r] = 1; /* its next message must be the full one */
             continue;
         }
-        int use_full = b_full >= 0 && needs_full[r];
+        int use_full = full && needs_full && needs_full[r];
+        if (use_full && b_full < 0) PX_CHECK(px__stage(m, full, full_len, b_msg, &b_full));
         px__mailbox *mb = PX__MBOX(m, r);
         /* the rank holds its newest message until it takes this one */
         m->hold_buf[r] = m->pend_buf[r];

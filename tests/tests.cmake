@@ -73,7 +73,7 @@ set_target_properties(attack_probe PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_B
 foreach(t it_layers it_checkpoint it_data it_adaptive it_aggregate it_attacks it_cli it_codec_cuda
           it_cuda_config it_codec_train it_determinism it_device_path it_faults it_federated it_hostile_rank
           it_lisa it_models it_outputs it_quickstart it_resync it_shm it_slurm it_split it_stall
-          it_state it_train_mpi)
+          it_state it_straggler it_train_mpi)
   px_integration_test(${t} 600)
 endforeach()
 # it_slurm needs root and Slurm's packages; without them it reports a skip, not a pass
