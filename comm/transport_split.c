@@ -353,11 +353,18 @@ static px_status px__server_recv(px_transport *t, const unsigned char **msg, siz
         int legal = px__parse(m, count, &payload, &total);
         if (!legal) {
             if (count >= (int)PX__LEN_BYTES && payload) PX_CHECK(px__answer(m, r, 0));
-            *len = count >= (int)PX__LEN_BYTES ? (size_t)count - PX__LEN_BYTES + payload : 0;
+            /* what arrived is the announcement (the payload never travels): its size counts */
+            *len = (size_t)count;
+            if (count < (int)PX__LEN_BYTES)
+                return px_error(PX_EPROTO, "rank %d sent an announcement of %d bytes, shorter "
+                                           "than its length field; refused",
+                                r, count);
             return px_error(PX_EPROTO,
-                            "rank %d announced a message of %zu bytes (%d of announcement), "
-                            "outside the legal [%zu, %zu]",
-                            r, *len, count, m->min_msg, m->max_msg);
+                            "rank %d announced a message of a %d-byte header and %llu payload "
+                            "bytes, outside the legal sizes (a header of %zu bytes, %zu to %zu in "
+                            "all); refused",
+                            r, count - (int)PX__LEN_BYTES, (unsigned long long)payload, m->head,
+                            m->min_msg, m->max_msg);
         }
         size_t h = total - (size_t)payload;
         memcpy(m->rbuf, m->ann + PX__LEN_BYTES, h);
