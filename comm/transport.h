@@ -184,6 +184,14 @@ struct px_bulk;
 px_status px_transport_split_create(px_transport **out, struct px_bulk *bulk, size_t min_msg,
                                     size_t max_msg, double stall_ms);
 
+/* The drain of send_stop, shared by the transports of several ranks: takes in (and drops)
+ * what t->recv delivers until each rank r with told[r] set has sent a message that is_last
+ * accepts (told[r] is then cleared). An illegal message (PX_EPROTO) is dropped and the drain
+ * goes on; PX_ETIMEOUT at the deadline names how many ranks never answered; another failure of
+ * the transport is returned as it is. */
+px_status px_transport_await_last(px_transport *t, int *told, px_msg_test is_last,
+                                  double deadline_ms);
+
 /* Local transport for `n_workers` logical workers in this process. */
 px_status px_transport_local_create(px_transport **out, size_t n_workers);
 

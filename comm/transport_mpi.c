@@ -322,32 +322,7 @@ static px_status px__send_stop(px_transport *t, const unsigned char *msg, size_t
     px_status st = px__send_to_ranks(m, msg, len, NULL, 0, NULL, NULL);
     /* drain: gradients still on their way are discarded; each told rank ends with its last
      * message (BYE), which the caller's classifier recognises */
-    int waiting = 0;
-    for (int r = 1; r < t->world; r++)
-        waiting += told[r];
-    while (st == PX_OK && waiting > 0) {
-        const unsigned char *in;
-        size_t in_len;
-        int src;
-        px_status rs =
-            px__recv(m, MPI_ANY_SOURCE, PX__TAG_TO_SERVER, &in, &in_len, &src, deadline_ms);
-        if (rs == PX_ETIMEOUT) {
-            st = px_error(PX_ETIMEOUT,
-                          "%d rank%s did not answer the stop message before the "
-                          "deadline",
-                          waiting, waiting > 1 ? "s" : "");
-            break;
-        }
-        if (rs == PX_EPROTO) continue; /* an illegal message, discarded: not the last */
-        if (rs < 0) {
-            st = rs; /* MPI itself failed: polling again would not end before the deadline */
-            break;
-        }
-        if (src > 0 && src < t->world && told[src] && is_last(in, in_len)) {
-            told[src] = 0;
-            waiting--;
-        }
-    }
+    if (st == PX_OK) st = px_transport_await_last(t, told, is_last, deadline_ms);
     px__reap(m);
     int untold = 0;
     for (int r = 1; r < t->world; r++)

@@ -242,26 +242,7 @@ static px_status px__send_stop(px_transport *t, const unsigned char *msg, size_t
     for (int r = 1; r < world; r++)
         told[r] = px__taken(m, r);
     px_status st = px__post_ranks(m, msg, len, NULL, 0, NULL, NULL);
-    int waiting = 0;
-    for (int r = 1; r < world; r++)
-        waiting += told[r];
-    while (st == PX_OK && waiting > 0) {
-        const unsigned char *in;
-        size_t in_len;
-        int src;
-        px_status rs = px__recv_any(m, &in, &in_len, &src, deadline_ms);
-        if (rs == PX_ETIMEOUT) {
-            st = px_error(PX_ETIMEOUT,
-                          "%d rank%s did not answer the stop message before the deadline",
-                          waiting, waiting > 1 ? "s" : "");
-            break;
-        }
-        if (rs < 0) continue; /* an illegal message, dropped: not the last */
-        if (told[src] && is_last(in, in_len)) {
-            told[src] = 0;
-            waiting--;
-        }
-    }
+    if (st == PX_OK) st = px_transport_await_last(t, told, is_last, deadline_ms);
     int untold = 0;
     for (int r = 1; r < world; r++)
         untold += !px__taken(m, r);

@@ -417,30 +417,7 @@ static px_status px__send_stop(px_transport *t, const unsigned char *msg, size_t
     for (int r = 1; r < t->world; r++)
         told[r] = m->down[r] < 0;
     if (st == PX_OK) st = px__announce_to_ranks(m, msg, len, NULL, 0, NULL, NULL);
-    int waiting = 0;
-    for (int r = 1; r < t->world; r++)
-        waiting += told[r];
-    while (st == PX_OK && waiting > 0) {
-        const unsigned char *in;
-        size_t in_len;
-        int src;
-        px_status rs = px__server_recv(t, &in, &in_len, &src, deadline_ms);
-        if (rs == PX_ETIMEOUT) {
-            st = px_error(PX_ETIMEOUT, "%d rank%s did not answer the stop message before the "
-                                       "deadline",
-                          waiting, waiting > 1 ? "s" : "");
-            break;
-        }
-        if (rs == PX_EPROTO) continue;
-        if (rs < 0) {
-            st = rs;
-            break;
-        }
-        if (src > 0 && src < t->world && told[src] && is_last(in, in_len)) {
-            told[src] = 0;
-            waiting--;
-        }
-    }
+    if (st == PX_OK) st = px_transport_await_last(t, told, is_last, deadline_ms);
     int untold = 0;
     if (!m->dead) {
         for (double until = px_now_ms() + PX__GRACE_MS; px_now_ms() < until; px_sleep_us(PX__POLL_US)) {
