@@ -16,6 +16,7 @@
  *   and one shorter than a header (its own transport is made with wider limits, as a hostile
  *   rank's would be; with N >= 3): the server refuses each (PX_EPROTO naming the rank) and
  *   goes on.
+ * On the MPI channel it first checks the channel alone: a payload longer than agreed refused.
  * Exit 0 pass, 1 fail, 77 (skip, nothing verified) when the channel cannot run here (nccl
  * without a GPU per rank, or a build without NCCL).
  */
@@ -176,12 +177,55 @@ static void worker(px_transport *t, unsigned char *buf)
     if (t->send(t, bye, HEAD, 0) < 0) die("send bye");
 }
 
+/* Polls a slot of the channel to its end (or its failure), within 10 s. */
+static px_status wait_slot(px_bulk *b, int slot)
+{
+    double until = px_now_ms() + 10000.0;
+    for (;;) {
+        int done = 0;
+        px_status st = b->test(b, slot, &done);
+        if (st < 0 || done) return st;
+        if (px_now_ms() > until) return px_error(PX_ETIMEOUT, "the transfer did not end");
+        px_sleep_us(100);
+    }
+}
+
+/* The MPI channel alone (ranks 0 and 1): a payload longer than the receive agreed is refused
+ * with the sender and both lengths named (taken in whole, so the sender's send ends), and the
+ * next transfer between the same ranks arrives intact. (On NCCL a length that differs from the
+ * agreed one is undefined: the agreement over MPI is what prevents it.) */
+static void channel_check(void)
+{
+    px_bulk *b;
+    if (px_bulk_mpi_create(&b, 2) < 0) die("channel_check: create");
+    enum { AGREED = 500, SENT = 1000 };
+    unsigned char out[SENT], in[SENT];
+    if (rank == 1) {
+        fill(out, SENT, 'X', 1, 0);
+        if (b->post(b, 0, 1, 0, out, SENT) < 0 || wait_slot(b, 0) < 0) die("channel_check: send");
+        fill(out, AGREED, 'Y', 1, 0);
+        if (b->post(b, 0, 1, 0, out, AGREED) < 0 || wait_slot(b, 0) < 0) die("channel_check: send");
+    } else if (rank == 0) {
+        memset(in, 0, sizeof in);
+        if (b->post(b, 1, 0, 1, in, AGREED) < 0) die("channel_check: recv");
+        px_status st = wait_slot(b, 1);
+        CHECK(st == PX_EPROTO && strstr(px_errmsg(), "rank 1") && strstr(px_errmsg(), "1000 bytes"),
+              "a payload longer than agreed: status %d, '%s'", (int)st, px_errmsg());
+        for (size_t i = 0; i < sizeof in; i++)
+            CHECK(in[i] == 0, "the refused payload was written into the receive buffer");
+        if (b->post(b, 1, 0, 1, in, AGREED) < 0 || wait_slot(b, 1) < 0) die("channel_check: recv");
+        CHECK(same(in, AGREED, 'Y', 1, 0), "the transfer after a refusal differs");
+    }
+    b->destroy(b);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world);
     const char *backend = argc > 1 ? argv[1] : "mpi";
+    if (strcmp(backend, "nccl") != 0 && world >= 2) channel_check();
     px_bulk *bulk = NULL;
     int gpu = -1;
     px_status st = strcmp(backend, "nccl") == 0
