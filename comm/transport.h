@@ -191,6 +191,9 @@ px_status px_transport_split_create(px_transport **out, struct px_bulk *bulk, si
  * the transport is returned as it is. */
 px_status px_transport_await_last(px_transport *t, int *told, px_msg_test is_last,
                                   double deadline_ms);
+/* send_stop's result: `st`, or, when it is PX_OK but `untold` ranks never took their last
+ * messages (stalled or dead), PX_ETIMEOUT saying how many. */
+px_status px_transport_stop_result(px_status st, int untold);
 
 /* Local transport for `n_workers` logical workers in this process. */
 px_status px_transport_local_create(px_transport **out, size_t n_workers);

@@ -328,10 +328,7 @@ static px_status px__send_stop(px_transport *t, const unsigned char *msg, size_t
     for (int r = 1; r < t->world; r++)
         untold += m->to_rank[r] != MPI_REQUEST_NULL;
     free(told);
-    if (st == PX_OK && untold)
-        st = px_error(PX_ETIMEOUT, "%d rank%s never took the last messages (stalled or dead)",
-                      untold, untold > 1 ? "s" : "");
-    return st;
+    return px_transport_stop_result(st, untold);
 }
 
 static px_status px__recv_from_server(px_transport *t, const unsigned char **msg, size_t *len,

@@ -429,10 +429,7 @@ static px_status px__send_stop(px_transport *t, const unsigned char *msg, size_t
         }
     }
     free(told);
-    if (st == PX_OK && untold)
-        st = px_error(PX_ETIMEOUT, "%d rank%s never took the last messages (stalled or dead)",
-                      untold, untold > 1 ? "s" : "");
-    return st;
+    return px_transport_stop_result(st, untold);
 }
 
 /* ---- worker ---- */

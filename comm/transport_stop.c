@@ -27,3 +27,11 @@ px_status px_transport_await_last(px_transport *t, int *told, px_msg_test is_las
     }
     return PX_OK;
 }
+
+px_status px_transport_stop_result(px_status st, int untold)
+{
+    if (st == PX_OK && untold)
+        return px_error(PX_ETIMEOUT, "%d rank%s never took the last messages (stalled or dead)",
+                        untold, untold > 1 ? "s" : "");
+    return st;
+}
